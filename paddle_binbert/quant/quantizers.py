@@ -1,0 +1,258 @@
+"""Quantizers as small `nn.Layer`s (larq-style objects) and a registry by name.
+
+A weight quantizer maps a latent FP weight to its quantized value and has no parameters.
+An activation quantizer may own learnable parameters (elastic alpha/beta, LSQ step, PACT
+clip); those are initialised from the first batch they see and saved with the model (the
+``initialized`` buffer makes a loaded model keep its trained values).
+
+Look-up: ``get_quantizer("sign")``, ``get_quantizer("bibert", axis=0)``,
+``get_quantizer("lsq_signed", bits=4)``; ``available_quantizers()`` lists the names.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional
+
+import paddle
+import paddle.nn as nn
+
+from . import functional as QF
+
+__all__ = [
+    "Quantizer",
+    "WeightQuantizer",
+    "BiBertWeightQuantizer",
+    "BwnWeightQuantizer",
+    "BwnCenteredWeightQuantizer",
+    "TwnWeightQuantizer",
+    "UniformWeightQuantizer",
+    "SignQuantizer",
+    "BoolQuantizer",
+    "ElasticQuantizer",
+    "LsqQuantizer",
+    "UniformClipQuantizer",
+    "WEIGHT_QUANTIZERS",
+    "ACTIVATION_QUANTIZERS",
+    "available_quantizers",
+    "get_quantizer",
+]
+
+
+class Quantizer(nn.Layer):
+    """Base class: ``forward(x) -> quantized x``; ``bits`` is the storage width of the output."""
+
+    bits: int = 32
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}"
+
+
+class WeightQuantizer(Quantizer):
+    """A parameter-free weight quantizer reducing its statistics over ``axis``.
+
+    ``axis=None``: one scale for the whole matrix; ``axis=0``: per output channel of an
+    ``[in, out]`` linear weight; ``axis=-1``: per row of an embedding (rows gathered first).
+    """
+
+    fn: Callable = None
+
+    def __init__(self, axis: Optional[int] = None):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, w: paddle.Tensor) -> paddle.Tensor:
+        return type(self).fn(w, axis=self.axis)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, axis={self.axis}"
+
+
+class BiBertWeightQuantizer(WeightQuantizer):
+    """BiBERT: Wq = alpha_j * sgn(W - mu_j), STE 1[|W - mu_j| <= 1] (see ``functional.bibert_weight``)."""
+
+    bits = 1
+    fn = staticmethod(QF.bibert_weight)
+
+
+class BwnWeightQuantizer(WeightQuantizer):
+    """BWN: Wq = mean(|W|) * sgn(W), identity STE (see ``functional.bwn_weight``)."""
+
+    bits = 1
+    fn = staticmethod(QF.bwn_weight)
+
+
+class BwnCenteredWeightQuantizer(WeightQuantizer):
+    """BiT: Wq = mean(|W|) * sgn(W - mean(W)), identity STE (see ``functional.bwn_centered_weight``)."""
+
+    bits = 1
+    fn = staticmethod(QF.bwn_centered_weight)
+
+
+class TwnWeightQuantizer(WeightQuantizer):
+    """TWN ternary: alpha * sgn(W) * 1[|W| > 0.7 mean|W|], identity STE (see ``functional.twn_weight``)."""
+
+    bits = 2
+    fn = staticmethod(QF.twn_weight)
+
+
+class UniformWeightQuantizer(WeightQuantizer):
+    """Symmetric k-bit: round(W / s) * s, s = max|W| / (2^(k-1) - 1) (see ``functional.uniform_weight``)."""
+
+    def __init__(self, bits: int = 8, axis: Optional[int] = None):
+        super().__init__(axis)
+        if not 2 <= int(bits) <= 8:
+            raise ValueError(f"uniform weight quantizer needs 2 <= bits <= 8, got {bits}")
+        self.bits = int(bits)
+
+    def forward(self, w: paddle.Tensor) -> paddle.Tensor:
+        return QF.uniform_weight(w, self.bits, axis=self.axis)
+
+
+class SignQuantizer(Quantizer):
+    """Binary activation sgn(x) with STE 1[|x| <= 1] (BinaryNet; BiBERT)."""
+
+    bits = 1
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return QF.sign_ste(x)
+
+
+class BoolQuantizer(Quantizer):
+    """BiBERT attention: 1[S > 0] with STE 1[|S| <= 1]."""
+
+    bits = 1
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return QF.bool_ste(x)
+
+
+class _FirstBatchInit(Quantizer):
+    """Activation quantizer whose learnable scale is set from the first batch it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("initialized", paddle.zeros([1], dtype="float32"), persistable=True)
+
+    def _init_from(self, x: paddle.Tensor) -> None:
+        raise NotImplementedError
+
+    def maybe_initialize(self, x: paddle.Tensor) -> None:
+        """Initialise the learnable parameters from ``x`` once (first batch)."""
+        if self.initialized.item() == 0.0:
+            with paddle.no_grad():
+                self._init_from(x.detach())
+                self.initialized.set_value(paddle.ones([1], dtype="float32"))
+
+
+def _scalar_param(layer: nn.Layer, value: float) -> paddle.Tensor:
+    return layer.create_parameter([1], default_initializer=nn.initializer.Constant(value))
+
+
+class ElasticQuantizer(_FirstBatchInit):
+    """BiT elastic binary activation (Liu et al., 2022), one alpha and a per-channel beta.
+
+    signed:   xq = alpha * sgn(x - beta);                alpha0 = 2 * mean|x|
+    unsigned: xq = alpha * round(clip((x-beta)/alpha, 0, 1)) in {0, alpha};  alpha0 = 4 * mean|x|
+    beta has ``num_channels`` entries (the trailing axis of x), initialised to 0.
+    """
+
+    bits = 1
+
+    def __init__(self, signed: bool = True, num_channels: int = 1):
+        super().__init__()
+        self.signed = bool(signed)
+        self.num_channels = int(num_channels)
+        self.alpha = _scalar_param(self, 1.0)
+        self.beta = self.create_parameter([self.num_channels], default_initializer=nn.initializer.Constant(0.0))
+
+    def _init_from(self, x: paddle.Tensor) -> None:
+        factor = 2.0 if self.signed else 4.0
+        self.alpha.set_value(paddle.clip(factor * x.abs().mean(), min=1e-8).reshape([1]))
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        self.maybe_initialize(x)
+        fn = QF.elastic_signed if self.signed else QF.elastic_unsigned
+        return fn(x, self.alpha, self.beta)
+
+    def extra_repr(self) -> str:
+        return f"signed={self.signed}, num_channels={self.num_channels}"
+
+
+class LsqQuantizer(_FirstBatchInit):
+    """Learned step size quantizer (Esser et al., 2020); s0 = 2 * mean|x| / sqrt(Qp)."""
+
+    def __init__(self, bits: int = 4, signed: bool = True):
+        super().__init__()
+        if not 2 <= int(bits) <= 8:
+            raise ValueError(f"lsq quantizer needs 2 <= bits <= 8, got {bits}")
+        self.bits = int(bits)
+        self.signed = bool(signed)
+        self.step = _scalar_param(self, 1.0)
+
+    def _init_from(self, x: paddle.Tensor) -> None:
+        _, qp = QF.lsq_range(self.bits, self.signed)
+        self.step.set_value(paddle.clip(2.0 * x.abs().mean() / qp**0.5, min=1e-8).reshape([1]))
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        self.maybe_initialize(x)
+        return QF.lsq(x, self.step, self.bits, self.signed)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, signed={self.signed}"
+
+
+class UniformClipQuantizer(Quantizer):
+    """Symmetric k-bit activation quantizer with a learnable PACT clip c (init 2.5)."""
+
+    def __init__(self, bits: int = 8, init_clip: float = 2.5):
+        super().__init__()
+        if not 2 <= int(bits) <= 8:
+            raise ValueError(f"uniform_clip quantizer needs 2 <= bits <= 8, got {bits}")
+        self.bits = int(bits)
+        self.clip_val = _scalar_param(self, init_clip)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return QF.uniform_clip(x, self.clip_val, self.bits)
+
+
+def _elastic(signed: bool):
+    return lambda num_channels=1, **_: ElasticQuantizer(signed=signed, num_channels=num_channels)
+
+
+def _lsq(signed: bool):
+    return lambda bits=4, **_: LsqQuantizer(bits=bits, signed=signed)
+
+
+WEIGHT_QUANTIZERS: Dict[str, Callable[..., Quantizer]] = {
+    "bibert": lambda axis=0, **_: BiBertWeightQuantizer(axis),
+    "bwn": lambda axis=None, **_: BwnWeightQuantizer(axis),
+    "bwn_centered": lambda axis=None, **_: BwnCenteredWeightQuantizer(axis),
+    "twn": lambda axis=None, **_: TwnWeightQuantizer(axis),
+    "uniform": lambda bits=8, axis=None, **_: UniformWeightQuantizer(bits, axis),
+}
+
+ACTIVATION_QUANTIZERS: Dict[str, Callable[..., Quantizer]] = {
+    "sign": lambda **_: SignQuantizer(),
+    "bool": lambda **_: BoolQuantizer(),
+    "elastic_signed": _elastic(True),
+    "elastic_unsigned": _elastic(False),
+    "lsq_signed": _lsq(True),
+    "lsq_unsigned": _lsq(False),
+    "uniform_clip": lambda bits=8, **_: UniformClipQuantizer(bits),
+}
+
+
+def available_quantizers() -> list:
+    """Names accepted by :func:`get_quantizer`, weight quantizers first."""
+    return sorted(WEIGHT_QUANTIZERS) + sorted(ACTIVATION_QUANTIZERS)
+
+
+def get_quantizer(name: str, **kwargs) -> Quantizer:
+    """Build a quantizer by registry name; keyword arguments the quantizer does not use are ignored.
+
+    >>> get_quantizer("bibert", axis=0); get_quantizer("lsq_unsigned", bits=2)
+    """
+    factory = WEIGHT_QUANTIZERS.get(name) or ACTIVATION_QUANTIZERS.get(name)
+    if factory is None:
+        raise ValueError(f"unknown quantizer {name!r}; valid names: {', '.join(available_quantizers())}")
+    return factory(**kwargs)

@@ -1,0 +1,203 @@
+"""quantize_model on tiny PaddleNLP BERTs: FP equivalence, presets, FP islands, gradients,
+save/load round trip."""
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import pytest
+from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
+
+from paddle_binbert import QuantConfig, load_model, quantize_model
+from paddle_binbert.models import attention_records, quant_config_of, set_recording
+from paddle_binbert.quant import QuantEmbedding, QuantLinear
+
+PRESETS = ["bwn", "bibert", "bit", "binarybert_ternary", "binarybert"]
+CLASSES = [BertModel, BertForSequenceClassification, BertForQuestionAnswering]
+
+
+def tiny_config(**kw):
+    base = dict(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=40,
+        num_labels=3,
+    )
+    base.update(kw)
+    return BertConfig(**base)
+
+
+def batch():
+    paddle.seed(11)
+    ids = paddle.randint(1, 99, [3, 12])
+    ids[1, 7:] = 0  # padding (pad_token_id 0)
+    ids[2, 2:] = 0
+    types = paddle.zeros_like(ids)
+    types[0, 6:] = 1
+    return ids, types
+
+
+def first_output(out):
+    if isinstance(out, (tuple, list)):
+        return out[0] if not isinstance(out[0], (tuple, list)) else out[0][0]
+    return out
+
+
+def pair(cls, preset, cfg=None):
+    paddle.seed(0)
+    cfg = cfg or tiny_config()
+    ref = cls(cfg)
+    student = cls(cfg)
+    student.set_state_dict(ref.state_dict())
+    quantize_model(student, preset)
+    ref.eval()
+    student.eval()
+    return ref, student
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_fp_preset_matches_paddlenlp(cls):
+    ref, student = pair(cls, "fp")
+    ids, types = batch()
+    a = ref(ids, token_type_ids=types)
+    b = student(ids, token_type_ids=types)
+    a = a if isinstance(a, (tuple, list)) else (a,)
+    b = b if isinstance(b, (tuple, list)) else (b,)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-6, rtol=0)
+
+
+def test_fp_preset_matches_hidden_states_with_2d_attention_mask():
+    ref, student = pair(BertForSequenceClassification, "fp")
+    ids, _ = batch()
+    mask = (ids != 0).astype("int64")
+    a = ref(ids, attention_mask=mask, output_hidden_states=True, return_dict=True)
+    b = student(ids, attention_mask=mask, output_hidden_states=True, return_dict=True)
+    np.testing.assert_allclose(a.logits.numpy(), b.logits.numpy(), atol=1e-6, rtol=0)
+    for x, y in zip(a.hidden_states, b.hidden_states):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("cls", [BertForSequenceClassification, BertForQuestionAnswering])
+def test_quantized_presets_are_finite_and_differ(cls, preset):
+    ref, student = pair(cls, preset)
+    ids, types = batch()
+    a, b = first_output(ref(ids, token_type_ids=types)), first_output(student(ids, token_type_ids=types))
+    assert np.isfinite(b.numpy()).all()
+    assert np.abs(a.numpy() - b.numpy()).max() > 1e-4
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_fp_islands_stay_full_precision(preset):
+    _, student = pair(BertForSequenceClassification, preset)
+    bert = student.bert
+    assert isinstance(bert.embeddings.word_embeddings, QuantEmbedding)
+    assert type(bert.embeddings.position_embeddings) is nn.Embedding
+    assert type(bert.embeddings.token_type_embeddings) is nn.Embedding
+    assert type(student.classifier) is nn.Linear
+    assert isinstance(bert.pooler.dense, QuantLinear)
+    for layer in bert.encoder.layers:
+        for lin in (layer.self_attn.q_proj, layer.self_attn.out_proj, layer.linear1, layer.linear2):
+            assert isinstance(lin, QuantLinear) and lin.weight_quantizer is not None
+        assert type(layer.norm1) is nn.LayerNorm and type(layer.norm2) is nn.LayerNorm
+
+
+def test_student_does_not_mutate_a_shared_config():
+    cfg = tiny_config()
+    model = BertForSequenceClassification(cfg)
+    quantize_model(model, "bit")
+    assert model.config.hidden_act == "relu"
+    assert cfg.hidden_act == "gelu" and not hasattr(cfg, "binbert_quant_config")
+    with pytest.raises(ValueError, match="already quantized"):
+        quantize_model(model, "bit")
+
+
+def test_unsupported_model_type():
+    with pytest.raises(TypeError, match="supports PaddleNLP BertModel"):
+        quantize_model(nn.Linear(2, 2), "bibert")
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_training_steps_reduce_loss_and_reach_every_parameter(preset):
+    paddle.seed(5)
+    cfg = tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = quantize_model(BertForSequenceClassification(cfg), preset)
+    model.train()
+    ids, types = batch()
+    labels = paddle.to_tensor([0, 1, 2])
+    opt = paddle.optimizer.AdamW(learning_rate=3e-3, parameters=model.parameters())
+    losses, reached = [], set()
+    for _ in range(12):
+        loss = nn.functional.cross_entropy(model(ids, token_type_ids=types), labels)
+        loss.backward()
+        reached |= {n for n, p in model.named_parameters() if p.grad is not None and float(p.grad.abs().sum()) > 0}
+        opt.step()
+        opt.clear_grad()
+        losses.append(float(loss))
+    # Every latent weight and every learnable quantizer parameter receives a gradient. (Position /
+    # token-type rows of unused positions legitimately get none, so those tables are not checked.)
+    # Gradients are collected over all steps: BiT's {0, alpha} attention starts all-zero on a random,
+    # uniform-attention model, so V's quantizer sees a gradient only once alpha_P has moved.
+    checked = [n for n, _ in model.named_parameters() if not n.startswith("bert.embeddings.") or "word_embeddings" in n]
+    missing = [n for n in checked if n not in reached]
+    assert missing == [], f"parameters without gradient under {preset}: {missing}"
+    assert min(losses[-3:]) < losses[0], losses
+
+
+@pytest.mark.parametrize("preset", ["bibert", "bit", "binarybert"])
+def test_save_load_round_trip_is_exact(preset, tmp_path):
+    paddle.seed(7)
+    model = quantize_model(BertForSequenceClassification(tiny_config()), preset)
+    ids, types = batch()
+    model.train()
+    model(ids, token_type_ids=types)  # first-batch initialisation of learnable quantizers
+    for p in model.parameters():  # move every parameter away from its init
+        p.set_value(p + 0.01)
+    model.eval()
+    before = model(ids, token_type_ids=types).numpy()
+    model.save_pretrained(str(tmp_path))
+    loaded = load_model(str(tmp_path))
+    assert type(loaded) is BertForSequenceClassification
+    assert quant_config_of(loaded) == QuantConfig.from_preset(preset)
+    np.testing.assert_array_equal(loaded(ids, token_type_ids=types).numpy(), before)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[k].numpy(), v.numpy(), err_msg=k)
+
+
+def test_loading_config_with_unknown_quantizer_fails_with_choices(tmp_path):
+    import json
+
+    model = quantize_model(BertForSequenceClassification(tiny_config()), "bibert")
+    model.save_pretrained(str(tmp_path))
+    cfg_path = tmp_path / "config.json"
+    data = json.loads(cfg_path.read_text())
+    data["binbert_quant_config"]["weight_quantizer"] = "xnor"
+    cfg_path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"config.json: QuantConfig.weight_quantizer='xnor' is unknown; valid names"):
+        load_model(str(tmp_path))
+    data["binbert_quant_config"]["weight_quantizer"] = "bibert"
+    data["binbert_quant_config"]["activation_bits"] = 3
+    cfg_path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"activation_bits=3 is invalid; valid values"):
+        load_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("preset", ["fp", "bibert", "bit"])
+def test_recording_exposes_qkv_and_masked_scores(preset):
+    _, student = pair(BertForSequenceClassification, preset)
+    ids, types = batch()
+    set_recording(student, True)
+    student(ids, token_type_ids=types)
+    records = attention_records(student)
+    assert len(records) == 2
+    for rec in records:
+        assert rec.query.shape == [3, 12, 32] and rec.value.shape == [3, 12, 32]
+        assert rec.scores.shape == [3, 4, 12, 12]
+        # padding keys of example 2 (positions >= 2) carry the -1e4 mask
+        assert float(rec.scores[2, :, :, 2:].max()) < -100
+    set_recording(student, False)
+    with pytest.raises(RuntimeError):
+        attention_records(student)
