@@ -8,8 +8,9 @@ quantizer parameters). Loading rebuilds the FP class from the config, applies
 
 from __future__ import annotations
 
+import copy
 import os
-from typing import Optional, Type
+from typing import Optional, Type, Union
 
 import paddle.nn as nn
 from paddlenlp.transformers import BertConfig
@@ -56,28 +57,50 @@ def load_state_strict(model: nn.Layer, state: dict, source: str) -> None:
     model.set_state_dict(state)
 
 
-def load_model(path: str, model_class: Optional[Type[nn.Layer]] = None, **from_pretrained_kwargs) -> nn.Layer:
-    """Load a PaddleNLP BERT checkpoint folder, FP or quantized (by ``binbert_quant_config``).
+def _build_and_load(cls: Type[nn.Layer], config: BertConfig, weights: str) -> nn.Layer:
+    quant = getattr(config, QUANT_CONFIG_KEY, None)
+    qconfig = None
+    if quant is not None:
+        qconfig = QuantConfig.from_dict(quant, source=f"config of {weights}")
+        config = copy.deepcopy(config)
+        delattr(config, QUANT_CONFIG_KEY)
+    model = cls(config)
+    if qconfig is not None:
+        quantize_model(model, qconfig)
+    load_state_strict(model, load_state_dict(weights), weights)
+    model.eval()
+    return model
 
-    FP checkpoints (and names such as ``bert-base-uncased`` for online users) go through
-    ``model_class.from_pretrained``; quantized ones are rebuilt and loaded strictly.
+
+def load_model(
+    path: str,
+    model_class: Optional[Type[nn.Layer]] = None,
+    config: Optional[Union[str, BertConfig]] = None,
+    **from_pretrained_kwargs,
+) -> nn.Layer:
+    """Load a BERT checkpoint, FP or quantized (recognised by ``binbert_quant_config``).
+
+    ``path`` may be a PaddleNLP checkpoint folder, a bare state-dict file (``.pdparams``, as the
+    BiBERT release ships its teacher; ``config`` then gives the architecture: a folder or
+    config.json path or a BertConfig), or a name such as ``bert-base-uncased`` for online users
+    (with ``model_class``). Quantized checkpoints are rebuilt with :func:`quantize_model` and loaded
+    strictly (missing / unexpected / wrongly shaped keys are listed).
     """
+    if os.path.isfile(path):
+        if config is None:
+            raise ValueError(f"{path} is a bare state dict: pass config= (folder or config.json) for its architecture")
+        if not isinstance(config, BertConfig):
+            config = BertConfig.from_pretrained(config)
+        return _build_and_load(model_class or model_class_for(config), config, path)
     if not os.path.isdir(path):
         if model_class is None:
-            raise ValueError(f"{path!r} is not a checkpoint folder; pass model_class= to load it by name")
+            raise ValueError(f"{path!r} is neither a checkpoint folder nor a file; pass model_class= to load by name")
         return model_class.from_pretrained(path, **from_pretrained_kwargs)
-    config = BertConfig.from_pretrained(path)
-    cls = model_class or model_class_for(config)
-    quant = getattr(config, QUANT_CONFIG_KEY, None)
-    if quant is None:
+    cfg = BertConfig.from_pretrained(path)
+    cls = model_class or model_class_for(cfg)
+    if getattr(cfg, QUANT_CONFIG_KEY, None) is None:
         return cls.from_pretrained(path, **from_pretrained_kwargs)
     weights = next((os.path.join(path, f) for f in WEIGHT_FILES if os.path.isfile(os.path.join(path, f))), None)
     if weights is None:
         raise FileNotFoundError(f"{path} has a quantized config.json but none of the weight files {WEIGHT_FILES}")
-    qconfig = QuantConfig.from_dict(quant, source=os.path.join(path, "config.json"))
-    delattr(config, QUANT_CONFIG_KEY)
-    model = cls(config)
-    quantize_model(model, qconfig)
-    load_state_strict(model, load_state_dict(weights), weights)
-    model.eval()
-    return model
+    return _build_and_load(cls, cfg, weights)

@@ -1,0 +1,126 @@
+"""`DistillationTrainer`: PaddleNLP's Trainer with a teacher and the distillation objective.
+
+The student is trained with :func:`~paddle_binbert.distill.losses.compute_distill_loss`
+(TinyBERT / BiBERT / BiT / BinaryBERT recipes); everything else (progress bars, logging,
+checkpointing, resume, best-checkpoint selection, ``paddle.distributed.launch`` data
+parallelism) is the Trainer's. Evaluation uses the hard-label loss and never runs the teacher.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Dict, Optional
+
+import paddle
+import paddle.nn as nn
+
+from ..models.quantize import attention_records, get_bert, set_recording
+from ..trainer import BinBertTrainer
+from .losses import DistillLossConfig, DistillOutputs, compute_distill_loss, hard_label_loss
+
+__all__ = ["DistillationTrainer", "collect_outputs", "needs_records", "needs_hidden_states"]
+
+
+def needs_records(cfg: DistillLossConfig) -> bool:
+    """Whether the recipe uses attention scores or Q/K/V (so attention recording must be on)."""
+    w = cfg.weights()
+    return any(k in w for k in ("att_mse", "query", "key", "value"))
+
+
+def needs_hidden_states(cfg: DistillLossConfig) -> bool:
+    """Whether the recipe compares hidden states."""
+    w = cfg.weights()
+    return "hid_mse" in w or "hid_distance" in w
+
+
+def collect_outputs(model: nn.Layer, inputs: Dict[str, Any], cfg: DistillLossConfig) -> DistillOutputs:
+    """Run ``model`` on ``inputs`` and gather what ``cfg`` needs: logits, hidden states (embedding
+    output first) and, from the recording attention layers, masked scores and pre-quantization Q/K/V."""
+    out = model(**inputs, output_hidden_states=needs_hidden_states(cfg), return_dict=True)
+    result = DistillOutputs(logits=out.logits if hasattr(out, "logits") else out[0])
+    if needs_hidden_states(cfg):
+        result.hidden_states = list(out.hidden_states)
+    if needs_records(cfg):
+        records = attention_records(model)
+        result.scores = [r.scores for r in records]
+        result.queries = [r.query for r in records]
+        result.keys = [r.key for r in records]
+        result.values = [r.value for r in records]
+    return result
+
+
+class DistillationTrainer(BinBertTrainer):
+    """Trainer distilling ``teacher`` into ``model`` (the student) with ``loss_config``.
+
+    Both models must be quantized with :func:`~paddle_binbert.quantize_model` (the FP teacher with
+    the ``fp`` preset, which leaves its outputs unchanged) so that their attention layers can
+    record scores and Q/K/V. Per-term losses are averaged over each logging window and logged as
+    ``loss_<term>``.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        teacher: nn.Layer,
+        loss_config: DistillLossConfig,
+        is_regression: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher
+        self.loss_config = loss_config
+        self.is_regression = is_regression
+        student_bert, teacher_bert = get_bert(self.model), get_bert(teacher)
+        if student_bert.config.hidden_size != teacher_bert.config.hidden_size and needs_hidden_states(loss_config):
+            raise ValueError(
+                f"student hidden size {student_bert.config.hidden_size} != teacher "
+                f"{teacher_bert.config.hidden_size}: hidden-state terms need equal widths"
+            )
+        self.num_heads = student_bert.config.num_attention_heads
+        record = needs_records(loss_config)
+        set_recording(self.model, record)
+        set_recording(teacher, record)
+        teacher.eval()
+        for p in teacher.parameters():
+            p.stop_gradient = True
+        self._term_sums: Dict[str, float] = defaultdict(float)
+        self._term_count = 0
+
+    def compute_loss(self, model: nn.Layer, inputs: Dict[str, Any], return_outputs: bool = False):
+        """Distillation loss in training; hard-label loss (no teacher) in evaluation."""
+        inputs = dict(inputs)
+        labels = inputs.pop("labels", None)
+        if not model.training:
+            logits = model(**inputs, return_dict=True).logits
+            loss = hard_label_loss(logits, labels, self.is_regression) if labels is not None else None
+            # The Trainer's prediction_step takes outputs[1:] as the logits: give it (loss, logits).
+            return (loss, (loss, logits)) if return_outputs else loss
+        student_out = collect_outputs(model, inputs, self.loss_config)
+        with paddle.no_grad():
+            teacher_out = collect_outputs(self.teacher, inputs, self.loss_config)
+        loss, terms = compute_distill_loss(
+            self.loss_config, student_out, teacher_out, labels, self.is_regression, self.num_heads
+        )
+        for name, value in terms.items():
+            if name != "total":
+                self._term_sums[name] += value
+        self._term_count += 1
+        return (loss, (loss, student_out.logits)) if return_outputs else loss
+
+    def log(self, logs: Dict[str, float], **kwargs: Any) -> None:
+        """Add the averaged per-term losses of the window to the training log."""
+        if self._term_count and "loss" in logs:
+            for name, total in self._term_sums.items():
+                logs[f"loss_{name}"] = round(total / self._term_count, 6)
+            self._term_sums.clear()
+            self._term_count = 0
+        super().log(logs, **kwargs)
+
+    def evaluate_teacher(self, eval_dataset: Optional[Any] = None) -> Dict[str, float]:
+        """Dev metrics of the teacher, through the same evaluation loop as the student."""
+        student = self.model
+        self.model = self.teacher
+        try:
+            return self.evaluate(eval_dataset=eval_dataset, metric_key_prefix="teacher")
+        finally:
+            self.model = student
