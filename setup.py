@@ -13,6 +13,6 @@ setup(
     python_requires=">=3.9",
     # Versions are pinned in requirements.txt (the stack known to work together on CPU);
     # here only the names, so a GPU user can bring paddlepaddle-gpu instead.
-    install_requires=["paddlenlp", "numpy", "scipy", "pyyaml", "safetensors", "tqdm"],
+    install_requires=["paddlenlp", "numpy", "scipy", "scikit-learn", "pyyaml", "safetensors", "tqdm"],
     entry_points={"console_scripts": ["paddle-binbert=paddle_binbert.cli:main"]},
 )

@@ -1,0 +1,254 @@
+#!/usr/bin/env python
+"""Fine-tune a full-precision BERT teacher on one GLUE task.
+
+Example (SST-2, bundled MiniLM backbone, CPU)::
+
+    python examples/run_glue.py --task_name SST-2 --data_dir glue/SST-2 --output_dir runs/sst2_teacher \\
+        --max_seq_length 64 --batch_size 32 --learning_rate 5e-5 --num_train_epochs 1 --eval_steps 500
+
+The best dev checkpoint (by the task's main metric: CoLA mcc, STS-B mean of Pearson/Spearman,
+others accuracy) is reloaded at the end and saved to ``--output_dir`` as a PaddleNLP checkpoint
+folder (config.json, model_state.pdparams, tokenizer files) together with ``results.json``.
+STS-B is trained as regression (one output, MSE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from paddle_binbert.data.glue import GLUE_TASKS, check_glue_files, get_task_spec
+
+logger = logging.getLogger("run_glue")
+
+RESULTS_FILE = "results.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of the teacher fine-tuning script."""
+    p = argparse.ArgumentParser(
+        description="Fine-tune a full-precision BERT teacher on a GLUE task (PaddleNLP Trainer, best dev checkpoint).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--model_name_or_path",
+        default="minilm",
+        help="backbone: 'minilm' (bundled all-MiniLM-L6-v2, converted once), a PaddleNLP checkpoint folder, "
+        "a Hugging Face BERT folder (converted once) or a PaddleNLP model name such as bert-base-uncased",
+    )
+    p.add_argument("--task_name", required=True, help=f"GLUE task, case-insensitive: {', '.join(GLUE_TASKS)}")
+    p.add_argument("--data_dir", required=True, help="folder with the task's train.tsv and dev file(s)")
+    p.add_argument("--output_dir", required=True, help="where checkpoints, the final model and results.json go")
+    p.add_argument("--max_seq_length", type=int, default=128, help="maximum tokens per example (longer truncated)")
+    p.add_argument("--batch_size", type=int, default=32, help="training and evaluation batch size")
+    p.add_argument("--learning_rate", type=float, default=2e-5, help="peak learning rate of AdamW")
+    p.add_argument("--num_train_epochs", type=float, default=3.0, help="number of training epochs")
+    p.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay (not on bias/LayerNorm)")
+    p.add_argument("--warmup_ratio", type=float, default=0.1, help="fraction of steps of linear warmup")
+    p.add_argument("--seed", type=int, default=42, help="random seed (initialisation, shuffling, dropout)")
+    p.add_argument("--logging_steps", type=int, default=50, help="log the training loss every N steps")
+    p.add_argument(
+        "--eval_steps",
+        type=int,
+        default=None,
+        help="evaluate on dev and save a checkpoint every N steps; unset: once per epoch",
+    )
+    p.add_argument(
+        "--save_steps",
+        type=int,
+        default=None,
+        help="checkpoint every N steps, a multiple of --eval_steps; unset: same as --eval_steps",
+    )
+    p.add_argument("--max_steps", type=int, default=-1, help="stop after N optimizer steps (-1: use the epochs)")
+    p.add_argument(
+        "--max_train_examples", type=int, default=None, help="use only the first N training examples (quick runs)"
+    )
+    p.add_argument("--max_eval_examples", type=int, default=None, help="use only the first N dev examples (quick runs)")
+    p.add_argument("--device", default="cpu", help="paddle device: cpu, gpu, gpu:0, ...")
+    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint-N in --output_dir")
+    p.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="delete previous checkpoints and results in --output_dir instead of refusing to start",
+    )
+    return p
+
+
+def _checkpoints(output_dir: str) -> List[str]:
+    if not os.path.isdir(output_dir):
+        return []
+    return sorted(d for d in os.listdir(output_dir) if d.startswith("checkpoint-"))
+
+
+def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Cheap checks before loading anything heavy; errors exit through ``parser.error``."""
+    try:
+        args.task_name = get_task_spec(args.task_name).name
+        check_glue_files(args.data_dir, args.task_name)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    positive = ["max_seq_length", "batch_size", "logging_steps"]
+    for name in positive + ["eval_steps", "save_steps", "max_train_examples", "max_eval_examples"]:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be positive, got {value}")
+    if args.max_seq_length < 3:
+        parser.error("--max_seq_length must be at least 3")
+    if args.learning_rate <= 0:
+        parser.error("--learning_rate must be positive")
+    if args.max_steps == 0 or args.max_steps < -1:
+        parser.error("--max_steps must be positive or -1")
+    if args.max_steps == -1 and args.num_train_epochs <= 0:
+        parser.error("--num_train_epochs must be positive")
+    if args.save_steps is not None and (args.eval_steps is None or args.save_steps % args.eval_steps):
+        parser.error("--save_steps must be a multiple of --eval_steps")
+    if not 0.0 <= args.warmup_ratio <= 1.0:
+        parser.error("--warmup_ratio must be in [0, 1]")
+
+    out = args.output_dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        parser.error(f"--output_dir {out} exists and is not a folder")
+    previous = _checkpoints(out) + ([RESULTS_FILE] if os.path.isfile(os.path.join(out, RESULTS_FILE)) else [])
+    if previous and not (args.resume or args.overwrite_output_dir):
+        parser.error(
+            f"--output_dir {out} already holds a run ({', '.join(previous[:3])}); "
+            "pass --resume to continue it or --overwrite_output_dir to start over"
+        )
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as err:
+        parser.error(f"cannot create --output_dir {out}: {err}")
+    if not os.access(out, os.W_OK):
+        parser.error(f"--output_dir {out} is not writable")
+
+
+def _strip_prefix(metrics: Dict[str, Any], prefix: str) -> Dict[str, Any]:
+    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in metrics.items()}
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    """Run the fine-tuning; returns the content written to ``results.json``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    validate_args(parser, args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    # heavy imports only after validation
+    import paddle
+    from paddlenlp.trainer import set_seed
+    from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
+
+    from paddle_binbert.convert import resolve_backbone
+    from paddle_binbert.data.glue import glue_collator, load_glue_features
+    from paddle_binbert.data.metrics import main_metric_name
+    from paddle_binbert.trainer import BinBertTrainer, get_last_checkpoint, glue_compute_metrics, make_training_args
+
+    spec = get_task_spec(args.task_name)
+    start = time.time()
+    if args.overwrite_output_dir:
+        for name in _checkpoints(args.output_dir):
+            shutil.rmtree(os.path.join(args.output_dir, name))
+        if os.path.isfile(os.path.join(args.output_dir, RESULTS_FILE)):
+            os.remove(os.path.join(args.output_dir, RESULTS_FILE))
+    resume_from = get_last_checkpoint(args.output_dir) if args.resume else None
+    if args.resume and resume_from is None:
+        logger.info("--resume: no checkpoint in %s, starting from scratch", args.output_dir)
+
+    set_seed(args.seed)
+    backbone = resolve_backbone(args.model_name_or_path)
+    logger.info("backbone %s -> %s", args.model_name_or_path, backbone)
+    tokenizer = BertTokenizer.from_pretrained(backbone)
+
+    train_ds = load_glue_features(
+        args.data_dir, spec.name, "train", tokenizer, args.max_seq_length, args.max_train_examples
+    )
+    dev_sets = {
+        split: load_glue_features(
+            args.data_dir, spec.name, split, tokenizer, args.max_seq_length, args.max_eval_examples
+        )
+        for split in spec.dev_splits
+    }
+    logger.info("%s: %d train examples, dev %s", spec.name, len(train_ds), {k: len(v) for k, v in dev_sets.items()})
+
+    # use_cache: the MiniLM config enables BERT's key/value cache, useless for classification
+    model_kwargs: Dict[str, Any] = {"num_labels": spec.num_labels, "use_cache": False}
+    if not spec.is_regression:
+        model_kwargs["id2label"] = dict(enumerate(spec.labels))
+        model_kwargs["label2id"] = {label: i for i, label in enumerate(spec.labels)}
+    metric = main_metric_name(spec.name)
+    training_args = make_training_args(
+        output_dir=args.output_dir,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        num_train_epochs=args.num_train_epochs,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        logging_steps=args.logging_steps,
+        save_steps=args.save_steps,
+        eval_steps=args.eval_steps,
+        max_steps=args.max_steps,
+        device=args.device,
+        warmup_ratio=args.warmup_ratio,
+        metric_for_best_model=metric,
+    )
+    main_dev = spec.dev_splits[0]
+    # fresh parameter-name namespace: optimizer states are saved keyed by parameter/accumulator names,
+    # so these must not depend on what else was created in this process for --resume to match them
+    with paddle.utils.unique_name.guard():
+        model = BertForSequenceClassification.from_pretrained(backbone, **model_kwargs)
+        trainer = BinBertTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=train_ds,
+            eval_dataset=dev_sets[main_dev],
+            tokenizer=tokenizer,
+            data_collator=glue_collator(tokenizer),
+            compute_metrics=glue_compute_metrics(spec.name),
+        )
+        train_result = trainer.train(resume_from_checkpoint=resume_from)
+    train_time = time.time() - start
+
+    # the best checkpoint is loaded by now (load_best_model_at_end); evaluate it on every dev split
+    dev_metrics: Dict[str, Dict[str, Any]] = {}
+    for split, dataset in dev_sets.items():
+        dev_metrics[split] = _strip_prefix(trainer.evaluate(eval_dataset=dataset, metric_key_prefix="eval"), "eval_")
+    trainer.save_model(args.output_dir)
+    trainer.save_state()
+
+    state = trainer.state
+    results: Dict[str, Any] = {
+        "task": spec.name,
+        "model_name_or_path": args.model_name_or_path,
+        "backbone": backbone,
+        "main_metric": metric,
+        "main_metric_value": dev_metrics[main_dev].get(metric),
+        "dev": dev_metrics,
+        "best_checkpoint": state.best_model_checkpoint,
+        "best_metric": state.best_metric,
+        "epochs": state.epoch,
+        "global_steps": state.global_step,
+        "num_train_examples": len(train_ds),
+        "num_dev_examples": {k: len(v) for k, v in dev_sets.items()},
+        "train_loss": train_result.training_loss,
+        "train_metrics": train_result.metrics,
+        "resumed_from": resume_from,
+        "wall_time_seconds": time.time() - start,
+        "train_wall_time_seconds": train_time,
+        "args": vars(args),
+    }
+    tmp_path = os.path.join(args.output_dir, RESULTS_FILE + ".tmp")
+    with open(tmp_path, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=2, default=str)
+    os.replace(tmp_path, os.path.join(args.output_dir, RESULTS_FILE))
+    logger.info("dev %s = %s; model and results in %s", metric, results["main_metric_value"], args.output_dir)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

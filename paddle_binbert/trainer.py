@@ -1,0 +1,267 @@
+"""PaddleNLP ``Trainer`` with length-grouped batches, a configurable no-decay rule and GLUE helpers."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import paddle
+from paddlenlp.trainer import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
+from paddlenlp.trainer.trainer_utils import IntervalStrategy
+from paddlenlp.trainer.trainer_utils import get_last_checkpoint as _paddlenlp_last_checkpoint
+
+from paddle_binbert.data.metrics import compute_glue_metrics
+from paddle_binbert.data.sampler import LengthGroupedBatchSampler
+
+__all__ = [
+    "NO_DECAY_KEYWORDS",
+    "BinBertTrainer",
+    "FinalEvaluationCallback",
+    "get_last_checkpoint",
+    "glue_compute_metrics",
+    "is_no_decay_parameter",
+    "make_training_args",
+]
+
+# Parameter-name fragments (lower case) that get no weight decay: biases, LayerNorm weights
+# (PaddleNLP names them ``layer_norm``/``norm1``/``norm2``), quantizer scales and clip values.
+NO_DECAY_KEYWORDS = ("bias", "norm", "quantizer", "clip")
+
+
+def is_no_decay_parameter(name: str, param: Optional[paddle.Tensor] = None) -> bool:
+    """Default no-decay rule: True if the structured parameter name contains a :data:`NO_DECAY_KEYWORDS` entry."""
+    lowered = name.lower()
+    return any(keyword in lowered for keyword in NO_DECAY_KEYWORDS)
+
+
+class FinalEvaluationCallback(TrainerCallback):
+    """Evaluate (and checkpoint) after the last step when evaluation runs every N steps.
+
+    PaddleNLP's step schedule skips the final step unless it is a multiple of ``eval_steps``, so the
+    last updates would never compete for the best checkpoint.
+    """
+
+    def on_step_end(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> Any:
+        """Request evaluation/saving at ``state.max_steps``."""
+        if state.max_steps and state.global_step >= state.max_steps:
+            if args.evaluation_strategy == IntervalStrategy.STEPS:
+                control.should_evaluate = True
+            if args.save_strategy == IntervalStrategy.STEPS:
+                control.should_save = True
+        return control
+
+
+class BinBertTrainer(Trainer):
+    """``paddlenlp.trainer.Trainer`` for BERT fine-tuning / distillation on CPU or GPU.
+
+    Differences from the base class:
+
+    * the training dataloader uses :class:`LengthGroupedBatchSampler` (shuffled, examples of
+      similar length batched together, deterministic for ``args.seed``, sharded by data-parallel
+      rank); pass ``group_by_length=False`` for PaddleNLP's plain random batches;
+    * weight decay skips every parameter for which :meth:`no_decay` is True (biases, LayerNorm,
+      quantizer and clip parameters by default); override :meth:`no_decay` to change the rule.
+
+    Args:
+        *args: positional arguments of ``paddlenlp.trainer.Trainer``.
+        group_by_length: use the length-grouped sampler for training (default True).
+        mega_batch_mult: number of batches sorted together by the sampler.
+        train_lengths: optional per-example lengths of ``train_dataset`` (else read from ``input_ids``).
+        eval_logits_only: keep only the first model output (the logits) as predictions in evaluation.
+        evaluate_at_end: also evaluate and checkpoint after the last step (see :class:`FinalEvaluationCallback`).
+        **kwargs: keyword arguments of ``paddlenlp.trainer.Trainer``.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        group_by_length: bool = True,
+        mega_batch_mult: int = 50,
+        train_lengths: Optional[list] = None,
+        eval_logits_only: bool = True,
+        evaluate_at_end: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.eval_logits_only = eval_logits_only
+        if evaluate_at_end:
+            self.add_callback(FinalEvaluationCallback())
+        self.group_by_length = group_by_length
+        self.mega_batch_mult = mega_batch_mult
+        self.train_lengths = train_lengths
+
+    def no_decay(self, name: str, param: paddle.Tensor) -> bool:
+        """Whether a parameter (structured name such as ``bert.encoder.layers.0.norm1.weight``) gets no weight decay."""
+        return is_no_decay_parameter(name, param)
+
+    def decay_parameter_names(self) -> set:
+        """Framework names (``param.name``) of the parameters that do get weight decay."""
+        return {p.name for n, p in self.model.named_parameters() if not self.no_decay(n, p)}
+
+    def _get_train_sampler(self) -> Optional[paddle.io.Sampler]:
+        if not self.group_by_length or self.train_dataset is None:
+            return super()._get_train_sampler()
+        try:
+            length = len(self.train_dataset)
+        except TypeError:  # iterable dataset
+            return super()._get_train_sampler()
+        if length == 0:
+            return super()._get_train_sampler()
+        return LengthGroupedBatchSampler(
+            self.train_dataset,
+            batch_size=self.args.per_device_train_batch_size,
+            lengths=self.train_lengths,
+            num_replicas=max(1, self.args.dataset_world_size),
+            rank=max(0, self.args.dataset_rank),
+            shuffle=True,
+            drop_last=self.args.dataloader_drop_last,
+            seed=self.args.seed,
+            mega_batch_mult=self.mega_batch_mult,
+        )
+
+    def prediction_step(
+        self,
+        model: paddle.nn.Layer,
+        inputs: Dict[str, Any],
+        prediction_loss_only: bool,
+        ignore_keys: Optional[List[str]] = None,
+    ) -> Tuple[Optional[paddle.Tensor], Any, Any]:
+        """Base-class prediction step; with ``eval_logits_only`` (default) only the first model output is kept.
+
+        Extra outputs (hidden states, attentions, BERT's key/value cache when ``use_cache`` is on) have
+        batch-dependent lengths under dynamic padding and cannot be concatenated across batches.
+        """
+        loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        if self.eval_logits_only and isinstance(logits, (list, tuple)) and len(logits) > 0:
+            logits = logits[0]
+        return loss, logits, labels
+
+    def _save_checkpoint(self, model: Any, metrics: Optional[Dict[str, float]] = None) -> None:
+        super()._save_checkpoint(model, metrics=metrics)
+        # PaddleNLP only rotates checkpoints when local_rank == 0, i.e. never in a plain single-process
+        # run (local_rank == -1); apply save_total_limit there too (the best checkpoint is always kept).
+        if self.args.local_rank == -1 and self.args.should_save:
+            self._rotate_checkpoints(use_mtime=False, output_dir=self.args.output_dir)
+
+    def create_optimizer(self, lr_scheduler: Any = None) -> paddle.optimizer.Optimizer:
+        """Create the optimizer like PaddleNLP does, with :meth:`no_decay` deciding which parameters decay."""
+        if self.optimizer is None and self.optimizer_grouped_parameters is None:
+            decay_names = self.decay_parameter_names()
+
+            def apply_decay_param_fun(param_name: str) -> bool:
+                return param_name in decay_names
+
+            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args)
+            if hasattr(optimizer_cls, "_create_master_weight") and self.args.fp16_opt_level == "O2":
+                optimizer_kwargs["multi_precision"] = True
+            max_grad_norm = self.args.max_grad_norm
+            self.optimizer = optimizer_cls(
+                learning_rate=self.lr_scheduler if lr_scheduler is None else lr_scheduler,
+                apply_decay_param_fun=apply_decay_param_fun,
+                parameters=self.model.parameters(),
+                weight_decay=self.args.weight_decay,
+                grad_clip=paddle.nn.ClipGradByGlobalNorm(max_grad_norm) if max_grad_norm > 0 else None,
+                **optimizer_kwargs,
+            )
+            return self.optimizer
+        return super().create_optimizer(lr_scheduler)
+
+
+def make_training_args(
+    output_dir: str,
+    batch_size: int,
+    learning_rate: float,
+    num_train_epochs: float,
+    weight_decay: float = 0.01,
+    seed: int = 42,
+    logging_steps: int = 50,
+    save_steps: Optional[int] = None,
+    eval_steps: Optional[int] = None,
+    max_steps: int = -1,
+    device: str = "cpu",
+    warmup_ratio: float = 0.1,
+    metric_for_best_model: Optional[str] = "acc",
+    **extra: Any,
+) -> TrainingArguments:
+    """Build ``TrainingArguments`` with this project's defaults.
+
+    Evaluation and checkpointing happen every ``eval_steps`` steps (every epoch when ``eval_steps``
+    is None); ``save_steps`` defaults to ``eval_steps`` and must be a multiple of it. The best
+    checkpoint by ``metric_for_best_model`` (a key of the metrics dict, without ``eval_``; None
+    selects by eval loss) is reloaded at the end; at most 2 checkpoints are kept. AdamW with linear
+    warmup (``warmup_ratio``) and linear decay, no VisualDL/W&B reporting, progress bar on,
+    dataloader workers 0. ``extra`` overrides or adds any ``TrainingArguments`` field.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if eval_steps is not None and eval_steps < 1:
+        raise ValueError(f"eval_steps must be positive or None, got {eval_steps}")
+    if eval_steps is None:
+        if save_steps is not None:
+            raise ValueError("save_steps needs eval_steps (without eval_steps, evaluation and saving are per epoch)")
+        strategy: Dict[str, Any] = {"evaluation_strategy": "epoch", "save_strategy": "epoch"}
+    else:
+        save_steps = eval_steps if save_steps is None else save_steps
+        if save_steps < 1 or save_steps % eval_steps != 0:
+            raise ValueError(
+                f"save_steps ({save_steps}) must be a positive multiple of eval_steps ({eval_steps}) "
+                "so that every saved checkpoint has been evaluated"
+            )
+        strategy = {
+            "evaluation_strategy": "steps",
+            "save_strategy": "steps",
+            "eval_steps": eval_steps,
+            "save_steps": save_steps,
+        }
+    greater_is_better = None
+    if metric_for_best_model is None:
+        metric_for_best_model, greater_is_better = "loss", False
+    kwargs: Dict[str, Any] = dict(
+        output_dir=output_dir,
+        do_train=True,
+        do_eval=True,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        learning_rate=learning_rate,
+        num_train_epochs=num_train_epochs,
+        max_steps=max_steps,
+        weight_decay=weight_decay,
+        warmup_ratio=warmup_ratio,
+        lr_scheduler_type="linear",
+        seed=seed,
+        logging_steps=logging_steps,
+        logging_strategy="steps",
+        load_best_model_at_end=True,
+        metric_for_best_model=metric_for_best_model,
+        greater_is_better=greater_is_better,
+        save_total_limit=2,
+        disable_tqdm=False,
+        report_to=["none"],
+        dataloader_num_workers=0,
+        device=device,
+        **strategy,
+    )
+    kwargs.update(extra)
+    return TrainingArguments(**kwargs)
+
+
+def glue_compute_metrics(task_name: str) -> Callable[[EvalPrediction], Dict[str, float]]:
+    """``compute_metrics`` function for the Trainer: EvalPrediction (logits, labels) -> GLUE metrics of the task."""
+
+    def compute_metrics(prediction: EvalPrediction) -> Dict[str, float]:
+        logits = prediction.predictions
+        if isinstance(logits, (tuple, list)):
+            logits = logits[0]
+        labels = prediction.label_ids
+        if isinstance(labels, (tuple, list)):
+            labels = labels[0]
+        return compute_glue_metrics(task_name, logits, labels)
+
+    return compute_metrics
+
+
+def get_last_checkpoint(output_dir: str) -> Optional[str]:
+    """Path of the newest ``checkpoint-N`` folder in ``output_dir`` (None if there is none or no folder)."""
+    if not os.path.isdir(output_dir):
+        return None
+    return _paddlenlp_last_checkpoint(output_dir)
