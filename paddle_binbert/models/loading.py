@@ -67,6 +67,10 @@ def _build_and_load(cls: Type[nn.Layer], config: BertConfig, weights: str) -> nn
     model = cls(config)
     if qconfig is not None:
         quantize_model(model, qconfig)
+        if getattr(model.config, "binbert_split", None):
+            from ..splitting.tws import apply_split_layout  # lazy: splitting imports models
+
+            apply_split_layout(model)
     load_state_strict(model, load_state_dict(weights), weights)
     model.eval()
     return model

@@ -1,0 +1,49 @@
+"""BinaryBERT's ternary weight splitting (TWS) and adaptive splitting (Bai et al., ACL 2021).
+
+``split_ternary_model(model)`` turns a ``binarybert_ternary`` student into the equivalent
+``binarybert`` (binary) student; :mod:`.adaptive` chooses which matrices to split under a budget.
+"""
+
+from .adaptive import (
+    SplitPlan,
+    choose_splits,
+    knapsack_01,
+    model_size_bytes,
+    plan_adaptive_split,
+    scale_costs,
+    sensitivity_by_metric,
+    sensitivity_by_proxy,
+    split_costs,
+)
+from .tws import (
+    SPLIT_CONFIG_KEY,
+    SplitQuantEmbedding,
+    SplitQuantLinear,
+    apply_split_layout,
+    binary_config_for,
+    split_layers_of,
+    split_ternary_model,
+    splittable_layers,
+    tws_split,
+)
+
+__all__ = [
+    "SPLIT_CONFIG_KEY",
+    "SplitPlan",
+    "SplitQuantEmbedding",
+    "SplitQuantLinear",
+    "apply_split_layout",
+    "binary_config_for",
+    "choose_splits",
+    "knapsack_01",
+    "model_size_bytes",
+    "plan_adaptive_split",
+    "scale_costs",
+    "sensitivity_by_metric",
+    "sensitivity_by_proxy",
+    "split_costs",
+    "split_layers_of",
+    "split_ternary_model",
+    "splittable_layers",
+    "tws_split",
+]
