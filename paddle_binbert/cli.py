@@ -2,6 +2,7 @@
 
     paddle-binbert convert SRC OUT             # Hugging Face BERT folder (or "minilm") -> PaddleNLP folder
     paddle-binbert distill --teacher_path ...  # = examples/task_distill.py (BiBERT release flags)
+    paddle-binbert predict text_classification --task_path DIR "a text"   # Taskflow predictions
     paddle-binbert accounting --bits 1-1-1     # size / FLOPs in the papers' conventions
 
 Each subcommand forwards its arguments to the module that implements it, so
@@ -27,6 +28,12 @@ def _distill(argv: List[str]) -> int:
     return 0
 
 
+def _predict(argv: List[str]) -> int:
+    from .taskflow import main
+
+    return main(argv)
+
+
 def _accounting(argv: List[str]) -> int:
     from .accounting import main
 
@@ -36,11 +43,13 @@ def _accounting(argv: List[str]) -> int:
 SUBCOMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "convert": _convert,
     "distill": _distill,
+    "predict": _predict,
     "accounting": _accounting,
 }
 HELP = {
     "convert": "convert a Hugging Face BERT folder (or 'minilm') to a PaddleNLP checkpoint folder",
     "distill": "GLUE task distillation into a binarized student (examples/task_distill.py)",
+    "predict": "text_classification / question_answering predictions with a checkpoint (Taskflow)",
     "accounting": "model size (MiB) and FLOPs at given W-E-A bits",
 }
 

@@ -19,7 +19,7 @@ from paddlenlp.transformers.model_utils import load_state_dict
 from ..quant.config import QuantConfig
 from .quantize import QUANT_CONFIG_KEY, SUPPORTED_MODELS, quantize_model
 
-__all__ = ["load_model", "load_state_strict", "model_class_for"]
+__all__ = ["build_model", "load_model", "load_state_strict", "model_class_for"]
 
 WEIGHT_FILES = ("model_state.pdparams", "model.safetensors")
 
@@ -57,20 +57,27 @@ def load_state_strict(model: nn.Layer, state: dict, source: str) -> None:
     model.set_state_dict(state)
 
 
-def _build_and_load(cls: Type[nn.Layer], config: BertConfig, weights: str) -> nn.Layer:
+def build_model(cls: Type[nn.Layer], config: BertConfig) -> nn.Layer:
+    """Instantiate ``cls`` from ``config`` (random weights); a config carrying ``binbert_quant_config``
+    (and ``binbert_split``) gives the quantized (and split) student with the same parameter names as
+    the checkpoint it came from."""
     quant = getattr(config, QUANT_CONFIG_KEY, None)
-    qconfig = None
-    if quant is not None:
-        qconfig = QuantConfig.from_dict(quant, source=f"config of {weights}")
-        config = copy.deepcopy(config)
-        delattr(config, QUANT_CONFIG_KEY)
+    if quant is None:
+        return cls(config)
+    qconfig = QuantConfig.from_dict(quant, source=f"{QUANT_CONFIG_KEY} of the config")
+    config = copy.deepcopy(config)
+    delattr(config, QUANT_CONFIG_KEY)
     model = cls(config)
-    if qconfig is not None:
-        quantize_model(model, qconfig)
-        if getattr(model.config, "binbert_split", None):
-            from ..splitting.tws import apply_split_layout  # lazy: splitting imports models
+    quantize_model(model, qconfig)
+    if getattr(model.config, "binbert_split", None):
+        from ..splitting.tws import apply_split_layout  # lazy: splitting imports models
 
-            apply_split_layout(model)
+        apply_split_layout(model)
+    return model
+
+
+def _build_and_load(cls: Type[nn.Layer], config: BertConfig, weights: str) -> nn.Layer:
+    model = build_model(cls, config)
     load_state_strict(model, load_state_dict(weights), weights)
     model.eval()
     return model
@@ -103,7 +110,9 @@ def load_model(
     cfg = BertConfig.from_pretrained(path)
     cls = model_class or model_class_for(cfg)
     if getattr(cfg, QUANT_CONFIG_KEY, None) is None:
-        return cls.from_pretrained(path, **from_pretrained_kwargs)
+        model = cls.from_pretrained(path, **from_pretrained_kwargs)
+        model.eval()  # like quantized checkpoints: ready for inference, the Trainer switches to train mode
+        return model
     weights = next((os.path.join(path, f) for f in WEIGHT_FILES if os.path.isfile(os.path.join(path, f))), None)
     if weights is None:
         raise FileNotFoundError(f"{path} has a quantized config.json but none of the weight files {WEIGHT_FILES}")
