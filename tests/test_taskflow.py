@@ -18,6 +18,7 @@ from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertFor
 from paddle_binbert import quantize_model
 from paddle_binbert.data.squad import tokenize_with_offsets
 from paddle_binbert.taskflow import Taskflow, main
+from tests.tiny import tiny_bert_config
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VOCAB = FIXTURES / "vocab.txt"
@@ -34,20 +35,8 @@ MAX_LENGTH = 24
 
 
 def tiny_config(num_labels: int = 3, **kw) -> BertConfig:
-    base = dict(
-        vocab_size=1353,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        type_vocab_size=2,
-        num_labels=num_labels,
-    )
-    if num_labels == 3:
-        base["id2label"] = dict(LABELS)
-    base.update(kw)
-    return BertConfig(**base)
+    extra = {"id2label": dict(LABELS)} if num_labels == 3 else {}
+    return tiny_bert_config(vocab_size=1353, max_position_embeddings=64, num_labels=num_labels, **{**extra, **kw})
 
 
 def sharpen(model: paddle.nn.Layer) -> paddle.nn.Layer:

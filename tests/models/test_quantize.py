@@ -5,28 +5,19 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 import pytest
-from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
+from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification, BertModel
 
 from paddle_binbert import QuantConfig, load_model, quantize_model
 from paddle_binbert.models import attention_records, quant_config_of, set_recording
 from paddle_binbert.quant import QuantEmbedding, QuantLinear
+from tests.tiny import tiny_bert_config
 
 PRESETS = ["bwn", "bibert", "bit", "binarybert_ternary", "binarybert"]
 CLASSES = [BertModel, BertForSequenceClassification, BertForQuestionAnswering]
 
 
 def tiny_config(**kw):
-    base = dict(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=40,
-        num_labels=3,
-    )
-    base.update(kw)
-    return BertConfig(**base)
+    return tiny_bert_config(**kw)
 
 
 def batch():

@@ -5,7 +5,7 @@ tiny ternary BERT whose split binary version gives the same logits and saves / l
 import numpy as np
 import paddle
 import pytest
-from paddlenlp.transformers import BertConfig, BertForSequenceClassification
+from paddlenlp.transformers import BertForSequenceClassification
 
 from paddle_binbert import QuantConfig, load_model, quantize_model
 from paddle_binbert.models import quant_config_of
@@ -21,6 +21,7 @@ from paddle_binbert.splitting import (
     splittable_layers,
     tws_split,
 )
+from tests.tiny import tiny_bert_config
 
 SHAPES = [(1,), (5,), (2, 3), (7, 5), (32, 64), (64, 16), (3, 4, 6)]
 DISTRIBUTIONS = ["normal", "uniform", "laplace", "positive", "sparse"]
@@ -176,15 +177,7 @@ def test_split_linear_and_embedding_layers_are_equivalent():
 
 def tiny_ternary_student(seed=0):
     paddle.seed(seed)
-    cfg = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=40,
-        num_labels=3,
-    )
+    cfg = tiny_bert_config(vocab_size=100)
     model = quantize_model(BertForSequenceClassification(cfg), "binarybert_ternary")
     ids = batch()
     model.train()
