@@ -9,7 +9,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["paddle_binbert", "paddle_binbert.*"]),
-    package_data={"paddle_binbert": ["configs/*/*.yaml"]},
+    package_data={"paddle_binbert": ["configs/*/*.yaml", "engine/csrc/*.cc"]},
     python_requires=">=3.9",
     # Versions are pinned in requirements.txt (the stack known to work together on CPU);
     # here only the names, so a GPU user can bring paddlepaddle-gpu instead.

@@ -2,6 +2,7 @@
 
     paddle-binbert convert SRC OUT             # Hugging Face BERT folder (or "minilm") -> PaddleNLP folder
     paddle-binbert distill --teacher_path ...  # = examples/task_distill.py (BiBERT release flags)
+    paddle-binbert pack STUDENT OUT [--verify N] [--fp16_islands]   # packed 1-bit model for the engine
     paddle-binbert predict text_classification --task_path DIR "a text"   # Taskflow predictions
     paddle-binbert accounting --bits 1-1-1     # size / FLOPs in the papers' conventions
 
@@ -28,6 +29,12 @@ def _distill(argv: List[str]) -> int:
     return 0
 
 
+def _pack(argv: List[str]) -> int:
+    from .export.pack import main
+
+    return main(argv)
+
+
 def _predict(argv: List[str]) -> int:
     from .taskflow import main
 
@@ -43,12 +50,14 @@ def _accounting(argv: List[str]) -> int:
 SUBCOMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "convert": _convert,
     "distill": _distill,
+    "pack": _pack,
     "predict": _predict,
     "accounting": _accounting,
 }
 HELP = {
     "convert": "convert a Hugging Face BERT folder (or 'minilm') to a PaddleNLP checkpoint folder",
     "distill": "GLUE task distillation into a binarized student (examples/task_distill.py)",
+    "pack": "pack a binarized student (bibert / bit / bwn) into the 1-bit model file run by the engine",
     "predict": "text_classification / question_answering predictions with a checkpoint (Taskflow)",
     "accounting": "model size (MiB) and FLOPs at given W-E-A bits",
 }

@@ -1,0 +1,384 @@
+"""Run a packed 1-bit BERT with the engine's custom operators.
+
+``paddle_binbert.engine.load(out_dir)`` returns a :class:`PackedBertEngine`::
+
+    model = paddle_binbert.engine.load("sst2_bibert_packed")
+    logits = model(input_ids, token_type_ids, attention_mask)          # classification
+    start_logits, end_logits = qa_model(input_ids, token_type_ids)     # question answering
+
+Inputs are numpy arrays, Paddle tensors or nested lists of ints; outputs are numpy float32.
+The whole network (embeddings, every encoder layer, pooler and head) runs in one call of the
+``binbert_bert_forward`` operator:
+
+- binary linears: activation bits packed on the fly from the quantizer of the layer's input,
+  ``y_j = alpha_j * dot + b_j`` with ``dot = K - 2 popcount(x XOR w)`` (or
+  ``2 popcount(a AND w) - popcount(a)`` for BiT's unsigned FFN2 input);
+- attention: BiBERT ``A = 1[dot / sqrt(d) + M > 0]``, context by AND-popcount; BiT softmax in
+  float then ``{0, alpha}`` probabilities; the BWN baseline's ``sgn(softmax) = +1`` everywhere;
+- FP islands (embedding sum + LayerNorm, residual + LayerNorm, pooler tanh, classifier) in C++.
+
+GELU before a sign quantizer: ``sgn(GELU(x)) = +1`` iff ``x >= 0`` or ``GELU(x)`` is ``-0.0``,
+which Paddle's float32 GELU returns below a threshold (about -5.5547). The engine does not
+evaluate GELU; it uses that rule with the threshold probed from ``paddle.nn.functional.gelu``
+(:func:`gelu_sign_threshold`), so its bits equal the simulated model's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..export.pack import PackedModel, load_packed
+from .ops import ISA_NAMES, load_ops, resolve_isa, resolve_threads
+
+__all__ = ["PackedBertEngine", "gelu_sign_threshold", "load", "weight_panels"]
+
+PANEL = 48  # weight rows per panel (binbert_kernels.cc kPanel)
+# icfg / tensor layout of binbert_bert_forward (binbert_ops.cc)
+EMB_TENSORS, LAYER_TENSORS, ATTN_OFF, NORM_OFF = 6, 42, 30, 38
+ATTENTION_CODES = {"bool": 0, "softmax_elastic": 1, "ones": 2}
+ACT_CODES = {"relu": 1, "gelu": 2}
+PROFILE_STAGES = (
+    "embeddings + LayerNorm",
+    "activation packing",
+    "QKV GEMM",
+    "attention",
+    "out-proj GEMM",
+    "residual + LayerNorm",
+    "FFN1 GEMM",
+    "FFN2 GEMM",
+    "pooler + head",
+    "total",
+)
+
+_GELU_THRESHOLD: Optional[float] = None
+
+
+def weight_panels(bits: np.ndarray) -> np.ndarray:
+    """File layout ``[N, KW]`` uint64 -> kernel layout ``[ceil(N/48), KW, 48]`` (int64 view).
+
+    Panel ``p`` holds rows ``48p .. 48p+47`` (zero rows past ``N``), word-major, so that one step
+    of the GEMM loads 48 rows' word ``k`` as 6 contiguous zmm registers.
+    """
+    bits = np.asarray(bits, dtype=np.uint64)
+    n, kw = bits.shape
+    panels = (n + PANEL - 1) // PANEL
+    out = np.zeros((panels * PANEL, kw), dtype=np.uint64)
+    out[:n] = bits
+    return np.ascontiguousarray(out.reshape(panels, PANEL, kw).transpose(0, 2, 1)).view(np.int64)
+
+
+def gelu_sign_threshold() -> float:
+    """The largest float32 ``x`` for which Paddle's CPU ``F.gelu(x)`` returns zero (-0.0).
+
+    For ``x <= t`` GELU underflows to -0.0 (1 + erf(x / sqrt 2) rounds to 0) and the sign
+    quantizer (ties to +1) gives +1; for ``t < x < 0`` it gives -1. Found by bisection over the
+    float32 bit patterns and checked on a window around the transition; ``-inf`` (never zero) if
+    Paddle's GELU has no such transition.
+    """
+    global _GELU_THRESHOLD
+    if _GELU_THRESHOLD is not None:
+        return _GELU_THRESHOLD
+    import paddle
+    import paddle.nn.functional as F
+
+    def is_zero(bit_patterns: np.ndarray) -> np.ndarray:
+        x = (bit_patterns.astype(np.uint32) | np.uint32(0x80000000)).view(np.float32)  # negative floats
+        with paddle.no_grad():
+            y = F.gelu(paddle.to_tensor(x)).numpy()
+        return y == 0.0
+
+    lo = int(np.float32(1.0).view(np.uint32))  # |x| = 1: GELU(-1) != 0
+    hi = int(np.float32(30.0).view(np.uint32))  # |x| = 30: GELU(-30) == 0
+    if not is_zero(np.array([hi]))[0] or is_zero(np.array([lo]))[0]:
+        _GELU_THRESHOLD = float("-inf")
+        return _GELU_THRESHOLD
+    while hi - lo > 1:  # invariant: |x| = lo gives nonzero, |x| = hi gives zero
+        mid = (lo + hi) // 2
+        if is_zero(np.array([mid]))[0]:
+            hi = mid
+        else:
+            lo = mid
+    window = np.arange(max(lo - 8192, 0), hi + 8192, dtype=np.int64)
+    zero = is_zero(window)
+    if not (np.all(zero[window >= hi]) and not np.any(zero[window <= lo])):
+        raise RuntimeError("paddle's gelu has no single -0.0 threshold; the engine cannot skip GELU exactly")
+    _GELU_THRESHOLD = -float(np.uint32(hi).view(np.float32))
+    return _GELU_THRESHOLD
+
+
+def _as_int64(x: Any, name: str) -> np.ndarray:
+    """A ``[batch, seq_len]`` int64 array from numpy / Paddle / nested lists (1-D means batch 1)."""
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
+        x = x.numpy()
+    arr = np.asarray(x)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be [batch, seq_len], got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers, got {arr.dtype}")
+    return arr.astype(np.int64, copy=False)
+
+
+class PackedBertEngine:
+    """A packed binary BERT ready to run. Build with :func:`load`.
+
+    Call ``model(input_ids, token_type_ids=None, attention_mask=None)``:
+
+    - ``input_ids`` ``[batch, seq_len]`` ints (a 1-D sequence is taken as batch 1);
+    - ``token_type_ids`` defaults to zeros;
+    - ``attention_mask`` ``[batch, seq_len]`` with 1 for real tokens and 0 for padding (PaddleNLP's
+      2-D mask, turned into ``(1 - mask) * -1e4``); ``None`` masks the keys equal to
+      ``pad_token_id``, as PaddleNLP's ``BertModel`` does.
+
+    Returns logits ``[batch, num_labels]`` (classification) or ``(start_logits, end_logits)``, each
+    ``[batch, seq_len]`` (question answering), as numpy float32.
+    """
+
+    def __init__(
+        self,
+        packed: PackedModel,
+        num_threads: Optional[int] = None,
+        isa: Union[None, int, str] = None,
+        profile: bool = False,
+    ):
+        self.packed = packed
+        self.profiling = bool(profile)
+        self._config = None
+        self.meta = packed.meta
+        self._ops = load_ops()
+        self.isa = resolve_isa(isa)
+        self.num_threads = resolve_threads(num_threads)
+        import paddle
+
+        self._paddle = paddle
+        self._weights = [paddle.to_tensor(a) for a in self._build_weight_list()]
+        self._icfg, self._fcfg = self._build_config()
+
+    # ------------------------------------------------------------------ public
+    @property
+    def config(self):
+        """The packed model's ``BertConfig`` (from its config.json; ``num_labels``, ``id2label``...)."""
+        if self._config is None:
+            from paddlenlp.transformers import BertConfig
+
+            self._config = BertConfig.from_dict(dict(self.packed.config))
+        return self._config
+
+    @property
+    def task(self) -> str:
+        """``classification`` or ``question_answering``."""
+        return self.meta["task"]
+
+    @property
+    def isa_name(self) -> str:
+        """The instruction set the kernels run with (``avx512``, ``avx2`` or ``portable``)."""
+        return ISA_NAMES[self.isa]
+
+    def set_threads(self, num_threads: Optional[int]) -> None:
+        """Change the number of threads (``None``: the CPUs this process may use)."""
+        self.num_threads = resolve_threads(num_threads)
+        self._icfg, self._fcfg = self._build_config()
+
+    def set_profiling(self, enabled: bool = True) -> None:
+        """Accumulate per-stage times in the operator (read them with :meth:`read_profile`)."""
+        self.profiling = bool(enabled)
+        self._icfg, self._fcfg = self._build_config()
+
+    def read_profile(self) -> Dict[str, float]:
+        """Mean seconds per call of each stage since the last read (profiling must be on), then reset.
+
+        Stages: embeddings + LayerNorm, activation packing, QKV GEMM, attention, out-proj GEMM,
+        residual + LayerNorm, FFN1 GEMM, FFN2 GEMM, pooler + head, total; ``calls``: the number
+        of calls averaged over; thread pool: seconds per call the calling thread waited for chunks
+        held by helper threads, parallel jobs per call, and the share of chunks the helpers ran.
+        """
+        raw = self._ops.binbert_profile(self._paddle.zeros([1], dtype="float32")).numpy()
+        n = len(PROFILE_STAGES)
+        calls = max(int(raw[n]), 1)
+        out = {name: float(v) / calls for name, v in zip(PROFILE_STAGES, raw[:n])}
+        out["calls"] = int(raw[n])
+        out["waiting for helper threads"] = float(raw[n + 1]) / calls
+        out["parallel jobs"] = float(raw[n + 2]) / calls
+        out["helper share of chunks"] = float(raw[n + 3]) / max(float(raw[n + 4]), 1.0)
+        return out
+
+    def __call__(
+        self, input_ids: Any, token_type_ids: Any = None, attention_mask: Any = None
+    ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        logits, _ = self.forward(input_ids, token_type_ids, attention_mask)
+        if self.task == "question_answering":
+            return np.ascontiguousarray(logits[..., 0]), np.ascontiguousarray(logits[..., 1])
+        return logits
+
+    def forward(
+        self, input_ids: Any, token_type_ids: Any = None, attention_mask: Any = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """(head output, last hidden state ``[batch, seq_len, hidden]``); the head output is
+        ``[batch, num_labels]`` or ``[batch, seq_len, 2]`` (QA)."""
+        paddle = self._paddle
+        ids = _as_int64(input_ids, "input_ids")
+        if token_type_ids is None:
+            types = np.zeros_like(ids)
+        else:
+            types = _as_int64(token_type_ids, "token_type_ids")
+            if types.shape != ids.shape:
+                raise ValueError(f"token_type_ids shape {types.shape} differs from input_ids {ids.shape}")
+        m = self.meta
+        for name, arr, size in (("input_ids", ids, m["vocab_size"]), ("token_type_ids", types, m["type_vocab_size"])):
+            if arr.size and (arr.min() < 0 or arr.max() >= size):
+                raise ValueError(f"{name} must lie in [0, {size}); got values in [{arr.min()}, {arr.max()}]")
+        if ids.shape[1] > m["max_position_embeddings"]:
+            raise ValueError(
+                f"sequence length {ids.shape[1]} exceeds max_position_embeddings {m['max_position_embeddings']}"
+            )
+        mask = self._additive_mask(ids, attention_mask)
+        inputs = [paddle.to_tensor(ids), paddle.to_tensor(types), paddle.to_tensor(mask)]
+        logits, hidden = self._ops.binbert_bert_forward(*inputs, self._weights, self._icfg, self._fcfg)
+        return logits.numpy(), hidden.numpy()
+
+    # ------------------------------------------------------------------ internals
+    def _additive_mask(self, ids: np.ndarray, attention_mask: Any) -> np.ndarray:
+        """PaddleNLP's additive key mask, computed with the same float32 operations."""
+        if attention_mask is None:
+            return (ids == self.meta["pad_token_id"]).astype(np.float32) * np.float32(-1e4)
+        if hasattr(attention_mask, "numpy") and not isinstance(attention_mask, np.ndarray):
+            attention_mask = attention_mask.numpy()
+        mask = np.asarray(attention_mask)
+        if mask.ndim == 1:
+            mask = mask[None, :]
+        if mask.shape != ids.shape:
+            raise ValueError(
+                f"attention_mask must be [batch, seq_len] = {list(ids.shape)} (1 = token, 0 = padding); "
+                f"got {list(mask.shape)}"
+            )
+        return (np.float32(1.0) - mask.astype(np.float32)) * np.float32(-1e4)
+
+    def _build_config(self) -> Tuple[List[int], List[float]]:
+        m = self.meta
+        attention = ATTENTION_CODES[m["attention"]]
+        qkv_mode = {"bool": 0, "ones": 1, "softmax_elastic": 2}[m["attention"]]
+        icfg = [
+            int(m["num_layers"]),
+            int(m["hidden_size"]),
+            int(m["num_heads"]),
+            int(m["intermediate_size"]),
+            0 if m["task"] == "classification" else 1,
+            int(m["num_labels"]),
+            attention,
+            qkv_mode,
+            ACT_CODES[m["hidden_act"]],
+            1 if m["ffn2_input"] == "unsigned" else 0,
+            1 if m["activation"] == "elastic" else 0,
+            int(self.isa),
+            int(self.num_threads),
+            1,
+            1 if self.profiling else 0,
+        ]
+        eps = m["layer_norm_eps"]
+        thr = gelu_sign_threshold() if m["hidden_act"] == "gelu" else float("-inf")
+        return icfg, [float(eps["embeddings"]), float(eps["encoder"]), thr]
+
+    def _build_weight_list(self) -> List[np.ndarray]:
+        """The tensor list of ``binbert_bert_forward`` (layout documented in binbert_ops.cc)."""
+        m, t = self.meta, self.packed.tensors
+        h, heads = int(m["hidden_size"]), int(m["num_heads"])
+        elastic = m["activation"] == "elastic"
+        one = np.ones([1], dtype=np.float32)
+        dummy = np.zeros([1], dtype=np.float32)
+        dummy_bits = np.zeros([1], dtype=np.int64)
+
+        def linear(name: str) -> List[np.ndarray]:
+            return [
+                weight_panels(t[f"{name}.bits"]),
+                t[f"{name}.alpha"],
+                t[f"{name}.bias"],
+                t[f"{name}.input_beta"] if elastic else dummy,
+                t[f"{name}.input_alpha"] if elastic else one,
+            ]
+
+        def fused(names: Sequence[str]) -> List[np.ndarray]:
+            return [
+                weight_panels(np.concatenate([t[f"{n}.bits"] for n in names], axis=0)),
+                np.concatenate([t[f"{n}.alpha"] for n in names]),
+                np.concatenate([t[f"{n}.bias"] for n in names]),
+                dummy,
+                one,
+            ]
+
+        unused = [dummy_bits, dummy, dummy, dummy, one]
+        emb = "bert.embeddings"
+        out: List[np.ndarray] = [
+            t[f"{emb}.word_embeddings.bits"].view(np.int64),
+            t[f"{emb}.word_embeddings.alpha"],
+            t[f"{emb}.position_embeddings.weight"],
+            t[f"{emb}.token_type_embeddings.weight"],
+            t[f"{emb}.layer_norm.weight"],
+            t[f"{emb}.layer_norm.bias"],
+        ]
+        scale = np.float32(float(h // heads) ** -0.5)
+        for i in range(int(m["num_layers"])):
+            pre = f"bert.encoder.layers.{i}"
+            qkv = [f"{pre}.self_attn.{p}_proj" for p in ("q", "k", "v")]
+            if m["attention"] == "bool":
+                block = fused(qkv) + unused + unused
+            elif m["attention"] == "ones":
+                block = unused + unused + linear(qkv[2])
+            else:
+                block = linear(qkv[0]) + linear(qkv[1]) + linear(qkv[2])
+            block += linear(f"{pre}.self_attn.out_proj") + linear(f"{pre}.linear1") + linear(f"{pre}.linear2")
+            if m["attention"] == "softmax_elastic":
+                q = {n: t[f"{pre}.self_attn.{n}_quantizer.alpha"][0] for n in ("query", "key", "value", "prob")}
+                cqk = np.float32(np.float32(q["query"] * scale) * q["key"])  # fl(fl(aq / sqrt d) * ak)
+                cpv = np.float32(q["prob"] * q["value"])  # fl(ap * av)
+                attn = [
+                    np.array([cqk], np.float32),
+                    np.array([cpv], np.float32),
+                    t[f"{pre}.self_attn.prob_quantizer.alpha"],
+                    t[f"{pre}.self_attn.prob_quantizer.beta"],
+                    t[f"{pre}.self_attn.query_quantizer.beta"],
+                    t[f"{pre}.self_attn.key_quantizer.beta"],
+                    t[f"{pre}.self_attn.value_quantizer.beta"],
+                    dummy,
+                ]
+            else:
+                attn = [np.array([scale], np.float32), one, one, dummy, dummy, dummy, dummy, dummy]
+            block += attn
+            block += [t[f"{pre}.{n}.{p}"] for n in ("norm1", "norm2") for p in ("weight", "bias")]
+            assert len(block) == LAYER_TENSORS
+            out += block
+        out += linear("bert.pooler.dense") if m["task"] == "classification" else unused
+        out += [t["classifier.weight"], t["classifier.bias"]]
+        # float16 FP islands (pack_model(fp_dtype="float16")) run in float32
+        return [np.ascontiguousarray(a.astype(np.float32) if a.dtype == np.float16 else a) for a in out]
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return (
+            f"PackedBertEngine({m['architecture']}, preset={m['preset']!r}, layers={m['num_layers']}, "
+            f"hidden={m['hidden_size']}, attention={m['attention']}, isa={self.isa_name}, threads={self.num_threads})"
+        )
+
+
+def load(
+    out_dir: Union[str, Path, PackedModel],
+    num_threads: Optional[int] = None,
+    isa: Union[None, int, str] = None,
+    profile: bool = False,
+) -> PackedBertEngine:
+    """Load a packed folder (see :func:`paddle_binbert.export.pack_model`) into a callable engine.
+
+    Args:
+        out_dir: the folder (or an already loaded :class:`~paddle_binbert.export.PackedModel`).
+        num_threads: threads for the kernels (default: the CPUs this process may use).
+        isa: ``"avx512"``, ``"avx2"``, ``"portable"`` or None (``$PADDLE_BINBERT_ISA``, else the best).
+        profile: accumulate per-stage times (:meth:`PackedBertEngine.read_profile`).
+
+    Raises :class:`~paddle_binbert.engine.EngineUnavailableError` when the operators cannot be
+    built (no compiler): fall back to the simulated model (:func:`paddle_binbert.load_model`).
+    """
+    packed = out_dir if isinstance(out_dir, PackedModel) else load_packed(out_dir)
+    return PackedBertEngine(packed, num_threads=num_threads, isa=isa, profile=profile)
