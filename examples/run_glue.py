@@ -15,10 +15,7 @@ STS-B is trained as regression (one output, MSE).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import shutil
 import sys
 import time
 from typing import Any, Dict, List, Optional
@@ -26,8 +23,6 @@ from typing import Any, Dict, List, Optional
 from paddle_binbert.data.glue import GLUE_TASKS, check_glue_files, get_task_spec
 
 logger = logging.getLogger("run_glue")
-
-RESULTS_FILE = "results.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,12 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _checkpoints(output_dir: str) -> List[str]:
-    if not os.path.isdir(output_dir):
-        return []
-    return sorted(d for d in os.listdir(output_dir) if d.startswith("checkpoint-"))
-
-
 def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Cheap checks before loading anything heavy; errors exit through ``parser.error``."""
     try:
@@ -111,21 +100,11 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if not 0.0 <= args.warmup_ratio <= 1.0:
         parser.error("--warmup_ratio must be in [0, 1]")
 
-    out = args.output_dir
-    if os.path.exists(out) and not os.path.isdir(out):
-        parser.error(f"--output_dir {out} exists and is not a folder")
-    previous = _checkpoints(out) + ([RESULTS_FILE] if os.path.isfile(os.path.join(out, RESULTS_FILE)) else [])
-    if previous and not (args.resume or args.overwrite_output_dir):
-        parser.error(
-            f"--output_dir {out} already holds a run ({', '.join(previous[:3])}); "
-            "pass --resume to continue it or --overwrite_output_dir to start over"
-        )
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as err:
-        parser.error(f"cannot create --output_dir {out}: {err}")
-    if not os.access(out, os.W_OK):
-        parser.error(f"--output_dir {out} is not writable")
+    from paddle_binbert.trainer import check_output_dir
+
+    error = check_output_dir(args.output_dir, args.resume, args.overwrite_output_dir)
+    if error:
+        parser.error(error)
 
 
 def _strip_prefix(metrics: Dict[str, Any], prefix: str) -> Dict[str, Any]:
@@ -147,15 +126,19 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     from paddle_binbert.convert import resolve_backbone
     from paddle_binbert.data.glue import glue_collator, load_glue_features
     from paddle_binbert.data.metrics import main_metric_name
-    from paddle_binbert.trainer import BinBertTrainer, get_last_checkpoint, glue_compute_metrics, make_training_args
+    from paddle_binbert.trainer import (
+        BinBertTrainer,
+        clear_previous_run,
+        get_last_checkpoint,
+        glue_compute_metrics,
+        make_training_args,
+        write_results,
+    )
 
     spec = get_task_spec(args.task_name)
     start = time.time()
     if args.overwrite_output_dir:
-        for name in _checkpoints(args.output_dir):
-            shutil.rmtree(os.path.join(args.output_dir, name))
-        if os.path.isfile(os.path.join(args.output_dir, RESULTS_FILE)):
-            os.remove(os.path.join(args.output_dir, RESULTS_FILE))
+        clear_previous_run(args.output_dir)
     resume_from = get_last_checkpoint(args.output_dir) if args.resume else None
     if args.resume and resume_from is None:
         logger.info("--resume: no checkpoint in %s, starting from scratch", args.output_dir)
@@ -242,10 +225,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         "train_wall_time_seconds": train_time,
         "args": vars(args),
     }
-    tmp_path = os.path.join(args.output_dir, RESULTS_FILE + ".tmp")
-    with open(tmp_path, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2, default=str)
-    os.replace(tmp_path, os.path.join(args.output_dir, RESULTS_FILE))
+    write_results(args.output_dir, results)
     logger.info("dev %s = %s; model and results in %s", metric, results["main_metric_value"], args.output_dir)
     return results
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import paddle
@@ -17,10 +19,15 @@ __all__ = [
     "NO_DECAY_KEYWORDS",
     "BinBertTrainer",
     "FinalEvaluationCallback",
+    "RESULTS_FILE",
+    "check_output_dir",
+    "clear_previous_run",
     "get_last_checkpoint",
     "glue_compute_metrics",
     "is_no_decay_parameter",
     "make_training_args",
+    "previous_run_files",
+    "write_results",
 ]
 
 # Parameter-name fragments (lower case) that get no weight decay: biases, LayerNorm weights
@@ -265,3 +272,53 @@ def get_last_checkpoint(output_dir: str) -> Optional[str]:
     if not os.path.isdir(output_dir):
         return None
     return _paddlenlp_last_checkpoint(output_dir)
+
+
+RESULTS_FILE = "results.json"
+
+
+def previous_run_files(output_dir: str) -> List[str]:
+    """The ``checkpoint-N`` folders and ``results.json`` a previous run left in ``output_dir``."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = sorted(d for d in os.listdir(output_dir) if d.startswith("checkpoint-"))
+    if os.path.isfile(os.path.join(output_dir, RESULTS_FILE)):
+        found.append(RESULTS_FILE)
+    return found
+
+
+def check_output_dir(output_dir: str, resume: bool, overwrite: bool) -> Optional[str]:
+    """Create ``output_dir`` if needed; return an error message (for ``parser.error``) when it is not
+    a writable folder or holds a previous run and neither ``resume`` nor ``overwrite`` is set."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        return f"--output_dir {output_dir} exists and is not a folder"
+    previous = previous_run_files(output_dir)
+    if previous and not (resume or overwrite):
+        return (
+            f"--output_dir {output_dir} already holds a run ({', '.join(previous[:3])}); "
+            "pass --resume to continue it or --overwrite_output_dir to start over"
+        )
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as err:
+        return f"cannot create --output_dir {output_dir}: {err}"
+    if not os.access(output_dir, os.W_OK):
+        return f"--output_dir {output_dir} is not writable"
+    return None
+
+
+def clear_previous_run(output_dir: str) -> None:
+    """Delete the checkpoints and ``results.json`` of a previous run (``--overwrite_output_dir``)."""
+    for name in previous_run_files(output_dir):
+        path = os.path.join(output_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+def write_results(output_dir: str, results: Dict[str, Any]) -> str:
+    """Write ``results.json`` atomically (temporary file + rename) and return its path."""
+    path = os.path.join(output_dir, RESULTS_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=2, default=str)
+    os.replace(tmp, path)
+    return path

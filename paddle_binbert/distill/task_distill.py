@@ -15,10 +15,8 @@ dev metrics, the student's size and FLOPs, steps and wall time.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import shutil
 import time
 from typing import Any, Dict, List, Optional
 
@@ -26,10 +24,10 @@ import yaml
 
 from ..data.glue import GLUE_TASKS, check_glue_files, get_task_spec
 from ..quant.config import QuantConfig
+from ..trainer import check_output_dir
 from .recipes import METHODS, get_method, loss_config_from_flags
 
 logger = logging.getLogger("task_distill")
-RESULTS_FILE = "results.json"
 
 # Per-task defaults of the BiBERT release (distillation.md, "Training defaults").
 TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
@@ -146,10 +144,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _checkpoints(output_dir: str) -> List[str]:
-    return sorted(d for d in os.listdir(output_dir) if d.startswith("checkpoint-")) if os.path.isdir(output_dir) else []
-
-
 def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fail fast (before any model is loaded) on bad tasks, missing files and bad values."""
     try:
@@ -188,15 +182,9 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error("--save_steps must be a multiple of --eval_steps")
     if args.learning_rate <= 0 or args.temperature <= 0:
         parser.error("--learning_rate and --temperature must be positive")
-    previous = _checkpoints(args.output_dir)
-    if os.path.isfile(os.path.join(args.output_dir, RESULTS_FILE)):
-        previous.append(RESULTS_FILE)
-    if previous and not (args.resume or args.overwrite_output_dir):
-        parser.error(
-            f"--output_dir {args.output_dir} already holds a run ({', '.join(previous[:3])}); "
-            "pass --resume to continue it or --overwrite_output_dir to start over"
-        )
-    os.makedirs(args.output_dir, exist_ok=True)
+    error = check_output_dir(args.output_dir, args.resume, args.overwrite_output_dir)
+    if error:
+        parser.error(error)
 
 
 def _tokenizer_dir(args: argparse.Namespace) -> str:
@@ -253,7 +241,13 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     from ..data.glue import glue_collator, load_glue_features
     from ..data.metrics import main_metric_name
     from ..models import quant_config_of
-    from ..trainer import get_last_checkpoint, glue_compute_metrics, make_training_args
+    from ..trainer import (
+        clear_previous_run,
+        get_last_checkpoint,
+        glue_compute_metrics,
+        make_training_args,
+        write_results,
+    )
     from .trainer import DistillationTrainer
 
     start = time.time()
@@ -271,8 +265,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     logger.info("method %s, quantization %s, loss %s", method.name, quant_config.bits_str, loss_config.weights())
 
     if args.overwrite_output_dir:
-        for name in _checkpoints(args.output_dir):
-            shutil.rmtree(os.path.join(args.output_dir, name))
+        clear_previous_run(args.output_dir)
     resume_from = get_last_checkpoint(args.output_dir) if args.resume else None
 
     set_seed(args.seed)
@@ -326,10 +319,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "wall_time_seconds": time.time() - start,
         "args": {k: v for k, v in vars(args).items()},
     }
-    tmp = os.path.join(args.output_dir, RESULTS_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(results, fh, indent=2, default=str)
-    os.replace(tmp, os.path.join(args.output_dir, RESULTS_FILE))
+    write_results(args.output_dir, results)
     print(
         f"[{spec.name}] teacher {metric} {results['teacher'].get(metric)} | student ({method.name} {qc.bits_str}) "
         f"{metric} {results['student'].get(metric)} | student size {results['student_size_mib']:.2f} MiB "
