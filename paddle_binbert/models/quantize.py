@@ -34,6 +34,7 @@ __all__ = [
     "get_bert",
     "quant_config_of",
     "set_recording",
+    "set_sublayer",
     "attention_records",
 ]
 
@@ -101,7 +102,8 @@ def _linear_axis(config: QuantConfig) -> Optional[int]:
     return 0 if config.weight_quantizer == "bibert" else None
 
 
-def _set_sublayer(root: nn.Layer, dotted: str, new: nn.Layer) -> None:
+def set_sublayer(root: nn.Layer, dotted: str, new: nn.Layer) -> None:
+    """Replace the sublayer of ``root`` at the dotted path ``dotted`` by ``new``."""
     parent_name, _, child = dotted.rpartition(".")
     parent = root
     for part in parent_name.split(".") if parent_name else []:
@@ -126,8 +128,9 @@ def quantize_model(
     """
     config = QuantConfig.resolve(config)
     bert = get_bert(model)
-    if quant_config_of(model) is not None:
-        raise ValueError(f"{type(model).__name__} is already quantized ({quant_config_of(model).name})")
+    existing = quant_config_of(model)
+    if existing is not None:
+        raise ValueError(f"{type(model).__name__} is already quantized ({existing.name})")
     if getattr(bert, "fuse", False):
         raise ValueError("fused encoder layers (config.fuse=True) cannot be quantized; build the model with fuse=False")
 
@@ -148,12 +151,12 @@ def quantize_model(
         role = quantization_role(name, layer)
         if role == "embedding":
             wq = _weight_quantizer(config.embedding_quantizer, config.embedding_bits, axis=-1)
-            _set_sublayer(bert, name, QuantEmbedding.from_embedding(layer, wq))
+            set_sublayer(bert, name, QuantEmbedding.from_embedding(layer, wq))
         elif role == "linear":
             signed = not (name.endswith("linear2") and ffn_input_unsigned)
             wq = _weight_quantizer(config.weight_quantizer, config.weight_bits, _linear_axis(config))
             iq = _activation_quantizer(config, signed=signed, num_channels=layer.weight.shape[0])
-            _set_sublayer(bert, name, QuantLinear.from_linear(layer, wq, iq))
+            set_sublayer(bert, name, QuantLinear.from_linear(layer, wq, iq))
 
     hidden = bert.config.hidden_size
     for layer in bert.encoder.layers:

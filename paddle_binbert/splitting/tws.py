@@ -38,7 +38,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ..models.quantize import QUANT_CONFIG_KEY, get_bert, quant_config_of
+from ..models.quantize import QUANT_CONFIG_KEY, get_bert, quant_config_of, set_sublayer
 from ..quant.config import QuantConfig
 from ..quant.functional import twn_weight
 from ..quant.layers import QuantEmbedding, QuantLinear
@@ -303,14 +303,6 @@ class SplitQuantEmbedding(nn.Layer):
 # --------------------------------------------------------------------------------------------
 
 
-def _set_sublayer(root: nn.Layer, dotted: str, new: nn.Layer) -> None:
-    parent_name, _, child = dotted.rpartition(".")
-    parent = root
-    for part in parent_name.split(".") if parent_name else []:
-        parent = getattr(parent, part)
-    setattr(parent, child, new)
-
-
 def splittable_layers(model: nn.Layer) -> List[str]:
     """Names (relative to the ``BertModel``) of the ternary layers: every ``QuantLinear`` /
     ``QuantEmbedding`` whose weight quantizer is ``twn``, in module order."""
@@ -382,7 +374,7 @@ def split_ternary_model(model: nn.Layer, layers: Optional[Iterable[str]] = None)
         bwn = get_quantizer("bwn", axis=layer.weight_quantizer.axis)
         if name in chosen:
             split_cls = SplitQuantLinear if isinstance(layer, QuantLinear) else SplitQuantEmbedding
-            _set_sublayer(bert, name, split_cls.from_ternary(layer, bwn))
+            set_sublayer(bert, name, split_cls.from_ternary(layer, bwn))
         else:
             layer.weight_quantizer = bwn
 
@@ -409,9 +401,9 @@ def apply_split_layout(model: nn.Layer) -> nn.Layer:
         if isinstance(layer, (SplitQuantLinear, SplitQuantEmbedding)):
             continue
         if isinstance(layer, QuantLinear):
-            _set_sublayer(bert, name, SplitQuantLinear.like(layer))
+            set_sublayer(bert, name, SplitQuantLinear.like(layer))
         elif isinstance(layer, QuantEmbedding):
-            _set_sublayer(bert, name, SplitQuantEmbedding.like(layer))
+            set_sublayer(bert, name, SplitQuantEmbedding.like(layer))
         else:
             raise ValueError(f"split layer {name!r} is {type(layer).__name__}, not a quantized linear/embedding")
     return model
