@@ -33,6 +33,9 @@ __all__ = [
 # Parameter-name fragments (lower case) that get no weight decay: biases, LayerNorm weights
 # (PaddleNLP names them ``layer_norm``/``norm1``/``norm2``), quantizer scales and clip values.
 NO_DECAY_KEYWORDS = ("bias", "norm", "quantizer", "clip")
+# Parameter-name fragment of the learnable quantizer parameters (elastic alpha/beta, LSQ step, clip
+# value): they live in ``*_quantizer`` sublayers and get their own learning rate (``clip_lr``).
+QUANTIZER_KEYWORD = "quantizer"
 
 
 def is_no_decay_parameter(name: str, param: Optional[paddle.Tensor] = None) -> bool:
@@ -76,6 +79,9 @@ class BinBertTrainer(Trainer):
         train_lengths: optional per-example lengths of ``train_dataset`` (else read from ``input_ids``).
         eval_logits_only: keep only the first model output (the logits) as predictions in evaluation.
         evaluate_at_end: also evaluate and checkpoint after the last step (see :class:`FinalEvaluationCallback`).
+        clip_lr: peak learning rate of the quantizer parameters (BiT's alpha/beta, LSQ steps, clip
+            values; quantizers.md: ``--clip_lr``, default 1e-4 in the scripts); they follow the same
+            warmup/decay schedule. None: the model's learning rate for every parameter.
         **kwargs: keyword arguments of ``paddlenlp.trainer.Trainer``.
     """
 
@@ -87,9 +93,13 @@ class BinBertTrainer(Trainer):
         train_lengths: Optional[list] = None,
         eval_logits_only: bool = True,
         evaluate_at_end: bool = True,
+        clip_lr: Optional[float] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if clip_lr is not None and clip_lr <= 0:
+            raise ValueError(f"clip_lr must be positive, got {clip_lr}")
+        self.clip_lr = clip_lr
         self.eval_logits_only = eval_logits_only
         if evaluate_at_end:
             self.add_callback(FinalEvaluationCallback())
@@ -150,8 +160,26 @@ class BinBertTrainer(Trainer):
         if self.args.local_rank == -1 and self.args.should_save:
             self._rotate_checkpoints(use_mtime=False, output_dir=self.args.output_dir)
 
+    def parameter_groups(self) -> list:
+        """The optimizer's parameter list: one group, or two when ``clip_lr`` is set.
+
+        Paddle scales a group's ``learning_rate`` by the scheduler's current value, so the
+        quantizer group gets the multiplier ``clip_lr / learning_rate`` and follows the schedule
+        with peak ``clip_lr``.
+        """
+        named = [(n, p) for n, p in self.model.named_parameters() if not p.stop_gradient]
+        if self.clip_lr is None:
+            return [p for _, p in named]
+        quant = [p for n, p in named if QUANTIZER_KEYWORD in n.lower()]
+        rest = [p for n, p in named if QUANTIZER_KEYWORD not in n.lower()]
+        groups = [{"params": rest}]
+        if quant:
+            groups.append({"params": quant, "learning_rate": self.clip_lr / self.args.learning_rate})
+        return groups
+
     def create_optimizer(self, lr_scheduler: Any = None) -> paddle.optimizer.Optimizer:
-        """Create the optimizer like PaddleNLP does, with :meth:`no_decay` deciding which parameters decay."""
+        """Create the optimizer like PaddleNLP does, with :meth:`no_decay` deciding which parameters decay
+        and :meth:`parameter_groups` giving quantizer parameters their own learning rate."""
         if self.optimizer is None and self.optimizer_grouped_parameters is None:
             decay_names = self.decay_parameter_names()
 
@@ -165,7 +193,7 @@ class BinBertTrainer(Trainer):
             self.optimizer = optimizer_cls(
                 learning_rate=self.lr_scheduler if lr_scheduler is None else lr_scheduler,
                 apply_decay_param_fun=apply_decay_param_fun,
-                parameters=self.model.parameters(),
+                parameters=self.parameter_groups(),
                 weight_decay=self.args.weight_decay,
                 grad_clip=paddle.nn.ClipGradByGlobalNorm(max_grad_norm) if max_grad_norm > 0 else None,
                 **optimizer_kwargs,
@@ -278,12 +306,17 @@ RESULTS_FILE = "results.json"
 
 
 def previous_run_files(output_dir: str) -> List[str]:
-    """The ``checkpoint-N`` folders and ``results.json`` a previous run left in ``output_dir``."""
+    """The ``checkpoint-N`` folders, ``results.json`` and, for distillation chains, the ``stage<i>_*``
+    folders and ``chain.json`` a previous run left in ``output_dir``."""
     if not os.path.isdir(output_dir):
         return []
-    found = sorted(d for d in os.listdir(output_dir) if d.startswith("checkpoint-"))
-    if os.path.isfile(os.path.join(output_dir, RESULTS_FILE)):
-        found.append(RESULTS_FILE)
+    found = sorted(
+        d for d in os.listdir(output_dir)
+        if d.startswith("checkpoint-") or (d.startswith("stage") and os.path.isdir(os.path.join(output_dir, d)))
+    )
+    for name in (RESULTS_FILE, "chain.json"):
+        if os.path.isfile(os.path.join(output_dir, name)):
+            found.append(name)
     return found
 
 

@@ -18,13 +18,15 @@ import argparse
 import logging
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
 from ..data.glue import GLUE_TASKS, check_glue_files, get_task_spec
 from ..quant.config import QuantConfig
 from ..trainer import check_output_dir
+from .chain import ChainStage, binarybert_pipeline, parse_chain, run_chain
+from .losses import DistillLossConfig
 from .recipes import METHODS, get_method, loss_config_from_flags
 
 logger = logging.getLogger("task_distill")
@@ -101,6 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--key_distill", action="store_true", help="direction-matching distillation of K (BiBERT)")
     g.add_argument("--value_distill", action="store_true", help="direction-matching distillation of V (BiBERT)")
     g.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the prediction loss")
+    g = p.add_argument_group("multi-stage distillation")
+    g.add_argument(
+        "--distill_chain",
+        default=None,
+        help="run stages one after the other, each best student teaching (and initialising) the next: W-E-A bits "
+        "such as 32-32-32,1-1-2,1-1-1 (BiT multi-step) applied to --method's preset, or a YAML file with a list of "
+        "stages (fields: bits, method, loss, init, teacher, split_budget_mb, name). Stages run in "
+        "OUTPUT_DIR/stage<i>_<label>, finished stages are skipped and unfinished ones resume. --method binarybert "
+        "without this flag runs BinaryBERT's pipeline (ternary intermediate, ternary prediction, TWS split)",
+    )
+    g.add_argument(
+        "--split_budget_mb",
+        type=float,
+        default=None,
+        help="BinaryBERT adaptive splitting: split only the ternary matrices chosen by an exact 0/1 knapsack so that "
+        "the student stays within this size in MiB (default: split every matrix)",
+    )
     g = p.add_argument_group("training")
     g.add_argument("--batch_size", type=int, default=32, help="training and evaluation batch size")
     g.add_argument("--learning_rate", type=float, default=None, help="peak AdamW learning rate (task default)")
@@ -108,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay (not on bias/LayerNorm/"
                    "quantizer parameters)")
     g.add_argument("--warmup_ratio", type=float, default=0.1, help="fraction of steps of linear warmup")
+    g.add_argument("--clip_lr", type=float, default=1e-4, help="peak learning rate of the quantizer parameters "
+                   "(BiT's alpha/beta, LSQ steps, clip values); same schedule, no weight decay")
     g.add_argument("--seed", type=int, default=42, help="random seed")
     g.add_argument("--logging_steps", type=int, default=50, help="log losses every N steps")
     g.add_argument("--eval_steps", type=int, default=None, help="evaluate and checkpoint every N steps (task default)")
@@ -180,8 +201,24 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             parser.error(f"--{name} must be positive, got {value}")
     if args.save_steps is not None and args.save_steps % args.eval_steps:
         parser.error("--save_steps must be a multiple of --eval_steps")
-    if args.learning_rate <= 0 or args.temperature <= 0:
-        parser.error("--learning_rate and --temperature must be positive")
+    if args.learning_rate <= 0 or args.temperature <= 0 or args.clip_lr <= 0:
+        parser.error("--learning_rate, --clip_lr and --temperature must be positive")
+    args.chain = None
+    try:
+        if args.distill_chain:
+            args.chain = parse_chain(args.distill_chain)
+        elif args.method == "binarybert":
+            args.chain = binarybert_pipeline()
+        if args.chain and args.split_budget_mb is not None:
+            for stage in args.chain:
+                if stage.init == "split" and stage.split_budget_mb is None:
+                    stage.split_budget_mb = args.split_budget_mb
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    if args.split_budget_mb is not None and not any(s.init == "split" for s in args.chain or []):
+        parser.error("--split_budget_mb needs a chain with a split stage (--method binarybert)")
+    if args.split_budget_mb is not None and args.split_budget_mb <= 0:
+        parser.error("--split_budget_mb must be positive")
     error = check_output_dir(args.output_dir, args.resume, args.overwrite_output_dir)
     if error:
         parser.error(error)
@@ -206,24 +243,35 @@ def _check_vocab(teacher: Any, student: Any, args: argparse.Namespace) -> None:
                 raise ValueError(f"{vocabs[0]} and {vocabs[1]} differ: teacher and student must share one tokenizer")
 
 
-def load_models(args: argparse.Namespace, quant_config: QuantConfig):
-    """Teacher (FP models get the ``fp`` preset so that attention can be recorded; outputs unchanged)
-    and student (FP initialisation quantized with ``quant_config``, or a quantized checkpoint as is)."""
+def _load(path: str, args: argparse.Namespace):
     from paddlenlp.transformers import BertForSequenceClassification
 
-    from ..models import load_model, quant_config_of, quantize_model
+    from ..models import load_model
 
-    def load(path: str):
-        model = load_model(path, model_class=BertForSequenceClassification, config=args.model_config)
-        model.config.use_cache = False
-        get = model.bert
-        get.config.use_cache = False
-        return model
+    model = load_model(path, model_class=BertForSequenceClassification, config=args.model_config)
+    model.config.use_cache = False
+    model.bert.config.use_cache = False
+    return model
 
-    teacher = load(args.teacher_path)
+
+def load_teacher(args: argparse.Namespace):
+    """The teacher; FP models get the ``fp`` preset so that attention can be recorded (outputs unchanged).
+    A quantized teacher (a previous chain stage) is rebuilt with its own quantizer config."""
+    from ..models import quant_config_of, quantize_model
+
+    teacher = _load(args.teacher_path, args)
     if quant_config_of(teacher) is None:
         quantize_model(teacher, "fp")
-    student = load(args.student_model_name_or_path)
+    return teacher
+
+
+def load_models(args: argparse.Namespace, quant_config: QuantConfig):
+    """Teacher (:func:`load_teacher`) and student (FP initialisation quantized with ``quant_config``,
+    or a quantized checkpoint as is)."""
+    from ..models import quant_config_of, quantize_model
+
+    teacher = load_teacher(args)
+    student = _load(args.student_model_name_or_path, args)
     if quant_config_of(student) is None:
         quantize_model(student, quant_config)
     elif args.quant_overrides:
@@ -232,8 +280,37 @@ def load_models(args: argparse.Namespace, quant_config: QuantConfig):
     return teacher, student
 
 
-def run(args: argparse.Namespace) -> Dict[str, Any]:
-    """Distil, keep the best dev checkpoint, save the student and write ``results.json``."""
+def quant_config_for(args: argparse.Namespace, method_name: str) -> QuantConfig:
+    """The method's preset with the ``quant:`` overrides of ``--config``."""
+    quant_config = QuantConfig.from_preset(get_method(method_name).quant_preset)
+    if args.quant_overrides:
+        quant_config = QuantConfig.from_dict({**quant_config.to_dict(), **args.quant_overrides}, source=args.config)
+    return quant_config
+
+
+def loss_config_for(args: argparse.Namespace, method_name: str) -> DistillLossConfig:
+    """The loss of the BiBERT-release flags for the method, with the ``loss:`` overrides of ``--config``."""
+    loss_config = loss_config_from_flags(
+        get_method(method_name), args.bi, args.pred_distill, args.intermediate_distill, args.query_distill,
+        args.key_distill, args.value_distill, args.att_distill, args.temperature,
+    )
+    if args.loss_overrides:
+        loss_config = loss_config.with_overrides(**args.loss_overrides)
+    return loss_config
+
+
+def run(
+    args: argparse.Namespace,
+    quant_config: Optional[QuantConfig] = None,
+    loss_config: Optional[DistillLossConfig] = None,
+    student: Any = None,
+) -> Dict[str, Any]:
+    """Distil, keep the best dev checkpoint, save the student and write ``results.json``.
+
+    ``quant_config`` / ``loss_config`` default to the method's (with the ``--config`` overrides);
+    ``student`` (a ready model, as a chain stage prepares it) replaces loading
+    ``--student_model_name_or_path``.
+    """
     from paddlenlp.trainer import set_seed
     from paddlenlp.transformers import BertTokenizer
 
@@ -253,15 +330,12 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     start = time.time()
     spec = get_task_spec(args.task_name)
     method = get_method(args.method)
-    quant_config = QuantConfig.from_preset(method.quant_preset)
-    if args.quant_overrides:
-        quant_config = QuantConfig.from_dict({**quant_config.to_dict(), **args.quant_overrides}, source=args.config)
-    loss_config = loss_config_from_flags(
-        method, args.bi, args.pred_distill, args.intermediate_distill, args.query_distill, args.key_distill,
-        args.value_distill, args.att_distill, args.temperature,
-    )
-    if args.loss_overrides:
-        loss_config = loss_config.with_overrides(**args.loss_overrides)
+    if student is not None:
+        quant_config = quant_config_of(student)
+    elif quant_config is None:
+        quant_config = quant_config_for(args, method.name)
+    if loss_config is None:
+        loss_config = loss_config_for(args, method.name)
     logger.info("method %s, quantization %s, loss %s", method.name, quant_config.bits_str, loss_config.weights())
 
     if args.overwrite_output_dir:
@@ -270,7 +344,11 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     set_seed(args.seed)
     tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
-    teacher, student = load_models(args, quant_config)
+    if student is None:
+        teacher, student = load_models(args, quant_config)
+    else:
+        teacher = load_teacher(args)
+        _check_vocab(teacher, student, args)
     train_split = "train_aug" if args.aug_train else "train"
     train_ds = load_glue_features(args.data_dir, spec.name, train_split, tokenizer, args.max_seq_length,
                                   args.max_train_examples)
@@ -287,7 +365,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     trainer = DistillationTrainer(
         model=student, args=training_args, train_dataset=train_ds, eval_dataset=dev_ds, tokenizer=tokenizer,
         data_collator=glue_collator(tokenizer), compute_metrics=glue_compute_metrics(spec.name),
-        teacher=teacher, loss_config=loss_config, is_regression=spec.is_regression,
+        teacher=teacher, loss_config=loss_config, is_regression=spec.is_regression, clip_lr=args.clip_lr,
     )
     teacher_metrics = trainer.evaluate_teacher()
     logger.info("teacher dev: %s", teacher_metrics)
@@ -305,7 +383,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "main_metric": metric,
         "teacher": {k.replace("teacher_", ""): v for k, v in teacher_metrics.items()},
         "student": {k.replace("eval_", ""): v for k, v in student_metrics.items()},
-        "student_size_mib": size_mib(student.config, bits),
+        "student_size_mib": stored_size_mib(student),
         "teacher_size_mib": size_mib(teacher.config, (32, 32, 32)),
         "student_gflops": flops_g(student.config, bits, args.max_seq_length),
         "loss": loss_config.weights(),
@@ -329,8 +407,81 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     return results
 
 
+def stored_size_mib(student: Any) -> float:
+    """The student's size in MiB by the papers' convention (:mod:`paddle_binbert.accounting`); a TWS
+    split student stores two binary matrices per split layer, counted layer by layer."""
+    from ..accounting import size_mib
+    from ..models import quant_config_of
+    from ..splitting import split_layers_of
+    from ..splitting.adaptive import model_size_bytes
+
+    if split_layers_of(student):
+        return model_size_bytes(student) / 2**20
+    return size_mib(student.config, quant_config_of(student).bits)
+
+
+def build_chain_student(
+    args: argparse.Namespace, stage: ChainStage, quant: Optional[QuantConfig], previous_dir: Optional[str],
+    stage_dir: str,
+) -> Tuple[Any, Dict[str, Any]]:
+    """The student of a chain stage (see :class:`~paddle_binbert.distill.chain.ChainStage` ``init``).
+
+    ``previous``/``teacher``: the checkpoint as is when it already has ``quant``, else its latent FP
+    weights (:func:`~paddle_binbert.models.latent_fp_model`) quantized with ``quant``. ``split``:
+    TWS of the previous (ternary) stage's best student, on the matrices an exact knapsack picks
+    under ``split_budget_mb`` (all when unset); the plan is written to ``split_plan.txt``.
+    """
+    from ..models import latent_fp_model, quant_config_of, quantize_model
+    from ..splitting import plan_adaptive_split, split_ternary_model
+
+    extra: Dict[str, Any] = {}
+    if stage.init == "split":
+        if previous_dir is None:
+            raise ValueError(f"chain stage {stage.label}: init 'split' needs a previous (ternary) stage")
+        ternary = _load(previous_dir, args)
+        layers = None
+        if stage.split_budget_mb is not None:
+            plan = plan_adaptive_split(ternary, stage.split_budget_mb)
+            layers = plan.chosen
+            with open(os.path.join(stage_dir, "split_plan.txt"), "w", encoding="utf-8") as fh:
+                fh.write(plan.summary() + "\n")
+            logger.info("%s", plan.summary())
+            extra["split_plan"] = {"budget_mib": stage.split_budget_mb, "chosen": plan.chosen,
+                                   "size_mib": plan.total_bytes / 2**20}
+        return split_ternary_model(ternary, layers), extra
+    source = previous_dir if (stage.init == "previous" and previous_dir) else args.student_model_name_or_path
+    model = _load(source, args)
+    existing = quant_config_of(model)
+    if existing is not None:
+        if existing.to_dict() == quant.to_dict():
+            return model, extra
+        model = latent_fp_model(model)
+    quantize_model(model, quant)
+    return model, extra
+
+
+def run_distill_chain(args: argparse.Namespace) -> Dict[str, Any]:
+    """Run ``args.chain`` (``--distill_chain`` or BinaryBERT's pipeline) with :func:`run` per stage."""
+    from ..data.metrics import main_metric_name
+    from ..trainer import clear_previous_run
+
+    if args.overwrite_output_dir:
+        clear_previous_run(args.output_dir)
+    return run_chain(
+        args,
+        args.chain,
+        base_quant=lambda name: quant_config_for(args, name),
+        default_loss=lambda name: loss_config_for(args, name),
+        build_student=lambda stage, quant, prev, out: build_chain_student(args, stage, quant, prev, out),
+        run_stage=lambda stage_args, quant, loss, student: run(stage_args, quant, loss, student),
+        metric=main_metric_name(args.task_name),
+    )
+
+
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Entry point of ``examples/task_distill.py``."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.chain:
+        return run_distill_chain(args)
     return run(args)

@@ -19,7 +19,7 @@ from paddlenlp.transformers.model_utils import load_state_dict
 from ..quant.config import QuantConfig
 from .quantize import QUANT_CONFIG_KEY, SUPPORTED_MODELS, quantize_model
 
-__all__ = ["build_model", "load_model", "load_state_strict", "model_class_for"]
+__all__ = ["build_model", "latent_fp_model", "load_model", "load_state_strict", "model_class_for"]
 
 WEIGHT_FILES = ("model_state.pdparams", "model.safetensors")
 
@@ -117,3 +117,28 @@ def load_model(
     if weights is None:
         raise FileNotFoundError(f"{path} has a quantized config.json but none of the weight files {WEIGHT_FILES}")
     return _build_and_load(cls, cfg, weights)
+
+
+def latent_fp_model(model: nn.Layer) -> nn.Layer:
+    """A new full-precision model of the same class holding ``model``'s latent weights.
+
+    A quantized student keeps its FP latent weights under the FP parameter names (quantizers only
+    add ``*_quantizer.*`` parameters), so the FP model's state is a subset of the student's. Used
+    by multi-step distillation (BiT): stage k+1 starts from stage k's latent weights and is then
+    re-quantized with its own config (quantizer parameters start afresh). ``hidden_act`` stays
+    what the student used (e.g. ReLU for BiT). Split (TWS) students have no single latent matrix
+    per layer and are refused.
+    """
+    config = copy.deepcopy(model.config)
+    if getattr(config, "binbert_split", None):
+        raise ValueError("a split (TWS) student has two latent matrices per layer; it cannot become an FP model")
+    for key in (QUANT_CONFIG_KEY, "binbert_split"):
+        if hasattr(config, key):
+            delattr(config, key)
+    fp = type(model)(config)
+    own, state = fp.state_dict(), model.state_dict()
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise ValueError(f"{type(model).__name__} lacks FP parameters {missing[:10]}")
+    fp.set_state_dict({k: state[k] for k in own})
+    return fp
