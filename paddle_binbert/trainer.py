@@ -27,6 +27,7 @@ __all__ = [
     "is_no_decay_parameter",
     "make_training_args",
     "previous_run_files",
+    "stable_parameter_names",
     "write_results",
 ]
 
@@ -42,6 +43,18 @@ def is_no_decay_parameter(name: str, param: Optional[paddle.Tensor] = None) -> b
     """Default no-decay rule: True if the structured parameter name contains a :data:`NO_DECAY_KEYWORDS` entry."""
     lowered = name.lower()
     return any(keyword in lowered for keyword in NO_DECAY_KEYWORDS)
+
+
+def stable_parameter_names(model: paddle.nn.Layer) -> None:
+    """Name every parameter after its structured name (``bert.encoder.layers.0.linear1.weight``).
+
+    Optimizer state is saved keyed by ``param.name``; Paddle's automatic names (``linear_12.w_0``)
+    depend on how many layers the process built before, so a resumed run that builds its models in
+    another order (a distillation chain resuming its second stage, a teacher loaded first) would not
+    find its moments. Structured names are the same in every process.
+    """
+    for name, param in model.named_parameters():
+        param.name = name
 
 
 class FinalEvaluationCallback(TrainerCallback):
@@ -100,12 +113,21 @@ class BinBertTrainer(Trainer):
         if clip_lr is not None and clip_lr <= 0:
             raise ValueError(f"clip_lr must be positive, got {clip_lr}")
         self.clip_lr = clip_lr
+        stable_parameter_names(self.model)
         self.eval_logits_only = eval_logits_only
         if evaluate_at_end:
             self.add_callback(FinalEvaluationCallback())
         self.group_by_length = group_by_length
         self.mega_batch_mult = mega_batch_mult
         self.train_lengths = train_lengths
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """PaddleNLP's ``train`` in a fresh :func:`paddle.utils.unique_name.guard`, so that the optimizer's
+        accumulators are named ``<structured name>_moment1_0`` (see :func:`stable_parameter_names`)
+        however many optimizers the process created before (a chain's earlier stages), and a resumed
+        run finds them in the checkpoint."""
+        with paddle.utils.unique_name.guard():
+            return super().train(*args, **kwargs)
 
     def no_decay(self, name: str, param: paddle.Tensor) -> bool:
         """Whether a parameter (structured name such as ``bert.encoder.layers.0.norm1.weight``) gets no weight decay."""
