@@ -10,6 +10,10 @@ The best dev checkpoint (by the task's main metric: CoLA mcc, STS-B mean of Pear
 others accuracy) is reloaded at the end and saved to ``--output_dir`` as a PaddleNLP checkpoint
 folder (config.json, model_state.pdparams, tokenizer files) together with ``results.json``.
 STS-B is trained as regression (one output, MSE).
+
+With ``--length_adaptive`` the model is trained with LengthDrop (Dynamic-TinyBERT): per step the
+full model, the smallest and ``--num_sandwich`` random token-budget sub-models; search its budgets
+afterwards with ``paddle-binbert search-length`` (examples/search_length.py).
 """
 
 from __future__ import annotations
@@ -65,6 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_train_examples", type=int, default=None, help="use only the first N training examples (quick runs)"
     )
     p.add_argument("--max_eval_examples", type=int, default=None, help="use only the first N dev examples (quick runs)")
+    la = p.add_argument_group("length-adaptive training (LengthDrop, Kim & Cho 2021; Dynamic-TinyBERT)")
+    la.add_argument(
+        "--length_adaptive",
+        action="store_true",
+        help="train with LengthDrop: sandwich rule (full, smallest and --num_sandwich random token-budget "
+        "sub-models per step) with inplace distillation, for paddle-binbert search-length afterwards",
+    )
+    la.add_argument(
+        "--num_sandwich", type=int, default=2, help="random sub-models per step besides the full and the smallest"
+    )
+    la.add_argument(
+        "--length_drop_ratio_bound",
+        type=float,
+        default=0.2,
+        help="p: each layer keeps between ceil((1-p) * previous length) and the previous length tokens",
+    )
+    la.add_argument(
+        "--layer_dropout_prob",
+        type=float,
+        default=0.2,
+        help="LayerDrop: probability of skipping each layer in the random sub-models",
+    )
     p.add_argument("--device", default="cpu", help="paddle device: cpu, gpu, gpu:0, ...")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint-N in --output_dir")
     p.add_argument(
@@ -99,6 +125,12 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error("--save_steps must be a multiple of --eval_steps")
     if not 0.0 <= args.warmup_ratio <= 1.0:
         parser.error("--warmup_ratio must be in [0, 1]")
+    if args.num_sandwich < 0:
+        parser.error("--num_sandwich must be >= 0")
+    if not 0.0 <= args.length_drop_ratio_bound < 1.0:
+        parser.error("--length_drop_ratio_bound must be in [0, 1)")
+    if not 0.0 <= args.layer_dropout_prob < 1.0:
+        parser.error("--layer_dropout_prob must be in [0, 1)")
 
     from paddle_binbert.trainer import check_output_dir
 
@@ -185,7 +217,18 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     # so these must not depend on what else was created in this process for --resume to match them
     with paddle.utils.unique_name.guard():
         model = BertForSequenceClassification.from_pretrained(backbone, **model_kwargs)
-        trainer = BinBertTrainer(
+        trainer_cls: Any = BinBertTrainer
+        trainer_kwargs: Dict[str, Any] = {}
+        if args.length_adaptive:
+            from paddle_binbert.length_adaptive import LengthAdaptiveTrainer, LengthDropConfig
+
+            trainer_cls = LengthAdaptiveTrainer
+            trainer_kwargs["length_drop"] = LengthDropConfig(
+                num_sandwich=args.num_sandwich,
+                length_drop_ratio_bound=args.length_drop_ratio_bound,
+                layer_dropout_prob=args.layer_dropout_prob,
+            )
+        trainer = trainer_cls(
             model=model,
             args=training_args,
             train_dataset=train_ds,
@@ -193,6 +236,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             tokenizer=tokenizer,
             data_collator=glue_collator(tokenizer),
             compute_metrics=glue_compute_metrics(spec.name),
+            **trainer_kwargs,
         )
         train_result = trainer.train(resume_from_checkpoint=resume_from)
     train_time = time.time() - start
@@ -220,6 +264,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         "num_dev_examples": {k: len(v) for k, v in dev_sets.items()},
         "train_loss": train_result.training_loss,
         "train_metrics": train_result.metrics,
+        "length_adaptive": args.length_adaptive,
         "resumed_from": resume_from,
         "wall_time_seconds": time.time() - start,
         "train_wall_time_seconds": train_time,

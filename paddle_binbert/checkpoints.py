@@ -11,7 +11,11 @@
     ``model_config.json`` file, a folder holding one, a dict or a ``BertConfig``;
 (c) a Hugging Face / PyTorch BERT folder (``config.json`` + ``model.safetensors``, or
     ``pytorch_model.bin`` when torch is importable; sharded ``*.index.json`` too): BertModel,
-    BertForSequenceClassification and BertForQuestionAnswering weights, heads included.
+    BertForSequenceClassification and BertForQuestionAnswering weights, heads included;
+(d) BiT / BinaryBERT quantized PyTorch checkpoints (a folder or a bare file in the layouts of (b)
+    and (c), recognised by their ``input_clip_val`` / ``move.bias`` / ``clip_query`` ... tensors):
+    rebuilt as the matching quantized student, their quantizer scales and shifts mapped where the
+    semantics are the same, an error listing the keys otherwise (:mod:`paddle_binbert.reference_quant`).
 
 Key names
 ---------
@@ -54,7 +58,13 @@ import paddle.nn as nn
 from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
 
 from .models.loading import build_model, load_model, load_state_strict, model_class_for
-from .models.quantize import get_bert
+from .models.quantize import QUANT_CONFIG_KEY, get_bert
+from .reference_quant import (
+    ReferenceQuantError,
+    convert_reference_state,
+    is_reference_quant_state,
+    reference_recipe,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -500,19 +510,33 @@ def _load_weights_file(
     num_labels: Optional[int],
     strict: bool,
     source: str,
+    allow_approximate: bool = False,
 ) -> nn.Layer:
     """Build the model for ``task`` from ``config`` and load a (renamed) weight file into it."""
     state = read_state_dict(weights)
     layout = detect_layout(state)
+    reference = None
+    if layout == "hf" and is_reference_quant_state(state):
+        reference = reference_recipe(state, config)
+        config = copy.deepcopy(config)
+        setattr(config, QUANT_CONFIG_KEY, reference.quant_config().to_dict())
+        logger.info(
+            "%s: %s quantized checkpoint, loaded as %s", source, reference.family, reference.quant_config().name
+        )
     if task == "sequence_classification":
         wanted = num_labels if num_labels is not None else _classifier_labels(state, layout)
         if wanted is not None and wanted != config.num_labels:
             if num_labels is None:
                 logger.info("%s: classifier has %d outputs; setting num_labels=%d", source, wanted, wanted)
             config.num_labels = wanted
-    if layout == "hf":
-        state = hf_to_paddle_state_dict(state, task)
     model = build_model(TASKS[task], config)
+    if reference is not None:
+        try:
+            state = convert_reference_state(state, model, reference, task, allow_approximate)
+        except ReferenceQuantError as err:
+            raise ReferenceQuantError(f"{source}: {err}") from None
+    elif layout == "hf":
+        state = hf_to_paddle_state_dict(state, task)
     state = _adapt_to_model(state, model, task, source)
     if strict:
         load_state_strict(model, state, source)
@@ -543,6 +567,7 @@ def load_checkpoint(
     config: ConfigLike = None,
     num_labels: Optional[int] = None,
     strict: bool = True,
+    allow_approximate: bool = False,
 ) -> nn.Layer:
     """Load a BERT checkpoint of any supported format as the PaddleNLP model of ``task`` (eval mode).
 
@@ -560,13 +585,19 @@ def load_checkpoint(
             checkpoint's own (its classifier shape for bare files).
         strict: when False, a checkpoint without the task's head loads with a freshly initialised
             head (and unexpected keys are ignored) instead of failing.
+        allow_approximate: for BiT / BinaryBERT quantized checkpoints (see
+            :mod:`paddle_binbert.reference_quant`), accept the asymmetric LSQ of the attention
+            probabilities / post-ReLU FFN2 input as our unsigned LSQ (exact when the quantized
+            tensor's minimum is 0); by default such keys are an error.
 
     Returns:
         The model, in eval mode.
 
     Raises:
         ValueError: missing / unexpected / wrongly shaped keys (listed), a head of another task,
-            or an unusable config.
+            or an unusable config; :class:`~paddle_binbert.reference_quant.ReferenceQuantError` (a
+            ValueError) lists the quantizer tensors of a BiT / BinaryBERT checkpoint that have no
+            exact counterpart, with the reason.
         FileNotFoundError: ``path`` or its weights do not exist.
         ImportError: a PyTorch pickle without torch installed.
     """
@@ -581,13 +612,13 @@ def load_checkpoint(
     if fmt == "state_dict":
         cfg = resolve_config(config, default_dir=os.path.dirname(os.path.abspath(path)))
         _check_architecture(cfg, task, path, strict=False)
-        return _load_weights_file(path, task, cfg, num_labels, strict, path)
+        return _load_weights_file(path, task, cfg, num_labels, strict, path, allow_approximate)
     cfg = resolve_config(path)
     if fmt == "huggingface":
         _check_hf_config(cfg, path)
         _check_architecture(cfg, task, path, strict)
         weights = _first_file(path, HF_SAFETENSORS) or _first_file(path, HF_TORCH)
-        return _load_weights_file(weights, task, cfg, num_labels, strict, path)
+        return _load_weights_file(weights, task, cfg, num_labels, strict, path, allow_approximate)
     # PaddleNLP folder
     if task == "base":
         return get_bert(load_model(path, model_class=model_class_for(cfg, default=BertModel))).eval()

@@ -7,6 +7,7 @@
     paddle-binbert accounting --bits 1-1-1     # size / FLOPs in the papers' conventions
     paddle-binbert export CHECKPOINT OUT [--max_seq_length N] [--verify N]   # static graph for Paddle Inference
     paddle-binbert eval --task_name SST-2 --data_dir DIR --checkpoint DIR    # GLUE / SQuAD dev metrics as JSON
+    paddle-binbert search-length --checkpoint DIR --task_name SST-2 --data_dir DIR --output_dir OUT
     paddle-binbert bench inference|train_step [args]   # benchmarks/bench_*.py (source checkouts)
 
 Each subcommand forwards its arguments to the module that implements it, so
@@ -64,6 +65,12 @@ def _eval(argv: List[str]) -> int:
     return main(argv)
 
 
+def _search_length(argv: List[str]) -> int:
+    from .length_adaptive.search import main
+
+    return main(argv)
+
+
 BENCHMARKS = {"inference": "bench_inference.py", "train_step": "bench_train_step.py"}
 
 
@@ -94,6 +101,7 @@ SUBCOMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "accounting": _accounting,
     "export": _export,
     "eval": _eval,
+    "search-length": _search_length,
     "bench": _bench,
 }
 HELP = {
@@ -104,6 +112,7 @@ HELP = {
     "accounting": "model size (MiB) and FLOPs at given W-E-A bits",
     "export": "export an FP / simulated-quantized checkpoint as a static graph for Paddle Inference",
     "eval": "GLUE (--data_dir) or SQuAD v1.1 (--data_file) dev metrics of any checkpoint folder, as JSON",
+    "search-length": "evolutionary search of per-layer token budgets of a length-adaptive checkpoint (Pareto front)",
     "bench": "run benchmarks/bench_inference.py or bench_train_step.py (source checkouts)",
 }
 

@@ -10,6 +10,8 @@ student.  Formulas follow ``/work/shared/specs/distillation.md``:
   the Q / K / V similarity matrices.
 * BiT (Liu et al., NeurIPS 2022): SCE + hidden-state MSE.
 * BinaryBERT (Bai et al., ACL 2021): two stages, intermediate (MSE) then prediction (SCE).
+* Span prediction (SQuAD, extractive QA): the prediction terms average the start and end position
+  distributions (:func:`span_soft_cross_entropy`, :func:`span_hard_label_loss`), padding masked.
 """
 
 from __future__ import annotations
@@ -70,6 +72,61 @@ def hard_label_loss(logits: Tensor, labels: Tensor, is_regression: bool = False)
     if is_regression:
         return _mse(logits.reshape([-1]), labels.reshape([-1]).astype(logits.dtype))
     return F.cross_entropy(logits, labels.reshape([-1]).astype("int64"), reduction="mean")
+
+
+#: Logit given to padded positions before a softmax over sequence positions (finite: 0 * it stays 0).
+MASKED_LOGIT = -1e4
+
+
+def mask_logits(logits: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """Position logits ``[B, L]`` with padded positions (``mask == 0``) set to ``MASKED_LOGIT`` (-1e4).
+
+    After this, a softmax over positions gives padding (numerically) zero probability, so the span
+    losses do not depend on how far a batch is padded. ``mask=None`` returns ``logits`` unchanged.
+    """
+    if mask is None:
+        return logits
+    keep = mask if mask.dtype == paddle.bool else mask != 0
+    return paddle.where(keep, logits, paddle.full_like(logits, MASKED_LOGIT))
+
+
+def span_soft_cross_entropy(
+    student_start: Tensor,
+    student_end: Tensor,
+    teacher_start: Tensor,
+    teacher_end: Tensor,
+    temperature: float = 1.0,
+    mask: Optional[Tensor] = None,
+) -> Tensor:
+    """Prediction distillation for extractive QA: soft cross-entropy of start and end, averaged.
+
+    ``L = (SCE(z_s^start, z_t^start; T) + SCE(z_s^end, z_t^end; T)) / 2`` with
+    :func:`soft_cross_entropy` over the sequence positions of ``[B, L]`` logits (softmax over L),
+    padded positions (``mask == 0``) masked out of both distributions first. This is TinyBERT's
+    prediction-layer loss (Jiao et al., 2020) applied to the two pointer distributions of BERT's
+    SQuAD head (Devlin et al., 2019), as in the SQuAD experiments of BinaryBERT (Bai et al., 2021)
+    and BiT (Liu et al., 2022).
+    """
+    start = soft_cross_entropy(mask_logits(student_start, mask), mask_logits(teacher_start, mask), temperature)
+    end = soft_cross_entropy(mask_logits(student_end, mask), mask_logits(teacher_end, mask), temperature)
+    return (start + end) / 2
+
+
+def span_hard_label_loss(
+    start_logits: Tensor,
+    end_logits: Tensor,
+    start_positions: Tensor,
+    end_positions: Tensor,
+    mask: Optional[Tensor] = None,
+) -> Tensor:
+    """Ground-truth span loss of BERT's SQuAD head (Devlin et al., 2019), padding masked.
+
+    ``L = (CE(z^start, y_start) + CE(z^end, y_end)) / 2`` with ``CE(z, y) = mean_b -log_softmax(z_b)[y_b]``
+    over sequence positions. Windows without the answer have target 0 (``[CLS]``).
+    """
+    start = hard_label_loss(mask_logits(start_logits, mask), start_positions)
+    end = hard_label_loss(mask_logits(end_logits, mask), end_positions)
+    return (start + end) / 2
 
 
 def _unmask(scores: Tensor) -> Tensor:
@@ -163,6 +220,11 @@ class DistillOutputs:
     ``[B, L, hidden]``).  ``scores``: per layer, masked pre-softmax attention scores ``[B, h, L, L]``.
     ``queries`` / ``keys`` / ``values``: per layer, projections ``[B, L, hidden]`` before activation
     quantization.  Lists may stay empty when the corresponding loss terms are off.
+
+    Span (extractive QA) outputs: ``logits`` holds the start logits ``[B, L]``, ``end_logits`` the
+    end logits and ``logit_mask`` the attention mask ``[B, L]`` (1 = token); the prediction terms
+    then use :func:`span_soft_cross_entropy` / :func:`span_hard_label_loss`. ``end_logits=None``
+    (the default) means ordinary classification / regression logits.
     """
 
     logits: Tensor
@@ -171,6 +233,8 @@ class DistillOutputs:
     queries: list[Tensor] = field(default_factory=list)
     keys: list[Tensor] = field(default_factory=list)
     values: list[Tensor] = field(default_factory=list)
+    end_logits: Optional[Tensor] = None
+    logit_mask: Optional[Tensor] = None
 
 
 @dataclass
@@ -252,15 +316,17 @@ def compute_distill_loss(
     cfg: DistillLossConfig,
     student_out: DistillOutputs,
     teacher_out: DistillOutputs,
-    labels: Optional[Tensor] = None,
+    labels: Optional[Union[Tensor, Sequence[Tensor]]] = None,
     is_regression: bool = False,
     num_heads: int = 12,
     fit_dense: FitDense = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Weighted distillation objective ``total = sum_term w_term * loss_term`` (spec recipes).
 
-    Terms (each summed over the mapped layers of :func:`layer_map`): ``pred`` = SCE(T) / MSE,
-    ``hard_label`` = CE / MSE, ``att_mse = sum_l MSE(A_s^l, A_t^map(l))``,
+    Terms (each summed over the mapped layers of :func:`layer_map`): ``pred`` = SCE(T) / MSE
+    (span outputs: :func:`span_soft_cross_entropy`), ``hard_label`` = CE / MSE (span outputs:
+    :func:`span_hard_label_loss` with ``labels=(start_positions, end_positions)``),
+    ``att_mse = sum_l MSE(A_s^l, A_t^map(l))``,
     ``hid_mse = sum_{l=0..L} MSE(fit(H_s^l), H_t^map(l))``,
     ``hid_distance = sum_{l=0..L} D(fit(H_s^l), H_t^map(l))`` and ``query`` / ``key`` / ``value`` =
     ``sum_l D(P_F,s^l, P_F,t^map(l))``.  ``fit_dense`` is one callable shared by all hidden states or
@@ -269,12 +335,28 @@ def compute_distill_loss(
     """
     weights = cfg.weights()
     terms: dict[str, Tensor] = {}
+    span = student_out.end_logits is not None
+    if span and (teacher_out.end_logits is None or is_regression):
+        raise ValueError("span (QA) student outputs need span teacher outputs and a non-regression task")
     if "pred" in weights:
-        terms["pred"] = prediction_loss(student_out.logits, teacher_out.logits, cfg.temperature, is_regression)
+        if span:
+            terms["pred"] = span_soft_cross_entropy(
+                student_out.logits, student_out.end_logits, teacher_out.logits, teacher_out.end_logits,
+                cfg.temperature, student_out.logit_mask,
+            )
+        else:
+            terms["pred"] = prediction_loss(student_out.logits, teacher_out.logits, cfg.temperature, is_regression)
     if "hard_label" in weights:
         if labels is None:
             raise ValueError("hard_label term needs labels")
-        terms["hard_label"] = hard_label_loss(student_out.logits, labels, is_regression)
+        if span:
+            if not isinstance(labels, (tuple, list)) or len(labels) != 2:
+                raise ValueError("span outputs need labels=(start_positions, end_positions)")
+            terms["hard_label"] = span_hard_label_loss(
+                student_out.logits, student_out.end_logits, labels[0], labels[1], student_out.logit_mask
+            )
+        else:
+            terms["hard_label"] = hard_label_loss(student_out.logits, labels, is_regression)
     if "att_mse" in weights:
         _need("scores", student_out.scores, teacher_out.scores)
         pairs = _layer_pairs(len(student_out.scores), len(teacher_out.scores), with_embeddings=False)

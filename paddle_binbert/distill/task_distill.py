@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -479,7 +480,14 @@ def run_distill_chain(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    """Entry point of ``examples/task_distill.py``."""
+    """Entry point of ``examples/task_distill.py``; ``--task_name squad`` runs
+    :mod:`paddle_binbert.distill.squad_distill` (same flags plus the SQuAD ones)."""
+    from .squad_distill import wants_squad  # lazy: squad_distill imports this module
+
+    if wants_squad(sys.argv[1:] if argv is None else argv):
+        from .squad_distill import main as squad_main
+
+        return squad_main(argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.chain:

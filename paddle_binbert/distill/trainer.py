@@ -4,21 +4,28 @@ The student is trained with :func:`~paddle_binbert.distill.losses.compute_distil
 (TinyBERT / BiBERT / BiT / BinaryBERT recipes); everything else (progress bars, logging,
 checkpointing, resume, best-checkpoint selection, ``paddle.distributed.launch`` data
 parallelism) is the Trainer's. Evaluation uses the hard-label loss and never runs the teacher.
+
+Extractive QA (``BertForQuestionAnswering``, SQuAD) is recognised from the model's outputs: the
+prediction terms then act on the start and end logits (padding masked) and the hard labels are
+the batch's ``start_positions`` / ``end_positions``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import paddle
 import paddle.nn as nn
 
 from ..models.quantize import attention_records, get_bert, set_recording
 from ..trainer import BinBertTrainer
-from .losses import DistillLossConfig, DistillOutputs, compute_distill_loss, hard_label_loss
+from .losses import DistillLossConfig, DistillOutputs, compute_distill_loss, hard_label_loss, span_hard_label_loss
 
-__all__ = ["DistillationTrainer", "collect_outputs", "needs_records", "needs_hidden_states"]
+__all__ = ["DistillationTrainer", "collect_outputs", "needs_records", "needs_hidden_states", "SPAN_LABELS"]
+
+#: Batch keys holding the targets of extractive QA (BERT's SQuAD head).
+SPAN_LABELS = ("start_positions", "end_positions")
 
 
 def needs_records(cfg: DistillLossConfig) -> bool:
@@ -35,9 +42,17 @@ def needs_hidden_states(cfg: DistillLossConfig) -> bool:
 
 def collect_outputs(model: nn.Layer, inputs: Dict[str, Any], cfg: DistillLossConfig) -> DistillOutputs:
     """Run ``model`` on ``inputs`` and gather what ``cfg`` needs: logits, hidden states (embedding
-    output first) and, from the recording attention layers, masked scores and pre-quantization Q/K/V."""
+    output first) and, from the recording attention layers, masked scores and pre-quantization Q/K/V.
+
+    A QA model's outputs become span outputs: ``logits`` = start logits, ``end_logits``, and
+    ``logit_mask`` = the batch's ``attention_mask`` (if any)."""
     out = model(**inputs, output_hidden_states=needs_hidden_states(cfg), return_dict=True)
-    result = DistillOutputs(logits=out.logits if hasattr(out, "logits") else out[0])
+    if hasattr(out, "start_logits"):
+        result = DistillOutputs(
+            logits=out.start_logits, end_logits=out.end_logits, logit_mask=inputs.get("attention_mask")
+        )
+    else:
+        result = DistillOutputs(logits=out.logits if hasattr(out, "logits") else out[0])
     if needs_hidden_states(cfg):
         result.hidden_states = list(out.hidden_states)
     if needs_records(cfg):
@@ -86,12 +101,27 @@ class DistillationTrainer(BinBertTrainer):
         self._term_sums: Dict[str, float] = defaultdict(float)
         self._term_count = 0
 
+    @staticmethod
+    def _pop_labels(inputs: Dict[str, Any]) -> Any:
+        """Remove the targets from the batch: ``labels``, or ``(start_positions, end_positions)`` for QA."""
+        if any(key in inputs for key in SPAN_LABELS):
+            positions: Tuple[Any, ...] = tuple(inputs.pop(key, None) for key in SPAN_LABELS)
+            return None if any(p is None for p in positions) else positions
+        return inputs.pop("labels", None)
+
     def compute_loss(self, model: nn.Layer, inputs: Dict[str, Any], return_outputs: bool = False):
         """Distillation loss in training; hard-label loss (no teacher) in evaluation."""
         inputs = dict(inputs)
-        labels = inputs.pop("labels", None)
+        labels = self._pop_labels(inputs)
         if not model.training:
-            logits = model(**inputs, return_dict=True).logits
+            out = model(**inputs, return_dict=True)
+            if hasattr(out, "start_logits"):
+                loss = None
+                if labels is not None:
+                    mask = inputs.get("attention_mask")
+                    loss = span_hard_label_loss(out.start_logits, out.end_logits, labels[0], labels[1], mask)
+                return (loss, (loss, out.start_logits, out.end_logits)) if return_outputs else loss
+            logits = out.logits
             loss = hard_label_loss(logits, labels, self.is_regression) if labels is not None else None
             # The Trainer's prediction_step takes outputs[1:] as the logits: give it (loss, logits).
             return (loss, (loss, logits)) if return_outputs else loss

@@ -4,12 +4,9 @@ The C++ sources in ``csrc/`` are compiled once per (source content, compiler fla
 Python version) into ``$PADDLE_BINBERT_CACHE/engine/<hash>`` (default
 ``~/.cache/paddle_binbert/engine/<hash>``); later processes reuse that build. A file lock
 serialises concurrent builds. Without a working C++ compiler :func:`load_ops` raises
-:class:`EngineUnavailableError`, so callers can fall back to the simulated (fake-quant) model::
-
-    try:
-        model = paddle_binbert.engine.load(packed_dir)
-    except EngineUnavailableError:
-        model = paddle_binbert.load_model(student_dir)   # same logits, slower
+:class:`EngineUnavailableError`; ``paddle_binbert.engine.load(packed_dir)`` then logs one warning
+and falls back to the simulated backend (same logits from the same packed file, Paddle float32
+arithmetic, slower), unless ``backend="native"`` (or ``PADDLE_BINBERT_ENGINE=native``) was asked for.
 
 Instruction sets (``isa``): ``avx512`` (AVX-512 VPOPCNTDQ), ``avx2``, ``portable``; ``None``
 means the environment variable ``PADDLE_BINBERT_ISA`` if set, else the best the CPU supports.

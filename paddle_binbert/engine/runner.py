@@ -1,6 +1,8 @@
 """Run a packed 1-bit BERT with the engine's custom operators.
 
-``paddle_binbert.engine.load(out_dir)`` returns a :class:`PackedBertEngine`::
+``paddle_binbert.engine.load(out_dir)`` returns a :class:`PackedBertEngine` (or, when the operators
+cannot be built or ``backend="simulated"`` is asked for, a
+:class:`~paddle_binbert.engine.SimulatedBertEngine` with the same call and outputs)::
 
     model = paddle_binbert.engine.load("sst2_bibert_packed")
     logits = model(input_ids, token_type_ids, attention_mask)          # classification
@@ -25,15 +27,33 @@ evaluate GELU; it uses that rule with the threshold probed from ``paddle.nn.func
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..export.pack import PackedModel, load_packed
-from .ops import ISA_NAMES, load_ops, resolve_isa, resolve_threads
+from . import ops as _ops
+from .ops import ISA_NAMES, EngineUnavailableError, resolve_isa, resolve_threads
 
-__all__ = ["PackedBertEngine", "gelu_sign_threshold", "load", "weight_panels"]
+__all__ = [
+    "BACKENDS",
+    "BACKEND_ENV",
+    "PackedBertEngine",
+    "PackedRunnerBase",
+    "gelu_sign_threshold",
+    "load",
+    "resolve_backend",
+    "weight_panels",
+]
+
+logger = logging.getLogger("paddle_binbert.engine")
+
+BACKENDS = ("auto", "native", "simulated")
+BACKEND_ENV = "PADDLE_BINBERT_ENGINE"
+_WARNED: set = set()  # fallback reasons already logged by this process
 
 PANEL = 48  # weight rows per panel (binbert_kernels.cc kPanel)
 # icfg / tensor layout of binbert_bert_forward (binbert_ops.cc)
@@ -123,42 +143,17 @@ def _as_int64(x: Any, name: str) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-class PackedBertEngine:
-    """A packed binary BERT ready to run. Build with :func:`load`.
+class PackedRunnerBase:
+    """What every engine backend shares: the packed model, its config and task, input checking
+    and the call convention (see :class:`PackedBertEngine`). Subclasses implement :meth:`forward`."""
 
-    Call ``model(input_ids, token_type_ids=None, attention_mask=None)``:
+    backend = "base"
 
-    - ``input_ids`` ``[batch, seq_len]`` ints (a 1-D sequence is taken as batch 1);
-    - ``token_type_ids`` defaults to zeros;
-    - ``attention_mask`` ``[batch, seq_len]`` with 1 for real tokens and 0 for padding (PaddleNLP's
-      2-D mask, turned into ``(1 - mask) * -1e4``); ``None`` masks the keys equal to
-      ``pad_token_id``, as PaddleNLP's ``BertModel`` does.
-
-    Returns logits ``[batch, num_labels]`` (classification) or ``(start_logits, end_logits)``, each
-    ``[batch, seq_len]`` (question answering), as numpy float32.
-    """
-
-    def __init__(
-        self,
-        packed: PackedModel,
-        num_threads: Optional[int] = None,
-        isa: Union[None, int, str] = None,
-        profile: bool = False,
-    ):
+    def __init__(self, packed: PackedModel):
         self.packed = packed
-        self.profiling = bool(profile)
-        self._config = None
         self.meta = packed.meta
-        self._ops = load_ops()
-        self.isa = resolve_isa(isa)
-        self.num_threads = resolve_threads(num_threads)
-        import paddle
+        self._config = None
 
-        self._paddle = paddle
-        self._weights = [paddle.to_tensor(a) for a in self._build_weight_list()]
-        self._icfg, self._fcfg = self._build_config()
-
-    # ------------------------------------------------------------------ public
     @property
     def config(self):
         """The packed model's ``BertConfig`` (from its config.json; ``num_labels``, ``id2label``...)."""
@@ -173,6 +168,92 @@ class PackedBertEngine:
         """``classification`` or ``question_answering``."""
         return self.meta["task"]
 
+    def __call__(
+        self, input_ids: Any, token_type_ids: Any = None, attention_mask: Any = None
+    ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        logits, _ = self.forward(input_ids, token_type_ids, attention_mask)
+        if self.task == "question_answering":
+            return np.ascontiguousarray(logits[..., 0]), np.ascontiguousarray(logits[..., 1])
+        return logits
+
+    def forward(
+        self, input_ids: Any, token_type_ids: Any = None, attention_mask: Any = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """(head output, last hidden state); implemented by each backend."""
+        raise NotImplementedError
+
+    def _prepare(self, input_ids: Any, token_type_ids: Any, attention_mask: Any) -> Tuple[np.ndarray, ...]:
+        """Checked ``(ids, token types, additive key mask)`` arrays of one call."""
+        ids = _as_int64(input_ids, "input_ids")
+        if token_type_ids is None:
+            types = np.zeros_like(ids)
+        else:
+            types = _as_int64(token_type_ids, "token_type_ids")
+            if types.shape != ids.shape:
+                raise ValueError(f"token_type_ids shape {types.shape} differs from input_ids {ids.shape}")
+        m = self.meta
+        for name, arr, size in (("input_ids", ids, m["vocab_size"]), ("token_type_ids", types, m["type_vocab_size"])):
+            if arr.size and (arr.min() < 0 or arr.max() >= size):
+                raise ValueError(f"{name} must lie in [0, {size}); got values in [{arr.min()}, {arr.max()}]")
+        if ids.shape[1] > m["max_position_embeddings"]:
+            raise ValueError(
+                f"sequence length {ids.shape[1]} exceeds max_position_embeddings {m['max_position_embeddings']}"
+            )
+        return ids, types, self._additive_mask(ids, attention_mask)
+
+    def _additive_mask(self, ids: np.ndarray, attention_mask: Any) -> np.ndarray:
+        """PaddleNLP's additive key mask, computed with the same float32 operations."""
+        if attention_mask is None:
+            return (ids == self.meta["pad_token_id"]).astype(np.float32) * np.float32(-1e4)
+        if hasattr(attention_mask, "numpy") and not isinstance(attention_mask, np.ndarray):
+            attention_mask = attention_mask.numpy()
+        mask = np.asarray(attention_mask)
+        if mask.ndim == 1:
+            mask = mask[None, :]
+        if mask.shape != ids.shape:
+            raise ValueError(
+                f"attention_mask must be [batch, seq_len] = {list(ids.shape)} (1 = token, 0 = padding); "
+                f"got {list(mask.shape)}"
+            )
+        return (np.float32(1.0) - mask.astype(np.float32)) * np.float32(-1e4)
+
+
+class PackedBertEngine(PackedRunnerBase):
+    """A packed binary BERT ready to run. Build with :func:`load`.
+
+    Call ``model(input_ids, token_type_ids=None, attention_mask=None)``:
+
+    - ``input_ids`` ``[batch, seq_len]`` ints (a 1-D sequence is taken as batch 1);
+    - ``token_type_ids`` defaults to zeros;
+    - ``attention_mask`` ``[batch, seq_len]`` with 1 for real tokens and 0 for padding (PaddleNLP's
+      2-D mask, turned into ``(1 - mask) * -1e4``); ``None`` masks the keys equal to
+      ``pad_token_id``, as PaddleNLP's ``BertModel`` does.
+
+    Returns logits ``[batch, num_labels]`` (classification) or ``(start_logits, end_logits)``, each
+    ``[batch, seq_len]`` (question answering), as numpy float32.
+    """
+
+    backend = "native"
+
+    def __init__(
+        self,
+        packed: PackedModel,
+        num_threads: Optional[int] = None,
+        isa: Union[None, int, str] = None,
+        profile: bool = False,
+    ):
+        super().__init__(packed)
+        self.profiling = bool(profile)
+        self._ops = _ops.load_ops()
+        self.isa = resolve_isa(isa)
+        self.num_threads = resolve_threads(num_threads)
+        import paddle
+
+        self._paddle = paddle
+        self._weights = [paddle.to_tensor(a) for a in self._build_weight_list()]
+        self._icfg, self._fcfg = self._build_config()
+
+    # ------------------------------------------------------------------ public
     @property
     def isa_name(self) -> str:
         """The instruction set the kernels run with (``avx512``, ``avx2`` or ``portable``)."""
@@ -206,57 +287,18 @@ class PackedBertEngine:
         out["helper share of chunks"] = float(raw[n + 3]) / max(float(raw[n + 4]), 1.0)
         return out
 
-    def __call__(
-        self, input_ids: Any, token_type_ids: Any = None, attention_mask: Any = None
-    ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
-        logits, _ = self.forward(input_ids, token_type_ids, attention_mask)
-        if self.task == "question_answering":
-            return np.ascontiguousarray(logits[..., 0]), np.ascontiguousarray(logits[..., 1])
-        return logits
-
     def forward(
         self, input_ids: Any, token_type_ids: Any = None, attention_mask: Any = None
     ) -> Tuple[np.ndarray, np.ndarray]:
         """(head output, last hidden state ``[batch, seq_len, hidden]``); the head output is
         ``[batch, num_labels]`` or ``[batch, seq_len, 2]`` (QA)."""
         paddle = self._paddle
-        ids = _as_int64(input_ids, "input_ids")
-        if token_type_ids is None:
-            types = np.zeros_like(ids)
-        else:
-            types = _as_int64(token_type_ids, "token_type_ids")
-            if types.shape != ids.shape:
-                raise ValueError(f"token_type_ids shape {types.shape} differs from input_ids {ids.shape}")
-        m = self.meta
-        for name, arr, size in (("input_ids", ids, m["vocab_size"]), ("token_type_ids", types, m["type_vocab_size"])):
-            if arr.size and (arr.min() < 0 or arr.max() >= size):
-                raise ValueError(f"{name} must lie in [0, {size}); got values in [{arr.min()}, {arr.max()}]")
-        if ids.shape[1] > m["max_position_embeddings"]:
-            raise ValueError(
-                f"sequence length {ids.shape[1]} exceeds max_position_embeddings {m['max_position_embeddings']}"
-            )
-        mask = self._additive_mask(ids, attention_mask)
+        ids, types, mask = self._prepare(input_ids, token_type_ids, attention_mask)
         inputs = [paddle.to_tensor(ids), paddle.to_tensor(types), paddle.to_tensor(mask)]
         logits, hidden = self._ops.binbert_bert_forward(*inputs, self._weights, self._icfg, self._fcfg)
         return logits.numpy(), hidden.numpy()
 
     # ------------------------------------------------------------------ internals
-    def _additive_mask(self, ids: np.ndarray, attention_mask: Any) -> np.ndarray:
-        """PaddleNLP's additive key mask, computed with the same float32 operations."""
-        if attention_mask is None:
-            return (ids == self.meta["pad_token_id"]).astype(np.float32) * np.float32(-1e4)
-        if hasattr(attention_mask, "numpy") and not isinstance(attention_mask, np.ndarray):
-            attention_mask = attention_mask.numpy()
-        mask = np.asarray(attention_mask)
-        if mask.ndim == 1:
-            mask = mask[None, :]
-        if mask.shape != ids.shape:
-            raise ValueError(
-                f"attention_mask must be [batch, seq_len] = {list(ids.shape)} (1 = token, 0 = padding); "
-                f"got {list(mask.shape)}"
-            )
-        return (np.float32(1.0) - mask.astype(np.float32)) * np.float32(-1e4)
-
     def _build_config(self) -> Tuple[List[int], List[float]]:
         m = self.meta
         attention = ATTENTION_CODES[m["attention"]]
@@ -363,22 +405,74 @@ class PackedBertEngine:
         )
 
 
+def resolve_backend(backend: Optional[str] = None) -> str:
+    """The backend to use: ``backend``, else ``$PADDLE_BINBERT_ENGINE``, else ``"auto"``.
+
+    ``auto``: the native operators when they build, else the simulated backend (with one warning);
+    ``native``: the operators or :class:`~paddle_binbert.engine.EngineUnavailableError`;
+    ``simulated``: Paddle float32 arithmetic on the packed file (no compiler needed).
+    """
+    source = "backend"
+    if backend is None:
+        backend, source = os.environ.get(BACKEND_ENV) or "auto", f"${BACKEND_ENV}"
+    name = str(backend).strip().lower()
+    if name not in BACKENDS:
+        raise ValueError(f"unknown engine backend {backend!r} (from {source}); valid: {list(BACKENDS)}")
+    return name
+
+
+def _warn_fallback(err: BaseException) -> None:
+    """Log once per process (and reason) that the simulated backend replaces the native one."""
+    reason = str(err)
+    if reason in _WARNED:
+        return
+    _WARNED.add(reason)
+    logger.warning(
+        "paddle_binbert.engine: the native 1-bit kernels are unavailable, so the packed model runs on the "
+        "simulated backend (same logits, computed in Paddle float32 arithmetic; slower, and the weights are "
+        "held as float32). Reason: %s. To get the native engine, install a C++ compiler (e.g. `apt-get install "
+        "g++`) and reload; set %s=simulated to choose the simulated backend without this warning, or "
+        "%s=native to make this an error.",
+        reason,
+        BACKEND_ENV,
+        BACKEND_ENV,
+    )
+
+
 def load(
     out_dir: Union[str, Path, PackedModel],
     num_threads: Optional[int] = None,
     isa: Union[None, int, str] = None,
     profile: bool = False,
-) -> PackedBertEngine:
+    backend: Optional[str] = None,
+) -> PackedRunnerBase:
     """Load a packed folder (see :func:`paddle_binbert.export.pack_model`) into a callable engine.
 
     Args:
         out_dir: the folder (or an already loaded :class:`~paddle_binbert.export.PackedModel`).
         num_threads: threads for the kernels (default: the CPUs this process may use).
-        isa: ``"avx512"``, ``"avx2"``, ``"portable"`` or None (``$PADDLE_BINBERT_ISA``, else the best).
+        isa: ``"avx512"``, ``"avx2"``, ``"portable"`` or None (``$PADDLE_BINBERT_ISA``, else the best);
+            ignored by the simulated backend.
         profile: accumulate per-stage times (:meth:`PackedBertEngine.read_profile`).
+        backend: ``"auto"``, ``"native"`` or ``"simulated"``; None reads ``$PADDLE_BINBERT_ENGINE``
+            (default ``auto``). ``auto`` returns a :class:`PackedBertEngine` when the C++ operators
+            build, else logs one warning (the reason, and how to fix it) and returns a
+            :class:`~paddle_binbert.engine.SimulatedBertEngine`: same call, same logits (relative
+            error < 1e-4), computed in Paddle float32 arithmetic from the packed file.
 
-    Raises :class:`~paddle_binbert.engine.EngineUnavailableError` when the operators cannot be
-    built (no compiler): fall back to the simulated model (:func:`paddle_binbert.load_model`).
+    Raises :class:`~paddle_binbert.engine.EngineUnavailableError` only with ``backend="native"``
+    when the operators cannot be built (no compiler, unsupported platform).
     """
+    name = resolve_backend(backend)
     packed = out_dir if isinstance(out_dir, PackedModel) else load_packed(out_dir)
+    if name == "auto":
+        try:
+            _ops.load_ops()
+        except EngineUnavailableError as err:
+            _warn_fallback(err)
+            name = "simulated"
+    if name == "simulated":
+        from .simulated import SimulatedBertEngine
+
+        return SimulatedBertEngine(packed, num_threads=num_threads, profile=profile)
     return PackedBertEngine(packed, num_threads=num_threads, isa=isa, profile=profile)

@@ -1,0 +1,458 @@
+"""SQuAD v1.1 distillation of a fine-tuned QA teacher into a binarized student (``examples/squad_distill.py``).
+
+    python examples/squad_distill.py --teacher_path runs/squad_teacher \\
+        --train_file squad/mini_train-v1.1.json --predict_file squad/mini_dev-v1.1.json \\
+        --output_dir runs/squad_bibert --bi --pred_distill --query_distill --key_distill \\
+        --value_distill --intermediate_distill
+
+Same command line as ``task_distill.py`` (every BiBERT-release flag, ``--method``, ``--config``
+YAML, ``--resume`` ...) plus the SQuAD flags of ``run_squad.py`` (``--train_file``,
+``--predict_file``, ``--doc_stride``, ``--max_query_length``, ``--n_best_size``,
+``--max_answer_length``); ``--data_dir`` may name a folder holding ``train-v1.1.json`` and
+``dev-v1.1.json`` instead. Teacher and student are ``BertForQuestionAnswering``; the student is the
+student initialisation quantized with the method's QuantConfig. The prediction terms act on the
+start and end logits: ``SCE_span = (SCE(z_s^start, z_t^start; T) + SCE(z_s^end, z_t^end; T)) / 2``
+(padding masked; :func:`~paddle_binbert.distill.losses.span_soft_cross_entropy`), the hard-label
+term is BERT's span loss; the intermediate terms (hidden states, attention scores, Q/K/V
+direction matching) are those of the method's recipe, unchanged. Evaluation is the official v1.1
+exact match / F1 on ``--predict_file``; the best checkpoint by F1 is kept, ``results.json`` holds
+teacher and student EM / F1, the student's size and FLOPs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
+
+from ..quant.config import QuantConfig
+from ..squad_finetune import add_squad_arguments, validate_squad_arguments
+from ..squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, is_squad_task, squad_train_lengths
+from ..trainer import check_output_dir
+from .chain import ChainStage, binarybert_pipeline, parse_chain, run_chain
+from .losses import DistillLossConfig
+from .recipes import get_method
+from .task_distill import _check_vocab, _tokenizer_dir, loss_config_for, quant_config_for, stored_size_mib
+from .task_distill import build_parser as build_glue_parser
+from .trainer import DistillationTrainer
+
+__all__ = [
+    "SQUAD_DEFAULTS",
+    "SQUAD_FILES",
+    "SquadDistillationTrainer",
+    "build_parser",
+    "build_squad_chain_student",
+    "load_qa_models",
+    "main",
+    "parse_args",
+    "run",
+    "wants_squad",
+]
+
+logger = logging.getLogger("squad_distill")
+
+#: SQuAD training defaults (distillation.md, "Training defaults"): batch 16, lr 3e-5, warmup 0.2,
+#: max_seq_len 384, doc_stride 128, 3 epochs; evaluation once per epoch unless --eval_steps.
+SQUAD_DEFAULTS: Dict[str, Any] = dict(learning_rate=3e-5, num_train_epochs=3.0, max_seq_length=384)
+#: file names looked up in ``--data_dir`` when ``--train_file`` / ``--predict_file`` are not given
+SQUAD_FILES = {"train_file": "train-v1.1.json", "predict_file": "dev-v1.1.json"}
+
+
+class SquadDistillationTrainer(SquadEvaluationMixin, DistillationTrainer):
+    """:class:`~paddle_binbert.distill.trainer.DistillationTrainer` for extractive QA.
+
+    Training: the distillation objective of ``loss_config`` on span outputs (prediction terms on
+    start and end logits, see :func:`~paddle_binbert.distill.losses.span_soft_cross_entropy`).
+    Evaluation (student, and teacher through ``evaluate_teacher``): SQuAD v1.1 EM / F1
+    (:class:`~paddle_binbert.squad_trainer.SquadEvaluationMixin`).
+
+    Args:
+        *args: positional arguments of ``DistillationTrainer``.
+        n_best_size: start/end candidates per window and answers kept per question.
+        max_answer_length: longest answer, in tokens.
+        **kwargs: keyword arguments of ``DistillationTrainer`` (``teacher``, ``loss_config`` ...).
+    """
+
+    def __init__(self, *args: Any, n_best_size: int = 20, max_answer_length: int = 30, **kwargs: Any) -> None:
+        if kwargs.get("train_lengths") is None:
+            kwargs["train_lengths"] = squad_train_lengths(kwargs.get("train_dataset"))
+        super().__init__(*args, **kwargs)
+        self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
+
+
+def _flag_value(argv: Sequence[str], flag: str) -> Optional[str]:
+    """The value of ``--flag X`` or ``--flag=X`` in ``argv`` (last one wins), else None."""
+    value = None
+    for i, item in enumerate(argv):
+        if item == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif item.startswith(flag + "="):
+            value = item.split("=", 1)[1]
+    return value
+
+
+def wants_squad(argv: Optional[Sequence[str]]) -> bool:
+    """Whether a ``task_distill.py`` command line asks for SQuAD: ``--task_name squad`` (any spelling
+    of :func:`~paddle_binbert.squad_trainer.is_squad_task`) on the command line or as ``task_name``
+    in the ``--config`` YAML."""
+    argv = list(argv or [])
+    task = _flag_value(argv, "--task_name")
+    if task is None:
+        config = _flag_value(argv, "--config")
+        if config and os.path.isfile(config):
+            try:
+                with open(config, encoding="utf-8") as fh:
+                    data = yaml.safe_load(fh)
+            except (OSError, yaml.YAMLError):
+                return False
+            if isinstance(data, dict):
+                task = data.get("task_name")
+    return is_squad_task(task)
+
+
+def _action(parser: argparse.ArgumentParser, dest: str) -> argparse.Action:
+    return next(a for a in parser._actions if a.dest == dest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``task_distill.py``'s parser (same flags, same help) adapted to SQuAD, plus the SQuAD flags."""
+    p = build_glue_parser()
+    p.prog = "squad_distill.py"
+    p.description = (
+        "Distil a fine-tuned BERT QA teacher into a binarized student on SQuAD v1.1 (BiBERT / BiT / BinaryBERT / "
+        "BWN / TinyBERT recipes; prediction terms on start and end logits). Defaults: batch 16, lr 3e-5, warmup "
+        "0.2, max_seq_length 384, 3 epochs, evaluation (EM / F1) once per epoch."
+    )
+    task = _action(p, "task_name")
+    task.required, task.default = False, "squad"
+    task.help = "must be squad (kept so that task_distill.py command lines work unchanged)"
+    data = _action(p, "data_dir")
+    data.required, data.default = False, None
+    data.help = (f"folder holding {SQUAD_FILES['train_file']} and {SQUAD_FILES['predict_file']} "
+                 "(used when --train_file / --predict_file are not given)")
+    _action(p, "aug_train").help = "not supported for SQuAD (TinyBERT augmentation is GLUE-only)"
+    _action(p, "max_train_examples").help = "use only the first N training questions"
+    _action(p, "max_eval_examples").help = "use only the first N dev questions"
+    _action(p, "max_seq_length").help = "window length in tokens (default 384)"
+    _action(p, "learning_rate").help = "peak AdamW learning rate (default 3e-5)"
+    _action(p, "num_train_epochs").help = "training epochs (default 3)"
+    _action(p, "eval_steps").help = "evaluate (EM / F1) and checkpoint every N steps (default: once per epoch)"
+    _action(p, "pred_distill").help = "prediction-layer distillation: SCE on start and end logits, averaged"
+    add_squad_arguments(p, data_required=False)
+    p.set_defaults(batch_size=16, warmup_ratio=0.2)
+    return p
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse flags; a ``--config`` YAML (flag names as keys, plus ``quant:`` / ``loss:`` sections)
+    provides defaults that explicit flags override, as in ``task_distill.py``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.quant_overrides, args.loss_overrides = {}, {}
+    if args.config:
+        if not os.path.isfile(args.config):
+            parser.error(f"--config {args.config} does not exist")
+        try:
+            with open(args.config, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as err:
+            parser.error(f"--config {args.config}: invalid YAML: {err}")
+        if not isinstance(data, dict):
+            parser.error(f"--config {args.config}: expected a mapping at the top level")
+        quant, loss = data.pop("quant", {}) or {}, data.pop("loss", {}) or {}
+        unknown = sorted(set(data) - {a.dest for a in parser._actions})
+        if unknown:
+            parser.error(f"--config {args.config}: unknown keys {unknown}; valid keys: flag names, quant, loss")
+        parser.set_defaults(**data)
+        args = parser.parse_args(argv)
+        args.quant_overrides, args.loss_overrides = quant, loss
+    validate_args(parser, args)
+    return args
+
+
+def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fail fast (before any model is loaded) on a non-SQuAD task, missing files and bad values."""
+    if not is_squad_task(args.task_name):
+        parser.error(f"--task_name {args.task_name!r} is not SQuAD; use task_distill.py for GLUE tasks")
+    args.task_name = "squad"
+    if args.aug_train:
+        parser.error("--aug_train is not supported for SQuAD")
+    for flag, name in SQUAD_FILES.items():
+        if getattr(args, flag) is None and args.data_dir is not None:
+            setattr(args, flag, os.path.join(args.data_dir, name))
+    if args.train_file is None or args.predict_file is None:
+        parser.error("give --train_file and --predict_file (or --data_dir holding "
+                     f"{SQUAD_FILES['train_file']} and {SQUAD_FILES['predict_file']})")
+    for key, value in SQUAD_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.method is None:
+        args.method = "bibert"
+    if args.bi and args.method != "bibert":
+        parser.error(f"--bi means the BiBERT method; it conflicts with --method {args.method}")
+    if not os.path.exists(args.teacher_path):
+        parser.error(f"--teacher_path {args.teacher_path} does not exist")
+    if args.student_model_name_or_path is None:
+        args.student_model_name_or_path = args.teacher_path
+    elif not os.path.exists(args.student_model_name_or_path):
+        parser.error(f"--student_model_name_or_path {args.student_model_name_or_path} does not exist")
+    for name in ("teacher_path", "student_model_name_or_path"):
+        path = getattr(args, name)
+        if os.path.isfile(path) and args.model_config is None:
+            folder = next((p for p in (args.student_model_name_or_path, args.teacher_path) if os.path.isdir(p)), None)
+            if folder is None:
+                parser.error(f"--{name} {path} is a bare state dict: pass --model_config (config.json or folder)")
+            args.model_config = folder
+    for name in ("max_seq_length", "batch_size", "logging_steps", "eval_steps", "save_steps",
+                 "max_train_examples", "max_eval_examples"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be positive, got {value}")
+    validate_squad_arguments(parser, args)
+    if args.save_steps is not None and (args.eval_steps is None or args.save_steps % args.eval_steps):
+        parser.error("--save_steps must be a multiple of --eval_steps")
+    if args.learning_rate <= 0 or args.temperature <= 0 or args.clip_lr <= 0:
+        parser.error("--learning_rate, --clip_lr and --temperature must be positive")
+    if args.max_steps == 0 or args.max_steps < -1:
+        parser.error("--max_steps must be positive or -1")
+    if not 0.0 <= args.warmup_ratio <= 1.0:
+        parser.error("--warmup_ratio must be in [0, 1]")
+    # multi-stage runs, as in task_distill.py: --distill_chain, and --method binarybert = its pipeline
+    args.chain = None
+    try:
+        if args.distill_chain:
+            args.chain = parse_chain(args.distill_chain)
+        elif args.method == "binarybert":
+            args.chain = binarybert_pipeline()
+        for stage in args.chain or []:
+            if stage.init == "split" and stage.split_budget_mb is None:
+                stage.split_budget_mb = args.split_budget_mb
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    if args.split_budget_mb is not None and not any(s.init == "split" for s in args.chain or []):
+        parser.error("--split_budget_mb needs a chain with a split stage (--method binarybert)")
+    if args.split_budget_mb is not None and args.split_budget_mb <= 0:
+        parser.error("--split_budget_mb must be positive")
+    error = check_output_dir(args.output_dir, args.resume, args.overwrite_output_dir)
+    if error:
+        parser.error(error)
+
+
+def _check_qa_checkpoint(path: str, flag: str) -> None:
+    """Refuse a checkpoint folder whose config names a non-QA head (it would load a wrong classifier)."""
+    config_file = os.path.join(path, "config.json")
+    if not os.path.isfile(config_file):
+        return
+    import json
+
+    with open(config_file, encoding="utf-8") as fh:
+        archs = json.load(fh).get("architectures") or []
+    if archs and "BertForQuestionAnswering" not in archs and "BertModel" not in archs:
+        raise ValueError(f"{flag} {path} holds a {archs[0]}, not a BertForQuestionAnswering: fine-tune a SQuAD "
+                         "teacher first (examples/run_squad.py)")
+
+
+def _load_qa(path: str, args: argparse.Namespace, flag: str = "--student_model_name_or_path"):
+    """A ``BertForQuestionAnswering`` checkpoint (FP or quantized) with BERT's key/value cache off."""
+    from paddlenlp.transformers import BertForQuestionAnswering
+
+    from ..models import load_model
+
+    if os.path.isdir(path):
+        _check_qa_checkpoint(path, flag)
+    model = load_model(path, model_class=BertForQuestionAnswering, config=args.model_config)
+    model.config.use_cache = False
+    model.bert.config.use_cache = False
+    return model
+
+
+def load_qa_models(args: argparse.Namespace, quant_config: Optional[QuantConfig], student: Any = None):
+    """Teacher (FP teachers get the ``fp`` preset so that attention can be recorded, outputs unchanged;
+    a quantized teacher, e.g. a previous chain stage, keeps its own config) and student (an FP
+    initialisation quantized with ``quant_config``, a quantized checkpoint as is, or ``student`` when
+    given), both ``BertForQuestionAnswering``."""
+    from ..models import quant_config_of, quantize_model
+
+    teacher = _load_qa(args.teacher_path, args, "--teacher_path")
+    if quant_config_of(teacher) is None:
+        quantize_model(teacher, "fp")
+    if student is None:
+        student = _load_qa(args.student_model_name_or_path, args)
+        if quant_config_of(student) is None:
+            quantize_model(student, quant_config)
+        elif args.quant_overrides:
+            raise ValueError("the student checkpoint is already quantized; quant: overrides in --config do not apply")
+    _check_vocab(teacher, student, args)
+    for name, model in (("teacher", teacher), ("student", student)):
+        limit = int(model.config.max_position_embeddings)
+        if args.max_seq_length > limit:
+            raise ValueError(f"--max_seq_length {args.max_seq_length} exceeds the {name}'s max_position_embeddings "
+                             f"{limit}")
+    return teacher, student
+
+
+def build_squad_chain_student(
+    args: argparse.Namespace, stage: ChainStage, quant: Optional[QuantConfig], previous_dir: Optional[str],
+    stage_dir: str,
+) -> Tuple[Any, Dict[str, Any]]:
+    """The QA student of a chain stage (``init`` as in ``task_distill.build_chain_student``).
+
+    ``previous`` / ``teacher``: that checkpoint as is when it already has ``quant``, else its latent FP
+    weights re-quantized with ``quant`` (BiT multi-step, Liu et al. 2022). ``split``: ternary weight
+    splitting of the previous (ternary) stage, ``bwn(W1) + bwn(W2) = twn(W)`` (BinaryBERT, Bai et al.
+    2021), on the matrices chosen under ``split_budget_mb`` (all when unset).
+    """
+    from ..models import latent_fp_model, quant_config_of, quantize_model
+    from ..splitting import plan_adaptive_split, split_ternary_model
+
+    extra: Dict[str, Any] = {}
+    if stage.init == "split":
+        if previous_dir is None:
+            raise ValueError(f"chain stage {stage.label}: init 'split' needs a previous (ternary) stage")
+        ternary = _load_qa(previous_dir, args)
+        layers = None
+        if stage.split_budget_mb is not None:
+            plan = plan_adaptive_split(ternary, stage.split_budget_mb)
+            layers = plan.chosen
+            with open(os.path.join(stage_dir, "split_plan.txt"), "w", encoding="utf-8") as fh:
+                fh.write(plan.summary() + "\n")
+            extra["split_plan"] = {"budget_mib": stage.split_budget_mb, "chosen": plan.chosen,
+                                   "size_mib": plan.total_bytes / 2**20}
+        return split_ternary_model(ternary, layers), extra
+    source = previous_dir if (stage.init == "previous" and previous_dir) else args.student_model_name_or_path
+    model = _load_qa(source, args)
+    existing = quant_config_of(model)
+    if existing is not None:
+        if existing.to_dict() == quant.to_dict():
+            return model, extra
+        model = latent_fp_model(model)
+    quantize_model(model, quant)
+    return model, extra
+
+
+def run(
+    args: argparse.Namespace,
+    quant_config: Optional[QuantConfig] = None,
+    loss_config: Optional[DistillLossConfig] = None,
+    student: Any = None,
+) -> Dict[str, Any]:
+    """Distil, keep the best dev checkpoint (F1), save the student, its predictions and ``results.json``.
+
+    ``quant_config`` / ``loss_config`` default to the method's (with the ``--config`` overrides);
+    ``student`` (a ready model, as a chain stage prepares it) replaces loading
+    ``--student_model_name_or_path``.
+    """
+    from paddlenlp.trainer import set_seed
+    from paddlenlp.transformers import BertTokenizer
+
+    from ..accounting import flops_g, size_mib
+    from ..data.squad import SquadFormatError
+    from ..models import quant_config_of
+    from ..squad_trainer import load_squad_eval, load_squad_train, squad_collator
+    from ..trainer import clear_previous_run, get_last_checkpoint, make_training_args, write_results
+
+    start = time.time()
+    method = get_method(args.method)
+    if student is not None:
+        quant_config = quant_config_of(student)
+    elif quant_config is None:
+        quant_config = quant_config_for(args, method.name)
+    if loss_config is None:
+        loss_config = loss_config_for(args, method.name)
+    logger.info("method %s, quantization %s, loss %s", method.name, quant_config.bits_str, loss_config.weights())
+
+    if args.overwrite_output_dir:
+        clear_previous_run(args.output_dir)
+    resume_from = get_last_checkpoint(args.output_dir) if args.resume else None
+
+    set_seed(args.seed)
+    tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
+    windows = dict(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
+                   max_query_length=args.max_query_length)
+    try:
+        train_ds = load_squad_train(args.train_file, tokenizer, max_examples=args.max_train_examples, **windows)
+        dev = load_squad_eval(args.predict_file, tokenizer, max_examples=args.max_eval_examples, **windows)
+    except SquadFormatError as err:
+        raise SquadFormatError(f"bad SQuAD file: {err}") from err
+    logger.info("SQuAD: %d training windows; dev %d questions, %d windows", len(train_ds), len(dev.examples),
+                len(dev.features))
+    teacher, student = load_qa_models(args, quant_config, student)
+
+    training_args = make_training_args(
+        output_dir=args.output_dir, batch_size=args.batch_size,
+        learning_rate=args.learning_rate * loss_config.lr_multiplier, num_train_epochs=args.num_train_epochs,
+        weight_decay=args.weight_decay, seed=args.seed, logging_steps=args.logging_steps,
+        save_steps=args.save_steps, eval_steps=args.eval_steps, max_steps=args.max_steps, device=args.device,
+        warmup_ratio=args.warmup_ratio, metric_for_best_model=SQUAD_METRIC,
+    )
+    trainer = SquadDistillationTrainer(
+        model=student, args=training_args, train_dataset=train_ds, eval_dataset=dev, tokenizer=tokenizer,
+        data_collator=squad_collator(int(tokenizer.pad_token_id)), teacher=teacher, loss_config=loss_config,
+        n_best_size=args.n_best_size, max_answer_length=args.max_answer_length, clip_lr=args.clip_lr,
+    )
+    teacher_metrics = trainer.evaluate_teacher()
+    logger.info("teacher dev: EM %.2f F1 %.2f", teacher_metrics["teacher_exact_match"], teacher_metrics["teacher_f1"])
+    train_result = trainer.train(resume_from_checkpoint=resume_from)
+    student_metrics = trainer.evaluate(metric_key_prefix="eval")
+    pred_file, nbest_file = trainer.write_last_predictions(args.output_dir)
+    trainer.save_model(args.output_dir)
+    trainer.save_state()
+
+    qc = quant_config_of(student)
+    bits = qc.bits
+    results = {
+        "task": "squad",
+        "method": method.name,
+        "bits": qc.bits_str,
+        "main_metric": SQUAD_METRIC,
+        "teacher": {"exact_match": teacher_metrics["teacher_exact_match"], "f1": teacher_metrics["teacher_f1"]},
+        "student": {"exact_match": student_metrics["eval_exact_match"], "f1": student_metrics["eval_f1"]},
+        "student_size_mib": stored_size_mib(student),
+        "teacher_size_mib": size_mib(teacher.config, (32, 32, 32)),
+        "student_gflops": flops_g(student.config, bits, args.max_seq_length),
+        "teacher_gflops": flops_g(teacher.config, (32, 32, 32), args.max_seq_length),
+        "loss": loss_config.weights(),
+        "temperature": loss_config.temperature,
+        "epochs": trainer.state.epoch,
+        "global_steps": trainer.state.global_step,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_metric": trainer.state.best_metric,
+        "num_train_windows": len(train_ds),
+        "num_dev_examples": len(dev.examples),
+        "num_dev_windows": len(dev.features),
+        "predictions_file": pred_file,
+        "nbest_predictions_file": nbest_file,
+        "train_loss": train_result.training_loss,
+        "resumed_from": resume_from,
+        "wall_time_seconds": time.time() - start,
+        "args": dict(vars(args)),
+    }
+    write_results(args.output_dir, results)
+    print(
+        f"[SQuAD] teacher EM/F1 {results['teacher']['exact_match']:.2f}/{results['teacher']['f1']:.2f} | student "
+        f"({method.name} {qc.bits_str}) EM/F1 {results['student']['exact_match']:.2f}/{results['student']['f1']:.2f}"
+        f" | student size {results['student_size_mib']:.2f} MiB (teacher {results['teacher_size_mib']:.2f} MiB)",
+        flush=True,
+    )
+    return results
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    """Entry point of ``examples/squad_distill.py`` (and of ``task_distill.py --task_name squad``)."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.chain:
+        return run_chain(
+            args,
+            args.chain,
+            base_quant=lambda name: quant_config_for(args, name),
+            default_loss=lambda name: loss_config_for(args, name),
+            build_student=lambda stage, quant, prev, out: build_squad_chain_student(args, stage, quant, prev, out),
+            run_stage=lambda stage_args, quant, loss, student: run(stage_args, quant, loss, student),
+            metric=SQUAD_METRIC,
+        )
+    return run(args)

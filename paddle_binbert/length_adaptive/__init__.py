@@ -1,0 +1,40 @@
+"""Length-adaptive inference (Dynamic-TinyBERT, after the Length-Adaptive Transformer of Kim & Cho 2021).
+
+* :func:`length_adaptive_forward`: Drop-and-Restore forward pass driven by per-layer token budgets,
+  for FP and quantized PaddleNLP BERTs, with LayerDrop;
+* :func:`sandwich_loss` / :class:`LengthAdaptiveTrainer`: LengthDrop training (sandwich rule,
+  inplace distillation);
+* :mod:`.search`: evolutionary search of budgets (``paddle-binbert search-length``);
+* :mod:`.costs` / :mod:`.speed`: MACs, latency and end-to-end speed of a configuration.
+"""
+
+from .costs import length_config_macs, measure_latency, model_macs
+from .drop_restore import LengthAdaptiveOutput, attention_significance, check_length_config, length_adaptive_forward
+from .lengthdrop import (
+    LengthDropConfig,
+    inplace_distill_loss,
+    sample_layer_skip,
+    sample_length_config,
+    sandwich_loss,
+    smallest_length_config,
+)
+from .trainer import LengthAdaptiveTrainer, LengthDropMixin, task_loss_fn
+
+__all__ = [
+    "LengthAdaptiveOutput",
+    "LengthAdaptiveTrainer",
+    "LengthDropConfig",
+    "LengthDropMixin",
+    "attention_significance",
+    "check_length_config",
+    "inplace_distill_loss",
+    "length_adaptive_forward",
+    "length_config_macs",
+    "measure_latency",
+    "model_macs",
+    "sample_layer_skip",
+    "sample_length_config",
+    "sandwich_loss",
+    "smallest_length_config",
+    "task_loss_fn",
+]

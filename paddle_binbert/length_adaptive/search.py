@@ -1,0 +1,630 @@
+"""Evolutionary search of length configurations (score vs cost Pareto front), resumable.
+
+Length-Adaptive Transformer (Kim & Cho, ACL 2021), section "Evolutionary search"; Dynamic-TinyBERT
+(Guskin et al., 2021) ran this step with SigOpt, here it runs locally.
+
+* Cost: MACs of the configuration on a ``max_seq_length`` input (:mod:`.costs`) and the measured
+  latency of a ``[latency_batch_size, max_seq_length]`` forward pass on this machine. The initial
+  spread and the cost bounds use MACs; the Pareto front and the pick use ``--cost`` (MACs by default).
+* Initial population: ``population_size`` configurations spread evenly in MACs between the bounds
+  (one per equal-width MACs bin, from a large pool of random LengthDrop samples), plus the full model.
+* Each of ``evo_iter`` iterations: parents = the Pareto front (maximal score, minimal cost) of
+  everything evaluated so far; ``mutation_size`` mutants (each ``l_i`` resampled uniformly in
+  ``[l_{i+1}, l_{i-1}]`` with probability ``mutation_prob``, ``l_0`` = sequence length,
+  ``l_{L+1}`` = minimum length) and ``crossover_size`` children (``ceil((a_i + b_i) / 2)``), new and
+  within the bounds.
+* Pick: the cheapest (by ``--cost``) configuration whose score is at least the full model's minus
+  ``--tolerance`` (0.01, i.e. "within 1 point" of a metric in [0, 1]).
+
+Evaluations are cached in ``OUTPUT_DIR/search_cache.json`` (rewritten atomically after each one);
+the search is seeded, so a rerun replays the same candidates and only evaluates the missing ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "config_key",
+    "parse_length_config",
+    "pareto_front",
+    "mutate",
+    "crossover",
+    "initial_population",
+    "SearchCache",
+    "GlueDevEvaluator",
+    "evolutionary_search",
+    "pick_config",
+    "write_reports",
+    "build_parser",
+    "main",
+]
+
+Config = Tuple[int, ...]
+Record = Dict[str, Any]
+CACHE_FILE = "search_cache.json"
+
+
+def config_key(config: Sequence[int]) -> str:
+    """``(64, 60, 48)`` -> ``"64-60-48"`` (cache key and table label)."""
+    return "-".join(str(int(v)) for v in config)
+
+
+def parse_length_config(text: str) -> Config:
+    """Parse ``"64,60,48"`` (or ``64-60-48``) into a tuple of ints."""
+    parts = [p for p in text.replace("-", ",").replace(" ", ",").split(",") if p]
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError as err:
+        raise ValueError(f"length configuration {text!r} is not a comma-separated list of integers") from err
+
+
+def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> List[int]:
+    """Indices of the non-dominated points (minimise cost, maximise score), by increasing cost.
+
+    Point ``p`` is dominated iff some ``q`` has ``cost_q <= cost_p``, ``score_q >= score_p`` and one of
+    the two strictly; exact duplicates of a non-dominated point are all kept.
+    """
+    order = sorted(range(len(costs)), key=lambda i: (costs[i], -scores[i]))
+    front: List[int] = []
+    best, last = -math.inf, None
+    for i in order:
+        point = (costs[i], scores[i])
+        if scores[i] > best:
+            front.append(i)
+            best, last = scores[i], point
+        elif point == last:
+            front.append(i)
+    return front
+
+
+def mutate(
+    config: Sequence[int], seq_length: int, rng: np.random.Generator, prob: float = 0.5, min_length: int = 2
+) -> Config:
+    """Each ``l_i`` resampled with probability ``prob`` uniformly in ``[l_{i+1}, l_{i-1}]`` (neighbours of
+    the partly mutated configuration; ``l_0`` = ``seq_length``, ``l_{L+1}`` = ``min_length``); the
+    result stays non-increasing."""
+    out = list(config)
+    for i in range(len(out)):
+        if rng.random() < prob:
+            upper = seq_length if i == 0 else out[i - 1]
+            lower = min_length if i == len(out) - 1 else out[i + 1]
+            lower = min(lower, upper)
+            out[i] = int(rng.integers(lower, upper + 1))
+    return tuple(out)
+
+
+def crossover(a: Sequence[int], b: Sequence[int]) -> Config:
+    """Elementwise ``ceil((a_i + b_i) / 2)`` (non-increasing when both parents are)."""
+    return tuple((int(x) + int(y) + 1) // 2 for x, y in zip(a, b))
+
+
+def initial_population(
+    size: int,
+    seq_length: int,
+    num_layers: int,
+    macs_of: Callable[[Config], int],
+    bounds: Tuple[float, float],
+    rng: np.random.Generator,
+    min_length: int = 2,
+    pool_size: Optional[int] = None,
+) -> List[Config]:
+    """``size`` distinct configurations spread evenly in MACs within ``bounds``: the ``[lo, hi]`` range
+    of a pool of random LengthDrop samples (ratio bound drawn uniformly in [0, 1) per sample) is cut
+    into ``size`` equal bins and the unused pool member nearest each bin centre is taken."""
+    from .lengthdrop import sample_length_config
+
+    pool_size = pool_size or max(200, 20 * size)
+    pool = {sample_length_config(seq_length, num_layers, float(r), rng, min_length) for r in rng.random(pool_size)}
+    pool.add(tuple([min_length] * num_layers))
+    pool_sorted = sorted(pool)
+    costs = np.array([macs_of(c) for c in pool_sorted], dtype=float)
+    inside = [i for i, c in enumerate(costs) if bounds[0] <= c <= bounds[1]]
+    if not inside:
+        return []
+    lo, hi = costs[inside].min(), costs[inside].max()
+    centres = lo + (np.arange(size) + 0.5) * (hi - lo) / size
+    chosen: List[Config] = []
+    used = set()
+    for centre in centres:
+        candidates = sorted((abs(costs[i] - centre), i) for i in inside if i not in used)
+        if not candidates:
+            break
+        used.add(candidates[0][1])
+        chosen.append(pool_sorted[candidates[0][1]])
+    return chosen
+
+
+class SearchCache:
+    """Evaluated configurations in ``OUTPUT_DIR/search_cache.json``, rewritten atomically per entry.
+
+    ``meta`` describes what the scores mean (checkpoint, task, length, examples); a cache written with
+    other ``meta`` is refused (start over with ``overwrite=True``).
+    """
+
+    def __init__(self, output_dir: str, meta: Dict[str, Any], overwrite: bool = False) -> None:
+        self.path = os.path.join(output_dir, CACHE_FILE)
+        self.meta = meta
+        self.entries: Dict[str, Record] = {}
+        if os.path.isfile(self.path) and not overwrite:
+            try:
+                with open(self.path, encoding="utf-8") as handle:
+                    data = json.load(handle)
+            except (OSError, json.JSONDecodeError) as err:
+                raise ValueError(f"{self.path} is not a readable search cache ({err}); pass --overwrite") from err
+            if data.get("meta") != meta:
+                old = data.get("meta") or {}
+                diff = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
+                raise ValueError(
+                    f"{self.path} was written for another search (cached vs now: {diff}); "
+                    "pass --overwrite to start over or choose another --output_dir"
+                )
+            self.entries = data.get("entries", {})
+
+    def __contains__(self, config: Sequence[int]) -> bool:
+        return config_key(config) in self.entries
+
+    def get(self, config: Sequence[int]) -> Optional[Record]:
+        """The cached record of ``config`` or None."""
+        return self.entries.get(config_key(config))
+
+    def put(self, record: Record) -> None:
+        """Store ``record`` (with a ``config`` list) and rewrite the file atomically."""
+        self.entries[config_key(record["config"])] = record
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump({"meta": self.meta, "entries": self.entries}, handle, indent=1)
+        os.replace(tmp, self.path)
+
+
+class GlueDevEvaluator:
+    """Scores a length configuration on a GLUE dev split: inputs padded to ``max_seq_length`` (budgets
+    are absolute token counts at that length), batched, :func:`length_adaptive_forward`, GLUE metrics.
+
+    ``__call__(config)`` returns the metrics dict; :attr:`metric` names the main one.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        features: List[Dict[str, Any]],
+        task_name: str,
+        max_seq_length: int,
+        pad_token_id: int = 0,
+        batch_size: int = 32,
+    ) -> None:
+        from ..data.metrics import main_metric_name
+
+        if not features:
+            raise ValueError("the dev set is empty")
+        self.model = model
+        self.task_name = task_name
+        self.metric = main_metric_name(task_name)
+        self.batch_size = batch_size
+        n = len(features)
+        self.input_ids = np.full((n, max_seq_length), pad_token_id, dtype="int64")
+        self.token_type_ids = np.zeros((n, max_seq_length), dtype="int64")
+        self.attention_mask = np.zeros((n, max_seq_length), dtype="int64")
+        for i, feat in enumerate(features):
+            ids = feat["input_ids"][:max_seq_length]
+            self.input_ids[i, : len(ids)] = ids
+            self.token_type_ids[i, : len(ids)] = feat["token_type_ids"][: len(ids)]
+            self.attention_mask[i, : len(ids)] = 1
+        self.labels = np.array([feat["labels"] for feat in features])
+
+    def __call__(self, config: Optional[Sequence[int]]) -> Dict[str, float]:
+        import paddle
+
+        from ..data.metrics import compute_glue_metrics
+        from .drop_restore import length_adaptive_forward
+
+        self.model.eval()
+        logits = []
+        with paddle.no_grad():
+            for start in range(0, len(self.labels), self.batch_size):
+                sl = slice(start, start + self.batch_size)
+                tensors = [paddle.to_tensor(a[sl]) for a in (self.input_ids, self.token_type_ids, self.attention_mask)]
+                out = length_adaptive_forward(self.model, *tensors, length_config=config)
+                logits.append(out.logits.numpy())
+        return compute_glue_metrics(self.task_name, np.concatenate(logits), self.labels)
+
+
+def evolutionary_search(
+    evaluate: Callable[[Config], Record],
+    macs_of: Callable[[Config], int],
+    seq_length: int,
+    num_layers: int,
+    population_size: int = 16,
+    evo_iter: int = 10,
+    mutation_size: int = 8,
+    crossover_size: int = 8,
+    mutation_prob: float = 0.5,
+    min_length: int = 2,
+    cost_bounds: Tuple[float, float] = (0.0, 1.0),
+    cost: str = "macs",
+    seed: int = 42,
+    progress: Any = None,
+) -> List[Record]:
+    """Run the search (module docstring); ``evaluate(config)`` returns a record with ``score``, ``macs``
+    and ``latency_ms`` (typically from the cache). Returns the records of this run, full model first.
+
+    ``cost_bounds`` are fractions of the full model's MACs. ``progress`` (a tqdm bar) is advanced
+    once per evaluation.
+    """
+    rng = np.random.default_rng(seed)
+    full = tuple([seq_length] * num_layers)
+    full_macs = macs_of(full)
+    bounds = (cost_bounds[0] * full_macs, cost_bounds[1] * full_macs)
+    seen: Dict[Config, Record] = {}
+
+    def run(config: Config) -> None:
+        if config not in seen:
+            seen[config] = evaluate(config)
+            if progress is not None:
+                progress.update(1)
+
+    def in_bounds(config: Config) -> bool:
+        return bounds[0] <= macs_of(config) <= bounds[1]
+
+    run(full)
+    for config in initial_population(population_size, seq_length, num_layers, macs_of, bounds, rng, min_length):
+        run(config)
+    cost_key = "latency_ms" if cost == "latency" else "macs"
+    for _ in range(evo_iter):
+        candidates = [c for c in seen if in_bounds(c) or c == full]
+        front_idx = pareto_front([seen[c][cost_key] for c in candidates], [seen[c]["score"] for c in candidates])
+        parents = [candidates[i] for i in front_idx]
+        new: List[Config] = []
+        for size, make in ((mutation_size, "mutation"), (crossover_size, "crossover")):
+            made, attempts = 0, 0
+            while made < size and attempts < 50 * max(size, 1):
+                attempts += 1
+                if make == "mutation":
+                    parent = parents[int(rng.integers(len(parents)))]
+                    child = mutate(parent, seq_length, rng, mutation_prob, min_length)
+                else:
+                    pool = parents if len(parents) >= 2 else list(seen)
+                    if len(pool) < 2:
+                        break
+                    i, j = rng.choice(len(pool), size=2, replace=False)
+                    child = crossover(pool[int(i)], pool[int(j)])
+                if child not in seen and child not in new and in_bounds(child):
+                    new.append(child)
+                    made += 1
+        for child in new:
+            run(child)
+    return list(seen.values())
+
+
+def pick_config(records: List[Record], full_score: float, tolerance: float = 0.01, cost: str = "macs") -> Record:
+    """The cheapest record (by ``cost``: ``macs`` or ``latency``, ties broken by the other) whose score is
+    ``>= full_score - tolerance``."""
+    primary = "latency_ms" if cost == "latency" else "macs"
+    secondary = "macs" if cost == "latency" else "latency_ms"
+    eligible = [r for r in records if r["score"] >= full_score - tolerance - 1e-12]
+    if not eligible:
+        raise ValueError("no configuration is within the tolerance of the full model (is the full model evaluated?)")
+    return min(eligible, key=lambda r: (r[primary], r[secondary]))
+
+
+COLUMNS = ("config", "macs", "macs_ratio", "latency_ms", "speedup", "score")
+
+
+def _row(record: Record, full: Record) -> Dict[str, Any]:
+    return {
+        "config": config_key(record["config"]),
+        "macs": record["macs"],
+        "macs_ratio": round(record["macs"] / full["macs"], 4),
+        "latency_ms": round(record["latency_ms"], 3),
+        "speedup": round(full["latency_ms"] / record["latency_ms"], 3) if record["latency_ms"] > 0 else float("nan"),
+        "score": round(record["score"], 5),
+    }
+
+
+def write_reports(
+    records: List[Record], output_dir: str, metric: str, cost: str = "macs", tolerance: float = 0.01
+) -> Dict[str, Any]:
+    """Write ``pareto.csv``, ``pareto.md``, ``all_configs.csv``, ``pick.json`` and ``pareto.png`` (when
+    matplotlib is installed) to ``output_dir``; return the pick summary. ``records[0]`` is the full model."""
+    full = records[0]
+    cost_key = "latency_ms" if cost == "latency" else "macs"
+    front = [records[i] for i in pareto_front([r[cost_key] for r in records], [r["score"] for r in records])]
+    pick = pick_config(records, full["score"], tolerance, cost)
+    front_keys = {config_key(r["config"]) for r in front}
+
+    with open(os.path.join(output_dir, "all_configs.csv"), "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS) + ["on_front"])
+        writer.writeheader()
+        for r in sorted(records, key=lambda r: r["macs"]):
+            writer.writerow({**_row(r, full), "on_front": config_key(r["config"]) in front_keys})
+    with open(os.path.join(output_dir, "pareto.csv"), "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        for r in front:
+            writer.writerow(_row(r, full))
+
+    lines = [
+        f"Pareto front ({metric} vs {cost}) of {len(records)} evaluated length configurations.",
+        "",
+        f"| config | MACs (M) | MACs / full | latency (ms) | speedup | {metric} |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    table = front if any(r is full for r in front) else front + [full]
+    for r in table:
+        row = _row(r, full)
+        mark = " **(pick)**" if r is pick else (" (full length)" if r is full else "")
+        lines.append(
+            f"| {row['config']}{mark} | {r['macs'] / 1e6:.2f} | {row['macs_ratio']:.3f} | {row['latency_ms']:.2f} "
+            f"| {row['speedup']:.2f} | {r['score']:.4f} |"
+        )
+    summary = {
+        "metric": metric,
+        "cost": cost,
+        "tolerance": tolerance,
+        "full": _row(full, full),
+        "pick": _row(pick, full),
+        "pick_config": list(pick["config"]),
+        "num_evaluated": len(records),
+    }
+    lines += [
+        "",
+        f"Pick (cheapest by {cost} within {tolerance} of the full model's {metric} {full['score']:.4f}): "
+        f"`{config_key(pick['config'])}`, {metric} {pick['score']:.4f}, "
+        f"{summary['pick']['macs_ratio']:.3f} of the MACs, {summary['pick']['speedup']:.2f}x latency speedup.",
+    ]
+    with open(os.path.join(output_dir, "pareto.md"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    summary["plot"] = _plot(records, front, pick, output_dir, metric, cost_key)
+    tmp = os.path.join(output_dir, "pick.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2)
+    os.replace(tmp, os.path.join(output_dir, "pick.json"))
+    return summary
+
+
+def _plot(records: List[Record], front: List[Record], pick: Record, output_dir: str, metric: str, cost_key: str):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed: no pareto.png (pip install matplotlib)")
+        return None
+    full = records[0]
+    scale = full[cost_key]
+    label = "MACs / full model" if cost_key == "macs" else "latency / full model"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter([r[cost_key] / scale for r in records], [r["score"] for r in records], s=12, c="0.6", label="evaluated")
+    ax.plot([r[cost_key] / scale for r in front], [r["score"] for r in front], "o-", c="C0", label="Pareto front")
+    ax.scatter([1.0], [full["score"]], marker="*", s=150, c="C3", label="full length", zorder=3)
+    ax.scatter([pick[cost_key] / scale], [pick["score"]], marker="D", s=60, c="C2", label="pick", zorder=3)
+    ax.set_xlabel(label)
+    ax.set_ylabel(f"dev {metric}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = os.path.join(output_dir, "pareto.png")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``paddle-binbert search-length`` / ``examples/search_length.py``."""
+    p = argparse.ArgumentParser(
+        prog="paddle-binbert search-length",
+        description="Evolutionary search of per-layer token budgets (Length-Adaptive Transformer / Dynamic-TinyBERT) "
+        "for a checkpoint trained with --length_adaptive: Pareto front of dev metric vs MACs / latency.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--checkpoint", required=True, help="checkpoint folder (FP or quantized BertForSequenceClassification)"
+    )
+    p.add_argument("--task_name", required=True, help="GLUE task of the checkpoint (SST-2, MRPC, ...)")
+    p.add_argument("--data_dir", required=True, help="folder with the task's dev file(s)")
+    p.add_argument("--output_dir", required=True, help="where the cache, Pareto tables, plot and pick go")
+    p.add_argument("--max_seq_length", type=int, default=128, help="input length (budgets are token counts at it)")
+    p.add_argument("--batch_size", type=int, default=32, help="dev evaluation batch size")
+    p.add_argument("--max_eval_examples", type=int, default=None, help="score on the first N dev examples only")
+    p.add_argument("--population_size", type=int, default=16, help="size of the initial population (spread in MACs)")
+    p.add_argument("--evo_iter", type=int, default=10, help="number of evolution iterations")
+    p.add_argument("--mutation_size", type=int, default=8, help="mutants per iteration (from the Pareto front)")
+    p.add_argument("--crossover_size", type=int, default=8, help="crossover children per iteration")
+    p.add_argument("--mutation_prob", type=float, default=0.5, help="probability of resampling each layer's budget")
+    p.add_argument("--min_length", type=int, default=2, help="smallest budget of any layer")
+    p.add_argument("--min_cost_ratio", type=float, default=0.0, help="lower bound on MACs / full-model MACs")
+    p.add_argument("--max_cost_ratio", type=float, default=1.0, help="upper bound on MACs / full-model MACs")
+    p.add_argument("--cost", choices=("macs", "latency"), default="macs", help="cost of the Pareto front and the pick")
+    p.add_argument("--tolerance", type=float, default=0.01, help="pick: metric at least full-model metric minus this")
+    p.add_argument("--latency_batch_size", type=int, default=1, help="batch size of the latency measurement")
+    p.add_argument("--latency_repeats", type=int, default=5, help="timed runs per configuration (median)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the search (a rerun with it replays from the cache)")
+    p.add_argument("--overwrite", action="store_true", help="ignore and replace an existing cache in --output_dir")
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="after the search, time the pick (or --length_config) against the full model end to end "
+        "(tokenise -> logits, batch 1 and 32) and write speed.md",
+    )
+    p.add_argument(
+        "--length_config",
+        default=None,
+        help="with --measure: time this configuration (e.g. 64,60,52,40,32,24) and skip the search",
+    )
+    p.add_argument("--measure_examples", type=int, default=64, help="dev sentences used by --measure")
+    return p
+
+
+def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from ..data.glue import check_glue_files, get_task_spec
+
+    try:
+        args.task_name = get_task_spec(args.task_name).name
+        check_glue_files(args.data_dir, args.task_name, list(get_task_spec(args.task_name).dev_splits[:1]))
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    if not os.path.isdir(args.checkpoint):
+        parser.error(f"--checkpoint {args.checkpoint} is not a folder")
+    for name in (
+        "max_seq_length",
+        "batch_size",
+        "population_size",
+        "latency_batch_size",
+        "latency_repeats",
+        "min_length",
+        "measure_examples",
+        "max_eval_examples",
+    ):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be positive, got {value}")
+    for name in ("evo_iter", "mutation_size", "crossover_size"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name} must be >= 0")
+    if not 0.0 <= args.mutation_prob <= 1.0:
+        parser.error("--mutation_prob must be in [0, 1]")
+    if not 0.0 <= args.min_cost_ratio <= args.max_cost_ratio:
+        parser.error("need 0 <= --min_cost_ratio <= --max_cost_ratio")
+    if args.min_length > args.max_seq_length:
+        parser.error("--min_length must not exceed --max_seq_length")
+    if args.length_config is not None and not args.measure:
+        parser.error("--length_config is only used with --measure")
+    if args.length_config is not None:
+        try:
+            args.length_config = parse_length_config(args.length_config)
+        except ValueError as err:
+            parser.error(str(err))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the search (and optionally the speed measurement); prints the pick summary as JSON."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _validate(parser, args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.makedirs(args.output_dir, exist_ok=True)
+
+    from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
+    from tqdm.auto import tqdm
+
+    from ..data.glue import get_task_spec, load_glue_features
+    from ..models import get_bert, load_model
+    from .costs import measure_latency, model_macs
+    from .drop_restore import check_length_config
+
+    spec = get_task_spec(args.task_name)
+    model = load_model(args.checkpoint)
+    model.eval()
+    if not isinstance(model, BertForSequenceClassification):
+        parser.error(f"--checkpoint holds a {type(model).__name__}; the search scores GLUE classification models")
+    tokenizer = BertTokenizer.from_pretrained(args.checkpoint)
+    num_layers = len(get_bert(model).encoder.layers)
+    split = spec.dev_splits[0]
+    features = load_glue_features(
+        args.data_dir, spec.name, split, tokenizer, args.max_seq_length, args.max_eval_examples
+    )
+
+    if args.length_config is not None:
+        try:
+            check_length_config(args.length_config, num_layers)
+        except ValueError as err:
+            parser.error(str(err))
+        summary: Dict[str, Any] = {"pick_config": list(args.length_config)}
+    else:
+        evaluator = GlueDevEvaluator(
+            model, features, spec.name, args.max_seq_length, tokenizer.pad_token_id or 0, args.batch_size
+        )
+        meta = {
+            "checkpoint": os.path.abspath(args.checkpoint),
+            "task": spec.name,
+            "split": split,
+            "max_seq_length": args.max_seq_length,
+            "num_examples": len(features),
+            "latency_batch_size": args.latency_batch_size,
+        }
+        try:
+            cache = SearchCache(args.output_dir, meta, overwrite=args.overwrite)
+        except ValueError as err:
+            parser.error(str(err))
+        hits = {"n": 0}
+
+        def macs_of(config: Config) -> int:
+            return model_macs(model, config, args.max_seq_length)
+
+        def evaluate(config: Config) -> Record:
+            cached = cache.get(config)
+            if cached is not None:
+                hits["n"] += 1
+                bar.set_postfix(cached=hits["n"])
+                return cached
+            metrics = evaluator(config)
+            record = {
+                "config": list(config),
+                "score": float(metrics[evaluator.metric]),
+                "metrics": {k: float(v) for k, v in metrics.items()},
+                "macs": macs_of(config),
+                "latency_ms": measure_latency(
+                    model, config, args.max_seq_length, args.latency_batch_size, args.latency_repeats
+                ),
+            }
+            cache.put(record)
+            return record
+
+        planned = 1 + args.population_size + args.evo_iter * (args.mutation_size + args.crossover_size)
+        with tqdm(total=planned, desc="length search", unit="config") as bar:
+            records = evolutionary_search(
+                evaluate,
+                macs_of,
+                args.max_seq_length,
+                num_layers,
+                population_size=args.population_size,
+                evo_iter=args.evo_iter,
+                mutation_size=args.mutation_size,
+                crossover_size=args.crossover_size,
+                mutation_prob=args.mutation_prob,
+                min_length=args.min_length,
+                cost_bounds=(args.min_cost_ratio, args.max_cost_ratio),
+                cost=args.cost,
+                seed=args.seed,
+                progress=bar,
+            )
+            bar.total = bar.n  # fewer candidates than planned when the space or the bounds are small
+            bar.refresh()
+        summary = write_reports(records, args.output_dir, evaluator.metric, args.cost, args.tolerance)
+        summary["cache_hits"] = hits["n"]
+        logger.info("Pareto table in %s", os.path.join(args.output_dir, "pareto.md"))
+
+    if args.measure:
+        from .speed import measure_end_to_end, speed_table
+
+        texts = _dev_texts(args.data_dir, spec.name, split, args.measure_examples)
+        rows = measure_end_to_end(model, tokenizer, texts, tuple(summary["pick_config"]), args.max_seq_length)
+        table = speed_table(rows, tuple(summary["pick_config"]))
+        with open(os.path.join(args.output_dir, "speed.md"), "w", encoding="utf-8") as handle:
+            handle.write(table + "\n")
+        print(table)
+        summary["speed"] = rows
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _dev_texts(data_dir: str, task: str, split: str, limit: int) -> List[Tuple[str, Optional[str]]]:
+    from ..data.glue import read_glue_examples
+
+    return [(ex.text_a, ex.text_b) for ex in read_glue_examples(data_dir, task, split)[:limit]]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""SQuAD v1.1 pieces shared by teacher fine-tuning and distillation on PaddleNLP's Trainer.
+
+* :func:`load_squad_train` / :func:`load_squad_eval`: examples -> windowed features
+  (:mod:`paddle_binbert.data.squad`), with ``max_examples`` cuts for quick runs;
+* :func:`squad_collator`: pads a batch of :class:`~paddle_binbert.data.squad.SquadFeature` into
+  int64 ``paddle.Tensor`` s (``start_positions`` / ``end_positions`` for training windows);
+* :class:`SquadEvaluationMixin`: replaces the Trainer's ``evaluate`` by the SQuAD one: start/end
+  logits of every dev window (batches of similar length), n-best span decoding
+  (:func:`~paddle_binbert.data.squad.postprocess_predictions`) and the official v1.1 exact match
+  and F1 (:func:`~paddle_binbert.data.squad.squad_evaluate`, Rajpurkar et al., EMNLP 2016).
+  Metrics come back as ``eval_exact_match`` / ``eval_f1``, so ``metric_for_best_model="f1"``
+  keeps the best checkpoint by F1;
+* :class:`SquadTrainer`: :class:`~paddle_binbert.trainer.BinBertTrainer` with that evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import paddle
+
+from .data.squad import (
+    SquadExample,
+    SquadFeature,
+    collate_features,
+    load_squad_json,
+    parse_squad,
+    postprocess_predictions,
+    prepare_eval_features,
+    prepare_train_features,
+    squad_evaluate,
+    write_predictions,
+)
+from .trainer import BinBertTrainer
+
+__all__ = [
+    "SQUAD_METRIC",
+    "SquadEvalData",
+    "SquadEvaluationMixin",
+    "SquadTrainer",
+    "check_squad_file",
+    "is_squad_task",
+    "load_squad_eval",
+    "load_squad_train",
+    "predict_span_logits",
+    "squad_collator",
+    "squad_train_lengths",
+    "subset_squad",
+]
+
+logger = logging.getLogger(__name__)
+
+#: metric used to keep the best checkpoint (``eval_f1``)
+SQUAD_METRIC = "f1"
+#: spellings of SQuAD v1.1 accepted as a task name (compared lower case without punctuation)
+_SQUAD_NAMES = ("squad", "squad1", "squad11", "squadv1", "squadv11")
+
+
+def is_squad_task(task_name: Optional[str]) -> bool:
+    """Whether a ``--task_name`` means SQuAD v1.1 (``squad``, ``SQuAD-v1.1``, ``squad1.1`` ...)."""
+    if task_name is None:
+        return False
+    return "".join(ch for ch in str(task_name).lower() if ch.isalnum()) in _SQUAD_NAMES
+
+
+def check_squad_file(path: Optional[str], flag: str) -> None:
+    """Raise ``FileNotFoundError`` naming ``flag`` when ``path`` is not an existing file."""
+    if not path:
+        raise FileNotFoundError(f"{flag} is required (a SQuAD v1.1 JSON file)")
+    if not os.path.isfile(path):
+        what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+        raise FileNotFoundError(f"{flag} {path} {what} (expected a SQuAD v1.1 JSON file)")
+
+
+def subset_squad(dataset: Mapping[str, Any], ids: set) -> Dict[str, Any]:
+    """The decoded SQuAD object restricted to the questions whose id is in ``ids`` (empty parts dropped)."""
+    data = []
+    for article in dataset["data"]:
+        paragraphs = []
+        for paragraph in article["paragraphs"]:
+            qas = [qa for qa in paragraph["qas"] if qa["id"] in ids]
+            if qas:
+                paragraphs.append({**paragraph, "qas": qas})
+        if paragraphs:
+            data.append({**article, "paragraphs": paragraphs})
+    return {**dataset, "data": data}
+
+
+def _read(path: str, max_examples: Optional[int]) -> Tuple[Dict[str, Any], List[SquadExample]]:
+    dataset = load_squad_json(path)
+    examples = parse_squad(dataset, source=str(path))
+    if not examples:
+        raise ValueError(f"{path} holds no question")
+    if max_examples is not None:
+        if max_examples < 1:
+            raise ValueError(f"max_examples must be positive, got {max_examples}")
+        examples = examples[:max_examples]
+        dataset = subset_squad(dataset, {ex.id for ex in examples})
+    return dataset, examples
+
+
+def load_squad_train(
+    path: str,
+    tokenizer: Any,
+    max_seq_length: int = 384,
+    doc_stride: int = 128,
+    max_query_length: int = 64,
+    max_examples: Optional[int] = None,
+) -> List[SquadFeature]:
+    """Training windows of the first ``max_examples`` questions (all by default) of a SQuAD v1.1 file.
+
+    Targets come from each question's first answer; windows that do not hold it point at ``[CLS]``
+    (position 0), as in BERT's SQuAD recipe (Devlin et al., NAACL 2019).
+    """
+    _, examples = _read(path, max_examples)
+    examples = [ex for ex in examples if ex.answers]
+    if not examples:
+        raise ValueError(f"{path}: no question with an answer to train on")
+    return prepare_train_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length)
+
+
+@dataclass
+class SquadEvalData:
+    """A dev set ready for :class:`SquadEvaluationMixin`.
+
+    Attributes:
+        dataset: the decoded SQuAD object (cut to the kept questions) scored by ``squad_evaluate``.
+        examples: the kept questions, in file order.
+        features: their evaluation windows, in example order.
+        path: the file it was read from.
+    """
+
+    dataset: Dict[str, Any]
+    examples: List[SquadExample]
+    features: List[SquadFeature]
+    path: str = ""
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> SquadFeature:
+        return self.features[index]
+
+
+def load_squad_eval(
+    path: str,
+    tokenizer: Any,
+    max_seq_length: int = 384,
+    doc_stride: int = 128,
+    max_query_length: int = 64,
+    max_examples: Optional[int] = None,
+) -> SquadEvalData:
+    """Read a SQuAD v1.1 dev file (first ``max_examples`` questions) and build its evaluation windows."""
+    dataset, examples = _read(path, max_examples)
+    features = prepare_eval_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length)
+    return SquadEvalData(dataset, examples, features, str(path))
+
+
+def squad_collator(pad_token_id: int = 0) -> Callable[[Sequence[SquadFeature]], Dict[str, paddle.Tensor]]:
+    """``data_collator`` for the Trainer: pads features to the batch's longest (see ``collate_features``)
+    and returns int64 tensors ``input_ids``, ``token_type_ids``, ``attention_mask`` (1 = token) and,
+    for training windows, ``start_positions`` / ``end_positions``."""
+
+    def collate(features: Sequence[SquadFeature]) -> Dict[str, paddle.Tensor]:
+        arrays = collate_features(features, pad_token_id=pad_token_id)
+        return {k: paddle.to_tensor(v, dtype="int64") for k, v in arrays.items()}
+
+    return collate
+
+
+def predict_span_logits(
+    model: paddle.nn.Layer,
+    features: Sequence[SquadFeature],
+    batch_size: int = 32,
+    pad_token_id: int = 0,
+    progress: bool = False,
+) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+    """Start and end logits of every window (one row per feature, cut to its length), no gradients.
+
+    Windows are batched by similar length (stable sort), so padding is small; rows come back in
+    feature order. The model is put in eval mode and its previous mode restored afterwards.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    starts: List[Optional[np.ndarray]] = [None] * len(features)
+    ends: List[Optional[np.ndarray]] = [None] * len(features)
+    was_training = model.training
+    model.eval()
+    iterator: Any = batches
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(batches, desc="SQuAD eval", unit="batch", leave=False)
+    try:
+        with paddle.no_grad():
+            for batch in iterator:
+                arrays = collate_features([features[i] for i in batch], pad_token_id=pad_token_id)
+                out = model(
+                    paddle.to_tensor(arrays["input_ids"]),
+                    token_type_ids=paddle.to_tensor(arrays["token_type_ids"]),
+                    attention_mask=paddle.to_tensor(arrays["attention_mask"]),
+                    return_dict=True,
+                )
+                start, end = out.start_logits.numpy(), out.end_logits.numpy()
+                for row, index in enumerate(batch):
+                    n = len(features[index].input_ids)
+                    starts[index], ends[index] = start[row, :n], end[row, :n]
+    finally:
+        if was_training:
+            model.train()
+    return starts, ends  # type: ignore[return-value]
+
+
+class SquadEvaluationMixin:
+    """Trainer mixin: ``evaluate`` = SQuAD v1.1 exact match / F1 of the current ``self.model``.
+
+    ``eval_dataset`` (the Trainer's or the argument) must be a :class:`SquadEvalData`. Each call
+    decodes answers with ``n_best_size`` / ``max_answer_length`` and scores them with the official
+    v1.1 rules: EM = max over gold answers of [normalize(pred) == normalize(gold)], F1 = max over gold
+    answers of the token-level F1 (Rajpurkar et al., 2016), averaged over questions, in percent. The
+    predictions and n-best lists of the last call stay in ``last_predictions`` / ``last_nbest``
+    (see :meth:`write_last_predictions`). Metrics are logged and passed to the callbacks like the
+    base class does, so checkpoint selection, logging and early stopping work unchanged.
+    """
+
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    last_predictions: Optional[Dict[str, str]] = None
+    last_nbest: Optional[Dict[str, Any]] = None
+
+    def evaluate(
+        self,
+        eval_dataset: Optional[SquadEvalData] = None,
+        ignore_keys: Optional[List[str]] = None,
+        metric_key_prefix: str = "eval",
+    ) -> Dict[str, float]:
+        """Exact match and F1 (percent) under ``<prefix>_exact_match`` / ``<prefix>_f1``, plus runtime."""
+        data = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if not isinstance(data, SquadEvalData):
+            raise TypeError(f"SQuAD evaluation needs a SquadEvalData, got {type(data).__name__}")
+        start = time.time()
+        pad_id = int(getattr(self.tokenizer, "pad_token_id", 0) or 0)
+        starts, ends = predict_span_logits(
+            self.model, data.features, self.args.per_device_eval_batch_size, pad_id, progress=not self.args.disable_tqdm
+        )
+        predictions, nbest = postprocess_predictions(
+            data.examples, data.features, starts, ends, self.n_best_size, self.max_answer_length
+        )
+        scores = squad_evaluate(data.dataset, predictions)
+        runtime = time.time() - start
+        metrics = {
+            f"{metric_key_prefix}_exact_match": float(scores["exact_match"]),
+            f"{metric_key_prefix}_f1": float(scores["f1"]),
+            f"{metric_key_prefix}_runtime": round(runtime, 4),
+            f"{metric_key_prefix}_samples_per_second": round(len(data.features) / max(runtime, 1e-9), 3),
+        }
+        self.last_predictions, self.last_nbest = predictions, nbest
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    def write_last_predictions(self, output_dir: str) -> Tuple[str, str]:
+        """Write ``predictions.json`` and ``nbest_predictions.json`` of the last :meth:`evaluate` call."""
+        if self.last_predictions is None or self.last_nbest is None:
+            raise RuntimeError("no SQuAD predictions yet: call evaluate() first")
+        paths = write_predictions(self.last_predictions, self.last_nbest, output_dir)
+        return str(paths[0]), str(paths[1])
+
+
+class SquadTrainer(SquadEvaluationMixin, BinBertTrainer):
+    """:class:`~paddle_binbert.trainer.BinBertTrainer` fine-tuning ``BertForQuestionAnswering`` on SQuAD.
+
+    Training minimises the model's own span loss ``(CE(z_start, y_start) + CE(z_end, y_end)) / 2``
+    (Devlin et al., 2019); evaluation is :class:`SquadEvaluationMixin`'s EM / F1.
+
+    Args:
+        *args: positional arguments of ``BinBertTrainer``.
+        n_best_size: start/end candidates per window and answers kept per question.
+        max_answer_length: longest answer, in tokens.
+        **kwargs: keyword arguments of ``BinBertTrainer`` (``train_lengths`` is filled in from the
+            training windows when omitted).
+    """
+
+    def __init__(self, *args: Any, n_best_size: int = 20, max_answer_length: int = 30, **kwargs: Any) -> None:
+        if kwargs.get("train_lengths") is None:
+            kwargs["train_lengths"] = squad_train_lengths(kwargs.get("train_dataset"))
+        super().__init__(*args, **kwargs)
+        self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
+
+
+def squad_train_lengths(train_dataset: Optional[Sequence[Any]]) -> Optional[List[int]]:
+    """Window lengths for the length-grouped sampler when the dataset is a list of ``SquadFeature``
+    (which are not dicts, so the sampler cannot read ``input_ids`` itself); None otherwise."""
+    if train_dataset is None or not len(train_dataset) or not isinstance(train_dataset[0], SquadFeature):
+        return None
+    return [len(f.input_ids) for f in train_dataset]

@@ -1,0 +1,88 @@
+"""A tiny checkpoint trained by examples/run_glue.py --length_adaptive, shared by the tests here."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def _load_run_glue():
+    spec = importlib.util.spec_from_file_location("run_glue_la_example", ROOT / "examples" / "run_glue.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def glue_dir() -> Path:
+    """The SST-2 fixture folder (a few dozen examples)."""
+    return FIXTURES / "glue" / "SST-2"
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A 2-layer, width-32 random BERT with the fixture vocabulary, saved as a PaddleNLP folder."""
+    import paddle
+    from paddlenlp.transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny_bert_la")
+    tokenizer = BertTokenizer(str(FIXTURES / "vocab.txt"), do_lower_case=True, model_max_length=64)
+    config = BertConfig(
+        vocab_size=len(tokenizer.vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    paddle.seed(0)
+    BertModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def la_run(tiny_bert_dir, glue_dir, tmp_path_factory):
+    """(output folder, results) of a 4-step LengthDrop fine-tuning run on the SST-2 fixture."""
+    out = tmp_path_factory.mktemp("la_run") / "sst2_la"
+    argv = [
+        "--model_name_or_path",
+        str(tiny_bert_dir),
+        "--task_name",
+        "SST-2",
+        "--data_dir",
+        str(glue_dir),
+        "--output_dir",
+        str(out),
+        "--max_seq_length",
+        "24",
+        "--batch_size",
+        "4",
+        "--learning_rate",
+        "1e-3",
+        "--logging_steps",
+        "2",
+        "--max_steps",
+        "4",
+        "--eval_steps",
+        "2",
+        "--length_adaptive",
+        "--num_sandwich",
+        "2",
+        "--length_drop_ratio_bound",
+        "0.2",
+        "--layer_dropout_prob",
+        "0.2",
+    ]
+    results = _load_run_glue().main(argv)
+    return out, results, json.loads((out / "trainer_state.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_la_checkpoint(la_run) -> Path:
+    """The checkpoint folder written by the LengthDrop run."""
+    return la_run[0]
