@@ -48,7 +48,6 @@ ForwardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], Outputs]
 #: Taskflow task names accepted by :func:`load_predictor`
 PREDICTOR_TASKS = ("text_classification", "question_answering")
 #: spellings of SQuAD v1.1 accepted by ``--task_name`` (compared without punctuation, lower case)
-SQUAD_NAMES = ("squad", "squad1", "squad11", "squadv1", "squadv11")
 
 
 @dataclass
@@ -300,20 +299,6 @@ def evaluate_glue(
 # ------------------------------------------------------------------------------ SQuAD
 
 
-def _subset(dataset: Dict[str, Any], ids: set) -> Dict[str, Any]:
-    """The SQuAD object restricted to the questions in ``ids`` (structure kept, empty parts dropped)."""
-    data = []
-    for article in dataset["data"]:
-        paragraphs = []
-        for paragraph in article["paragraphs"]:
-            qas = [qa for qa in paragraph["qas"] if qa["id"] in ids]
-            if qas:
-                paragraphs.append({**paragraph, "qas": qas})
-        if paragraphs:
-            data.append({**article, "paragraphs": paragraphs})
-    return {**dataset, "data": data}
-
-
 def evaluate_squad(
     checkpoint: PathLike,
     data_file: PathLike,
@@ -347,6 +332,7 @@ def evaluate_squad(
         postprocess_predictions,
         prepare_eval_features,
         squad_evaluate,
+        subset_squad,
         write_predictions,
     )
 
@@ -359,7 +345,7 @@ def evaluate_squad(
         if max_examples < 1:
             raise ValueError(f"max_examples must be positive, got {max_examples}")
         examples = examples[:max_examples]
-        dataset = _subset(dataset, {ex.id for ex in examples})
+        dataset = subset_squad(dataset, {ex.id for ex in examples})
     own = predictor is None
     if own:
         predictor = load_predictor(checkpoint, "question_answering", max_length=max_seq_length)
@@ -389,14 +375,10 @@ def evaluate_squad(
 # ------------------------------------------------------------------------------ command line
 
 
-def _is_squad(task_name: str) -> bool:
-    """Whether ``task_name`` means SQuAD v1.1 (``squad``, ``SQuAD-v1.1``, ``squad1.1`` ...)."""
-    return "".join(ch for ch in str(task_name).lower() if ch.isalnum()) in SQUAD_NAMES
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """``paddle-binbert eval --task_name TASK --checkpoint DIR (--data_dir DIR | --data_file FILE)``."""
     from .data.glue import GLUE_TASKS, check_glue_files, normalize_task_name
+    from .data.squad import is_squad_task
 
     parser = argparse.ArgumentParser(
         prog="paddle-binbert eval",
@@ -425,7 +407,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    squad = _is_squad(args.task_name)
+    squad = is_squad_task(args.task_name)
     if not squad:
         try:
             task = normalize_task_name(args.task_name)

@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -28,12 +28,14 @@ from .data.squad import (
     SquadExample,
     SquadFeature,
     collate_features,
+    is_squad_task,
     load_squad_json,
     parse_squad,
     postprocess_predictions,
     prepare_eval_features,
     prepare_train_features,
     squad_evaluate,
+    subset_squad,
     write_predictions,
 )
 from .trainer import BinBertTrainer
@@ -57,17 +59,6 @@ logger = logging.getLogger(__name__)
 
 #: metric used to keep the best checkpoint (``eval_f1``)
 SQUAD_METRIC = "f1"
-#: spellings of SQuAD v1.1 accepted as a task name (compared lower case without punctuation)
-_SQUAD_NAMES = ("squad", "squad1", "squad11", "squadv1", "squadv11")
-
-
-def is_squad_task(task_name: Optional[str]) -> bool:
-    """Whether a ``--task_name`` means SQuAD v1.1 (``squad``, ``SQuAD-v1.1``, ``squad1.1`` ...)."""
-    if task_name is None:
-        return False
-    return "".join(ch for ch in str(task_name).lower() if ch.isalnum()) in _SQUAD_NAMES
-
-
 def check_squad_file(path: Optional[str], flag: str) -> None:
     """Raise ``FileNotFoundError`` naming ``flag`` when ``path`` is not an existing file."""
     if not path:
@@ -75,20 +66,6 @@ def check_squad_file(path: Optional[str], flag: str) -> None:
     if not os.path.isfile(path):
         what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
         raise FileNotFoundError(f"{flag} {path} {what} (expected a SQuAD v1.1 JSON file)")
-
-
-def subset_squad(dataset: Mapping[str, Any], ids: set) -> Dict[str, Any]:
-    """The decoded SQuAD object restricted to the questions whose id is in ``ids`` (empty parts dropped)."""
-    data = []
-    for article in dataset["data"]:
-        paragraphs = []
-        for paragraph in article["paragraphs"]:
-            qas = [qa for qa in paragraph["qas"] if qa["id"] in ids]
-            if qas:
-                paragraphs.append({**paragraph, "qas": qas})
-        if paragraphs:
-            data.append({**article, "paragraphs": paragraphs})
-    return {**dataset, "data": data}
 
 
 def _read(path: str, max_examples: Optional[int]) -> Tuple[Dict[str, Any], List[SquadExample]]:

@@ -25,7 +25,7 @@ import argparse
 import logging
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
@@ -33,10 +33,18 @@ from ..quant.config import QuantConfig
 from ..squad_finetune import add_squad_arguments, validate_squad_arguments
 from ..squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, is_squad_task, squad_train_lengths
 from ..trainer import check_output_dir
-from .chain import ChainStage, binarybert_pipeline, parse_chain, run_chain
+from .chain import binarybert_pipeline, parse_chain
 from .losses import DistillLossConfig
 from .recipes import get_method
-from .task_distill import _check_vocab, _tokenizer_dir, loss_config_for, quant_config_for, stored_size_mib
+from .task_distill import (
+    _tokenizer_dir,
+    load_models,
+    loss_config_for,
+    parse_with_config,
+    quant_config_for,
+    run_distill_chain,
+    stored_size_mib,
+)
 from .task_distill import build_parser as build_glue_parser
 from .trainer import DistillationTrainer
 
@@ -45,7 +53,6 @@ __all__ = [
     "SQUAD_FILES",
     "SquadDistillationTrainer",
     "build_parser",
-    "build_squad_chain_student",
     "load_qa_models",
     "main",
     "parse_args",
@@ -148,28 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse flags; a ``--config`` YAML (flag names as keys, plus ``quant:`` / ``loss:`` sections)
-    provides defaults that explicit flags override, as in ``task_distill.py``."""
+    """Parse flags; a ``--config`` YAML gives defaults as in ``task_distill.py``
+    (:func:`~paddle_binbert.distill.task_distill.parse_with_config`)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.quant_overrides, args.loss_overrides = {}, {}
-    if args.config:
-        if not os.path.isfile(args.config):
-            parser.error(f"--config {args.config} does not exist")
-        try:
-            with open(args.config, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh) or {}
-        except yaml.YAMLError as err:
-            parser.error(f"--config {args.config}: invalid YAML: {err}")
-        if not isinstance(data, dict):
-            parser.error(f"--config {args.config}: expected a mapping at the top level")
-        quant, loss = data.pop("quant", {}) or {}, data.pop("loss", {}) or {}
-        unknown = sorted(set(data) - {a.dest for a in parser._actions})
-        if unknown:
-            parser.error(f"--config {args.config}: unknown keys {unknown}; valid keys: flag names, quant, loss")
-        parser.set_defaults(**data)
-        args = parser.parse_args(argv)
-        args.quant_overrides, args.loss_overrides = quant, loss
+    args = parse_with_config(parser, argv)
     validate_args(parser, args)
     return args
 
@@ -256,14 +245,15 @@ def _check_qa_checkpoint(path: str, flag: str) -> None:
                          "teacher first (examples/run_squad.py)")
 
 
-def _load_qa(path: str, args: argparse.Namespace, flag: str = "--student_model_name_or_path"):
-    """A ``BertForQuestionAnswering`` checkpoint (FP or quantized) with BERT's key/value cache off."""
+def load_qa(path: str, args: argparse.Namespace):
+    """A ``BertForQuestionAnswering`` checkpoint (FP or quantized) with BERT's key/value cache off;
+    a folder whose config names another head is refused."""
     from paddlenlp.transformers import BertForQuestionAnswering
 
     from ..models import load_model
 
     if os.path.isdir(path):
-        _check_qa_checkpoint(path, flag)
+        _check_qa_checkpoint(path, "--teacher_path" if path == args.teacher_path else "--student_model_name_or_path")
     model = load_model(path, model_class=BertForQuestionAnswering, config=args.model_config)
     model.config.use_cache = False
     model.bert.config.use_cache = False
@@ -271,67 +261,15 @@ def _load_qa(path: str, args: argparse.Namespace, flag: str = "--student_model_n
 
 
 def load_qa_models(args: argparse.Namespace, quant_config: Optional[QuantConfig], student: Any = None):
-    """Teacher (FP teachers get the ``fp`` preset so that attention can be recorded, outputs unchanged;
-    a quantized teacher, e.g. a previous chain stage, keeps its own config) and student (an FP
-    initialisation quantized with ``quant_config``, a quantized checkpoint as is, or ``student`` when
-    given), both ``BertForQuestionAnswering``."""
-    from ..models import quant_config_of, quantize_model
-
-    teacher = _load_qa(args.teacher_path, args, "--teacher_path")
-    if quant_config_of(teacher) is None:
-        quantize_model(teacher, "fp")
-    if student is None:
-        student = _load_qa(args.student_model_name_or_path, args)
-        if quant_config_of(student) is None:
-            quantize_model(student, quant_config)
-        elif args.quant_overrides:
-            raise ValueError("the student checkpoint is already quantized; quant: overrides in --config do not apply")
-    _check_vocab(teacher, student, args)
+    """Teacher and student as :func:`~paddle_binbert.distill.task_distill.load_models` gives them, as
+    ``BertForQuestionAnswering``; ``--max_seq_length`` must fit their position embeddings."""
+    teacher, student = load_models(args, quant_config, student, load=load_qa)
     for name, model in (("teacher", teacher), ("student", student)):
         limit = int(model.config.max_position_embeddings)
         if args.max_seq_length > limit:
             raise ValueError(f"--max_seq_length {args.max_seq_length} exceeds the {name}'s max_position_embeddings "
                              f"{limit}")
     return teacher, student
-
-
-def build_squad_chain_student(
-    args: argparse.Namespace, stage: ChainStage, quant: Optional[QuantConfig], previous_dir: Optional[str],
-    stage_dir: str,
-) -> Tuple[Any, Dict[str, Any]]:
-    """The QA student of a chain stage (``init`` as in ``task_distill.build_chain_student``).
-
-    ``previous`` / ``teacher``: that checkpoint as is when it already has ``quant``, else its latent FP
-    weights re-quantized with ``quant`` (BiT multi-step, Liu et al. 2022). ``split``: ternary weight
-    splitting of the previous (ternary) stage, ``bwn(W1) + bwn(W2) = twn(W)`` (BinaryBERT, Bai et al.
-    2021), on the matrices chosen under ``split_budget_mb`` (all when unset).
-    """
-    from ..models import latent_fp_model, quant_config_of, quantize_model
-    from ..splitting import plan_adaptive_split, split_ternary_model
-
-    extra: Dict[str, Any] = {}
-    if stage.init == "split":
-        if previous_dir is None:
-            raise ValueError(f"chain stage {stage.label}: init 'split' needs a previous (ternary) stage")
-        ternary = _load_qa(previous_dir, args)
-        layers = None
-        if stage.split_budget_mb is not None:
-            plan = plan_adaptive_split(ternary, stage.split_budget_mb)
-            layers = plan.chosen
-            with open(os.path.join(stage_dir, "split_plan.txt"), "w", encoding="utf-8") as fh:
-                fh.write(plan.summary() + "\n")
-            extra["split_plan"] = {"budget_mib": stage.split_budget_mb, "chosen": plan.chosen,
-                                   "size_mib": plan.total_bytes / 2**20}
-        return split_ternary_model(ternary, layers), extra
-    source = previous_dir if (stage.init == "previous" and previous_dir) else args.student_model_name_or_path
-    model = _load_qa(source, args)
-    existing = quant_config_of(model)
-    if existing is not None:
-        if existing.to_dict() == quant.to_dict():
-            return model, extra
-        model = latent_fp_model(model)
-    quantize_model(model, quant)
-    return model, extra
 
 
 def run(
@@ -446,13 +384,5 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.chain:
-        return run_chain(
-            args,
-            args.chain,
-            base_quant=lambda name: quant_config_for(args, name),
-            default_loss=lambda name: loss_config_for(args, name),
-            build_student=lambda stage, quant, prev, out: build_squad_chain_student(args, stage, quant, prev, out),
-            run_stage=lambda stage_args, quant, loss, student: run(stage_args, quant, loss, student),
-            metric=SQUAD_METRIC,
-        )
+        return run_distill_chain(args, run_fn=run, load=load_qa, metric=SQUAD_METRIC)
     return run(args)

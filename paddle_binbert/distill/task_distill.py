@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -142,16 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse flags; a ``--config`` YAML provides defaults that explicit flags override."""
-    parser = build_parser()
+def parse_with_config(parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> argparse.Namespace:
+    """Parse ``argv``; a ``--config`` YAML (flag names as keys, plus ``quant:`` / ``loss:`` sections,
+    kept as ``args.quant_overrides`` / ``args.loss_overrides``) gives defaults that explicit flags override."""
     args = parser.parse_args(argv)
     args.quant_overrides, args.loss_overrides = {}, {}
     if args.config:
         if not os.path.isfile(args.config):
             parser.error(f"--config {args.config} does not exist")
-        with open(args.config, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+        try:
+            with open(args.config, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as err:
+            parser.error(f"--config {args.config}: invalid YAML: {err}")
         if not isinstance(data, dict):
             parser.error(f"--config {args.config}: expected a mapping at the top level")
         quant, loss = data.pop("quant", {}) or {}, data.pop("loss", {}) or {}
@@ -162,6 +165,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.set_defaults(**data)
         args = parser.parse_args(argv)
         args.quant_overrides, args.loss_overrides = quant, loss
+    return args
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse flags (:func:`parse_with_config`) and validate them."""
+    parser = build_parser()
+    args = parse_with_config(parser, argv)
     validate_args(parser, args)
     return args
 
@@ -244,7 +254,12 @@ def _check_vocab(teacher: Any, student: Any, args: argparse.Namespace) -> None:
                 raise ValueError(f"{vocabs[0]} and {vocabs[1]} differ: teacher and student must share one tokenizer")
 
 
-def _load(path: str, args: argparse.Namespace):
+Loader = Callable[[str, argparse.Namespace], Any]
+
+
+def load_classifier(path: str, args: argparse.Namespace):
+    """A ``BertForSequenceClassification`` checkpoint (FP or quantized; a bare state dict with
+    ``--model_config``), BERT's key/value cache off."""
     from paddlenlp.transformers import BertForSequenceClassification
 
     from ..models import load_model
@@ -255,28 +270,26 @@ def _load(path: str, args: argparse.Namespace):
     return model
 
 
-def load_teacher(args: argparse.Namespace):
-    """The teacher; FP models get the ``fp`` preset so that attention can be recorded (outputs unchanged).
-    A quantized teacher (a previous chain stage) is rebuilt with its own quantizer config."""
+def load_models(args: argparse.Namespace, quant_config: Optional[QuantConfig], student: Any = None,
+                load: Loader = load_classifier):
+    """Teacher and student, both read with ``load``.
+
+    The teacher: FP models get the ``fp`` preset so that attention can be recorded (outputs
+    unchanged); a quantized teacher (a previous chain stage) keeps its own quantizer config. The
+    student: ``student`` when given (a chain stage prepares it), else the FP initialisation
+    quantized with ``quant_config``, or a quantized checkpoint as is.
+    """
     from ..models import quant_config_of, quantize_model
 
-    teacher = _load(args.teacher_path, args)
+    teacher = load(args.teacher_path, args)
     if quant_config_of(teacher) is None:
         quantize_model(teacher, "fp")
-    return teacher
-
-
-def load_models(args: argparse.Namespace, quant_config: QuantConfig):
-    """Teacher (:func:`load_teacher`) and student (FP initialisation quantized with ``quant_config``,
-    or a quantized checkpoint as is)."""
-    from ..models import quant_config_of, quantize_model
-
-    teacher = load_teacher(args)
-    student = _load(args.student_model_name_or_path, args)
-    if quant_config_of(student) is None:
-        quantize_model(student, quant_config)
-    elif args.quant_overrides:
-        raise ValueError("the student checkpoint is already quantized; quant: overrides in --config do not apply")
+    if student is None:
+        student = load(args.student_model_name_or_path, args)
+        if quant_config_of(student) is None:
+            quantize_model(student, quant_config)
+        elif args.quant_overrides:
+            raise ValueError("the student checkpoint is already quantized; quant: overrides in --config do not apply")
     _check_vocab(teacher, student, args)
     return teacher, student
 
@@ -345,11 +358,7 @@ def run(
 
     set_seed(args.seed)
     tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
-    if student is None:
-        teacher, student = load_models(args, quant_config)
-    else:
-        teacher = load_teacher(args)
-        _check_vocab(teacher, student, args)
+    teacher, student = load_models(args, quant_config, student)
     train_split = "train_aug" if args.aug_train else "train"
     train_ds = load_glue_features(args.data_dir, spec.name, train_split, tokenizer, args.max_seq_length,
                                   args.max_train_examples)
@@ -423,7 +432,7 @@ def stored_size_mib(student: Any) -> float:
 
 def build_chain_student(
     args: argparse.Namespace, stage: ChainStage, quant: Optional[QuantConfig], previous_dir: Optional[str],
-    stage_dir: str,
+    stage_dir: str, load: Loader = load_classifier,
 ) -> Tuple[Any, Dict[str, Any]]:
     """The student of a chain stage (see :class:`~paddle_binbert.distill.chain.ChainStage` ``init``).
 
@@ -439,7 +448,7 @@ def build_chain_student(
     if stage.init == "split":
         if previous_dir is None:
             raise ValueError(f"chain stage {stage.label}: init 'split' needs a previous (ternary) stage")
-        ternary = _load(previous_dir, args)
+        ternary = load(previous_dir, args)
         layers = None
         if stage.split_budget_mb is not None:
             plan = plan_adaptive_split(ternary, stage.split_budget_mb)
@@ -451,7 +460,7 @@ def build_chain_student(
                                    "size_mib": plan.total_bytes / 2**20}
         return split_ternary_model(ternary, layers), extra
     source = previous_dir if (stage.init == "previous" and previous_dir) else args.student_model_name_or_path
-    model = _load(source, args)
+    model = load(source, args)
     existing = quant_config_of(model)
     if existing is not None:
         if existing.to_dict() == quant.to_dict():
@@ -461,11 +470,16 @@ def build_chain_student(
     return model, extra
 
 
-def run_distill_chain(args: argparse.Namespace) -> Dict[str, Any]:
-    """Run ``args.chain`` (``--distill_chain`` or BinaryBERT's pipeline) with :func:`run` per stage."""
+def run_distill_chain(
+    args: argparse.Namespace, run_fn: Optional[Callable[..., Dict[str, Any]]] = None, load: Loader = load_classifier,
+    metric: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Run ``args.chain`` (``--distill_chain`` or BinaryBERT's pipeline) with ``run_fn`` (default
+    :func:`run`) per stage; models read with ``load``; ``metric`` defaults to the GLUE task's."""
     from ..data.metrics import main_metric_name
     from ..trainer import clear_previous_run
 
+    run_fn = run_fn or run
     if args.overwrite_output_dir:
         clear_previous_run(args.output_dir)
     return run_chain(
@@ -473,9 +487,9 @@ def run_distill_chain(args: argparse.Namespace) -> Dict[str, Any]:
         args.chain,
         base_quant=lambda name: quant_config_for(args, name),
         default_loss=lambda name: loss_config_for(args, name),
-        build_student=lambda stage, quant, prev, out: build_chain_student(args, stage, quant, prev, out),
-        run_stage=lambda stage_args, quant, loss, student: run(stage_args, quant, loss, student),
-        metric=main_metric_name(args.task_name),
+        build_student=lambda stage, quant, prev, out: build_chain_student(args, stage, quant, prev, out, load),
+        run_stage=lambda stage_args, quant, loss, student: run_fn(stage_args, quant, loss, student),
+        metric=metric or main_metric_name(args.task_name),
     )
 
 

@@ -9,7 +9,15 @@ from .features import (
     tokenize_with_offsets,
 )
 from .postprocess import postprocess_predictions, write_predictions
-from .reader import SquadExample, SquadFormatError, load_squad_json, parse_squad, read_squad_examples
+from .reader import (
+    SquadExample,
+    SquadFormatError,
+    is_squad_task,
+    load_squad_json,
+    parse_squad,
+    read_squad_examples,
+    subset_squad,
+)
 
 __all__ = [
     "SquadExample",
@@ -18,6 +26,7 @@ __all__ = [
     "collate_features",
     "exact_match_score",
     "f1_score",
+    "is_squad_task",
     "load_squad_json",
     "normalize_answer",
     "parse_squad",
@@ -26,6 +35,7 @@ __all__ = [
     "prepare_train_features",
     "read_squad_examples",
     "squad_evaluate",
+    "subset_squad",
     "tokenize_with_offsets",
     "write_predictions",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 __all__ = [
     "SquadExample",
@@ -183,3 +183,29 @@ def read_squad_examples(path: PathLike, check_answers: bool = True) -> List[Squa
         SquadFormatError: Invalid JSON or a malformed SQuAD layout.
     """
     return parse_squad(load_squad_json(path), check_answers=check_answers, source=str(path))
+
+
+#: spellings of SQuAD v1.1 accepted as a task name (compared lower case without punctuation)
+SQUAD_NAMES = ("squad", "squad1", "squad11", "squadv1", "squadv11")
+
+
+def is_squad_task(task_name: Optional[str]) -> bool:
+    """Whether a ``--task_name`` means SQuAD v1.1 (``squad``, ``SQuAD-v1.1``, ``squad1.1`` ...)."""
+    if task_name is None:
+        return False
+    return "".join(ch for ch in str(task_name).lower() if ch.isalnum()) in SQUAD_NAMES
+
+
+def subset_squad(dataset: Dict[str, Any], ids: set) -> Dict[str, Any]:
+    """The decoded SQuAD object restricted to the questions whose id is in ``ids`` (structure kept,
+    empty articles / paragraphs dropped)."""
+    data = []
+    for article in dataset["data"]:
+        paragraphs = []
+        for paragraph in article["paragraphs"]:
+            qas = [qa for qa in paragraph["qas"] if qa["id"] in ids]
+            if qas:
+                paragraphs.append({**paragraph, "qas": qas})
+        if paragraphs:
+            data.append({**article, "paragraphs": paragraphs})
+    return {**dataset, "data": data}
