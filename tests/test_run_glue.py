@@ -10,6 +10,8 @@ import pytest
 
 from paddle_binbert.data.glue import get_task_spec
 
+from .tiny import save_tiny_bert
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 GLUE = FIXTURES / "glue"
@@ -28,22 +30,8 @@ run_glue = _load_run_glue()
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory) -> Path:
     """A 2-layer, width-32 random BERT with the fixture vocabulary, saved as a PaddleNLP folder."""
-    import paddle
-    from paddlenlp.transformers import BertConfig, BertModel, BertTokenizer
-
     folder = tmp_path_factory.mktemp("tiny_bert")
-    tokenizer = BertTokenizer(str(FIXTURES / "vocab.txt"), do_lower_case=True, model_max_length=64)
-    config = BertConfig(
-        vocab_size=len(tokenizer.vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    paddle.seed(0)
-    BertModel(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
+    save_tiny_bert(folder, FIXTURES / "vocab.txt")
     return folder
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ..tiny import save_tiny_bert
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 
@@ -26,22 +28,8 @@ def glue_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A 2-layer, width-32 random BERT with the fixture vocabulary, saved as a PaddleNLP folder."""
-    import paddle
-    from paddlenlp.transformers import BertConfig, BertModel, BertTokenizer
-
     folder = tmp_path_factory.mktemp("tiny_bert_la")
-    tokenizer = BertTokenizer(str(FIXTURES / "vocab.txt"), do_lower_case=True, model_max_length=64)
-    config = BertConfig(
-        vocab_size=len(tokenizer.vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    paddle.seed(0)
-    BertModel(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
+    save_tiny_bert(folder, FIXTURES / "vocab.txt")
     return folder
 
 
