@@ -25,6 +25,12 @@ import time
 from typing import Any, Dict, List, Optional
 
 from paddle_binbert.data.glue import GLUE_TASKS, check_glue_files, get_task_spec
+from paddle_binbert.length_adaptive.cli import (
+    add_length_drop_args,
+    check_length_drop_args,
+    length_drop_config,
+    length_drop_settings,
+)
 
 logger = logging.getLogger("run_glue")
 
@@ -69,28 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_train_examples", type=int, default=None, help="use only the first N training examples (quick runs)"
     )
     p.add_argument("--max_eval_examples", type=int, default=None, help="use only the first N dev examples (quick runs)")
-    la = p.add_argument_group("length-adaptive training (LengthDrop, Kim & Cho 2021; Dynamic-TinyBERT)")
-    la.add_argument(
-        "--length_adaptive",
-        action="store_true",
-        help="train with LengthDrop: sandwich rule (full, smallest and --num_sandwich random token-budget "
-        "sub-models per step) with inplace distillation, for paddle-binbert search-length afterwards",
-    )
-    la.add_argument(
-        "--num_sandwich", type=int, default=2, help="random sub-models per step besides the full and the smallest"
-    )
-    la.add_argument(
-        "--length_drop_ratio_bound",
-        type=float,
-        default=0.2,
-        help="p: each layer keeps between ceil((1-p) * previous length) and the previous length tokens",
-    )
-    la.add_argument(
-        "--layer_dropout_prob",
-        type=float,
-        default=0.2,
-        help="LayerDrop: probability of skipping each layer in the random sub-models",
-    )
+    add_length_drop_args(p, note="the full model's loss is the task loss")
     p.add_argument("--device", default="cpu", help="paddle device: cpu, gpu, gpu:0, ...")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint-N in --output_dir")
     p.add_argument(
@@ -125,12 +110,7 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error("--save_steps must be a multiple of --eval_steps")
     if not 0.0 <= args.warmup_ratio <= 1.0:
         parser.error("--warmup_ratio must be in [0, 1]")
-    if args.num_sandwich < 0:
-        parser.error("--num_sandwich must be >= 0")
-    if not 0.0 <= args.length_drop_ratio_bound < 1.0:
-        parser.error("--length_drop_ratio_bound must be in [0, 1)")
-    if not 0.0 <= args.layer_dropout_prob < 1.0:
-        parser.error("--layer_dropout_prob must be in [0, 1)")
+    check_length_drop_args(parser, args)
 
     from paddle_binbert.trainer import check_output_dir
 
@@ -213,21 +193,18 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         metric_for_best_model=metric,
     )
     main_dev = spec.dev_splits[0]
+    length_drop = length_drop_config(args)
     # fresh parameter-name namespace: optimizer states are saved keyed by parameter/accumulator names,
     # so these must not depend on what else was created in this process for --resume to match them
     with paddle.utils.unique_name.guard():
         model = BertForSequenceClassification.from_pretrained(backbone, **model_kwargs)
         trainer_cls: Any = BinBertTrainer
         trainer_kwargs: Dict[str, Any] = {}
-        if args.length_adaptive:
-            from paddle_binbert.length_adaptive import LengthAdaptiveTrainer, LengthDropConfig
+        if length_drop is not None:
+            from paddle_binbert.length_adaptive import LengthAdaptiveTrainer
 
             trainer_cls = LengthAdaptiveTrainer
-            trainer_kwargs["length_drop"] = LengthDropConfig(
-                num_sandwich=args.num_sandwich,
-                length_drop_ratio_bound=args.length_drop_ratio_bound,
-                layer_dropout_prob=args.layer_dropout_prob,
-            )
+            trainer_kwargs["length_drop"] = length_drop
         trainer = trainer_cls(
             model=model,
             args=training_args,
@@ -264,7 +241,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         "num_dev_examples": {k: len(v) for k, v in dev_sets.items()},
         "train_loss": train_result.training_loss,
         "train_metrics": train_result.metrics,
-        "length_adaptive": args.length_adaptive,
+        **length_drop_settings(length_drop),
         "resumed_from": resume_from,
         "wall_time_seconds": time.time() - start,
         "train_wall_time_seconds": train_time,

@@ -10,6 +10,10 @@ Example (bundled MiniLM backbone, CPU)::
 The best dev checkpoint (by F1) is saved to ``--output_dir`` with predictions.json,
 nbest_predictions.json and results.json. Run with --help for every flag; the logic lives in
 paddle_binbert.squad_finetune.
+
+--model_name_or_path may be an already fine-tuned QA checkpoint folder (its QA head is kept).
+--length_adaptive (--num_sandwich 2 --length_drop_ratio_bound 0.2 --layer_dropout_prob 0.2) trains
+with LengthDrop (Dynamic-TinyBERT) for paddle-binbert search-length --task_name squad afterwards.
 """
 
 import sys

@@ -10,6 +10,11 @@ Accepts the BiBERT release's command line as is, e.g.::
         --query_distill --key_distill --value_distill --intermediate_distill
 
 Run with --help for every flag. The logic lives in paddle_binbert.distill.task_distill.
+--task_name squad (with --train_file / --predict_file) distils a SQuAD student instead.
+--length_adaptive (--num_sandwich 2 --length_drop_ratio_bound 0.2 --layer_dropout_prob 0.2) distils
+with LengthDrop (Dynamic-TinyBERT): the full student gets the distillation loss, the token-budget
+sub-models the KL to the full student; in a chain (--distill_chain, --method binarybert) only the
+final stage.
 """
 
 import sys

@@ -11,6 +11,13 @@ question over all its windows (``--n_best_size``, ``--max_answer_length``) and s
 official v1.1 exact match and F1. The best dev checkpoint by F1 is reloaded at the end and saved to
 ``--output_dir`` (config.json, model_state.pdparams, tokenizer files) with ``predictions.json``,
 ``nbest_predictions.json`` and ``results.json``.
+
+``--model_name_or_path`` may also be an already fine-tuned ``BertForQuestionAnswering`` checkpoint
+folder (e.g. a previous run's ``--output_dir``): its QA head is loaded with the encoder, so training
+continues from it. With ``--length_adaptive`` the model is trained with LengthDrop (Dynamic-TinyBERT):
+per step the full model (the span loss above), the smallest and ``--num_sandwich`` random
+token-budget sub-models (Drop-and-Restore, trained towards the full model's start/end
+distributions); search its budgets afterwards with ``paddle-binbert search-length``.
 """
 
 from __future__ import annotations
@@ -20,9 +27,17 @@ import logging
 import time
 from typing import Any, Dict, List, Optional
 
+from .length_adaptive.cli import add_length_drop_args, check_length_drop_args, length_drop_config, length_drop_settings
 from .squad_trainer import check_squad_file
 
-__all__ = ["build_parser", "validate_args", "add_squad_arguments", "validate_squad_arguments", "main"]
+__all__ = [
+    "build_parser",
+    "validate_args",
+    "add_squad_arguments",
+    "validate_squad_arguments",
+    "checkpoint_has_qa_head",
+    "main",
+]
 
 logger = logging.getLogger("run_squad")
 
@@ -74,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="backbone: 'minilm' (bundled all-MiniLM-L6-v2, converted once), a PaddleNLP checkpoint folder, "
         "a Hugging Face BERT folder (converted once) or a PaddleNLP model name such as bert-base-uncased",
     )
-    p.add_argument("--output_dir", required=True, help="where checkpoints, the final model, predictions and "
-                   "results.json go")
+    p.add_argument(
+        "--output_dir", required=True, help="where checkpoints, the final model, predictions and results.json go"
+    )
     p.add_argument("--max_seq_length", type=int, default=384, help="window length in tokens, special tokens included")
     add_squad_arguments(p)
     p.add_argument("--batch_size", type=int, default=16, help="training and evaluation batch size (windows)")
@@ -104,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max_eval_examples", type=int, default=None, help="use only the first N dev questions (quick runs)"
     )
+    add_length_drop_args(
+        p,
+        note="the full model's loss is the span loss (mean start/end cross-entropy); the sub-models restore "
+        "dropped tokens at the last layer (Drop-and-Restore) and match the full model's start/end distributions",
+    )
     p.add_argument("--device", default="cpu", help="paddle device: cpu, gpu, gpu:0, ...")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint-N in --output_dir")
     p.add_argument(
@@ -116,8 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Cheap checks before loading anything heavy; errors exit through ``parser.error``."""
-    for name in ("max_seq_length", "batch_size", "logging_steps", "eval_steps", "save_steps",
-                 "max_train_examples", "max_eval_examples"):
+    for name in (
+        "max_seq_length",
+        "batch_size",
+        "logging_steps",
+        "eval_steps",
+        "save_steps",
+        "max_train_examples",
+        "max_eval_examples",
+    ):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be positive, got {value}")
@@ -132,6 +160,7 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error("--save_steps must be a multiple of --eval_steps")
     if not 0.0 <= args.warmup_ratio <= 1.0:
         parser.error("--warmup_ratio must be in [0, 1]")
+    check_length_drop_args(parser, args)
 
     from .trainer import check_output_dir
 
@@ -146,16 +175,31 @@ def load_squad_data(parser: argparse.ArgumentParser, args: argparse.Namespace, t
     from .squad_trainer import load_squad_eval, load_squad_train
 
     if args.max_seq_length > max_positions:
-        parser.error(f"--max_seq_length {args.max_seq_length} exceeds the model's max_position_embeddings "
-                     f"{max_positions}")
-    windows = dict(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
-                   max_query_length=args.max_query_length)
+        parser.error(
+            f"--max_seq_length {args.max_seq_length} exceeds the model's max_position_embeddings {max_positions}"
+        )
+    windows = dict(
+        max_seq_length=args.max_seq_length, doc_stride=args.doc_stride, max_query_length=args.max_query_length
+    )
     try:
         train = load_squad_train(args.train_file, tokenizer, max_examples=args.max_train_examples, **windows)
         dev = load_squad_eval(args.predict_file, tokenizer, max_examples=args.max_eval_examples, **windows)
     except (SquadFormatError, ValueError, OSError) as err:
         parser.error(str(err))
     return train, dev
+
+
+def checkpoint_has_qa_head(path: str) -> bool:
+    """Whether ``path`` is a local checkpoint folder saved from a ``BertForQuestionAnswering`` (its
+    config.json names that architecture), so that ``from_pretrained`` loads its QA head too."""
+    import json
+    import os
+
+    config_file = os.path.join(path, "config.json")
+    if not os.path.isfile(config_file):
+        return False
+    with open(config_file, encoding="utf-8") as fh:
+        return "BertForQuestionAnswering" in (json.load(fh).get("architectures") or [])
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
@@ -171,7 +215,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
 
     from .convert import resolve_backbone
-    from .squad_trainer import SQUAD_METRIC, SquadTrainer, squad_collator
+    from .squad_trainer import SQUAD_METRIC, LengthAdaptiveSquadTrainer, SquadTrainer, squad_collator
     from .trainer import clear_previous_run, get_last_checkpoint, make_training_args, write_results
 
     start = time.time()
@@ -187,8 +231,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     tokenizer = BertTokenizer.from_pretrained(backbone)
     max_positions = int(BertConfig.from_pretrained(backbone).max_position_embeddings)
     train_ds, dev = load_squad_data(parser, args, tokenizer, max_positions)
-    logger.info("SQuAD: %d training windows; dev %d questions, %d windows", len(train_ds), len(dev.examples),
-                len(dev.features))
+    logger.info(
+        "SQuAD: %d training windows; dev %d questions, %d windows", len(train_ds), len(dev.examples), len(dev.features)
+    )
 
     training_args = make_training_args(
         output_dir=args.output_dir,
@@ -205,11 +250,21 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         warmup_ratio=args.warmup_ratio,
         metric_for_best_model=SQUAD_METRIC,
     )
+    length_drop = length_drop_config(args)
+    qa_head = checkpoint_has_qa_head(backbone)
+    if qa_head:
+        logger.info("%s is a BertForQuestionAnswering checkpoint: its QA head is kept", backbone)
+    trainer_kwargs: Dict[str, Any] = {}
+    trainer_cls: Any = SquadTrainer
+    if length_drop is not None:
+        trainer_cls = LengthAdaptiveSquadTrainer
+        trainer_kwargs["length_drop"] = length_drop
+        logger.info("LengthDrop training: %s", length_drop)
     # fresh parameter-name namespace so that --resume finds the optimizer states (see run_glue.py)
     with paddle.utils.unique_name.guard():
         # use_cache: the MiniLM config enables BERT's key/value cache, useless here
         model = BertForQuestionAnswering.from_pretrained(backbone, use_cache=False)
-        trainer = SquadTrainer(
+        trainer = trainer_cls(
             model=model,
             args=training_args,
             train_dataset=train_ds,
@@ -218,6 +273,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             data_collator=squad_collator(int(tokenizer.pad_token_id)),
             n_best_size=args.n_best_size,
             max_answer_length=args.max_answer_length,
+            **trainer_kwargs,
         )
         train_result = trainer.train(resume_from_checkpoint=resume_from)
     train_time = time.time() - start
@@ -248,12 +304,18 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         "nbest_predictions_file": nbest_file,
         "train_loss": train_result.training_loss,
         "train_metrics": train_result.metrics,
+        "qa_head_from_checkpoint": qa_head,
+        **length_drop_settings(length_drop),
         "resumed_from": resume_from,
         "wall_time_seconds": time.time() - start,
         "train_wall_time_seconds": train_time,
         "args": vars(args),
     }
     write_results(args.output_dir, results)
-    logger.info("dev EM %.2f F1 %.2f; model, predictions and results in %s", results["dev"]["exact_match"],
-                results["dev"]["f1"], args.output_dir)
+    logger.info(
+        "dev EM %.2f F1 %.2f; model, predictions and results in %s",
+        results["dev"]["exact_match"],
+        results["dev"]["f1"],
+        args.output_dir,
+    )
     return results

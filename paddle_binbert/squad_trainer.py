@@ -10,7 +10,8 @@
   and F1 (:func:`~paddle_binbert.data.squad.squad_evaluate`, Rajpurkar et al., EMNLP 2016).
   Metrics come back as ``eval_exact_match`` / ``eval_f1``, so ``metric_for_best_model="f1"``
   keeps the best checkpoint by F1;
-* :class:`SquadTrainer`: :class:`~paddle_binbert.trainer.BinBertTrainer` with that evaluation.
+* :class:`SquadTrainer`: :class:`~paddle_binbert.trainer.BinBertTrainer` with that evaluation;
+* :class:`LengthAdaptiveSquadTrainer`: the same with LengthDrop training (``run_squad.py --length_adaptive``).
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from .data.squad import (
     subset_squad,
     write_predictions,
 )
+from .length_adaptive.trainer import LengthAdaptiveTrainer
 from .trainer import BinBertTrainer
 
 __all__ = [
+    "LengthAdaptiveSquadTrainer",
     "SQUAD_METRIC",
     "SquadEvalData",
     "SquadEvaluationMixin",
@@ -59,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 #: metric used to keep the best checkpoint (``eval_f1``)
 SQUAD_METRIC = "f1"
+
+
 def check_squad_file(path: Optional[str], flag: str) -> None:
     """Raise ``FileNotFoundError`` naming ``flag`` when ``path`` is not an existing file."""
     if not path:
@@ -270,6 +275,23 @@ class SquadTrainer(SquadEvaluationMixin, BinBertTrainer):
             kwargs["train_lengths"] = squad_train_lengths(kwargs.get("train_dataset"))
         super().__init__(*args, **kwargs)
         self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
+
+
+class LengthAdaptiveSquadTrainer(SquadTrainer, LengthAdaptiveTrainer):
+    """:class:`SquadTrainer` with LengthDrop training (Kim & Cho 2021; Dynamic-TinyBERT).
+
+    Per step: ``(loss_full + KL_smallest + sum_k KL_random_k) / (num_sandwich + 2)`` where
+    ``loss_full`` is the usual span loss ``(CE(z_start, y_start) + CE(z_end, y_end)) / 2`` of the
+    full-length model and the sub-models (Drop-and-Restore, so every token gets a start/end logit)
+    are trained towards the full model's detached start and end distributions (the KL averaged
+    over start and end). The parts are logged as ``loss_la_<part>``. Evaluation is the full model's
+    EM / F1, as :class:`SquadTrainer`.
+
+    Args:
+        *args: positional arguments of ``BinBertTrainer``.
+        length_drop: :class:`~paddle_binbert.length_adaptive.LengthDropConfig` (default: 2 / 0.2 / 0.2).
+        **kwargs: keyword arguments of :class:`SquadTrainer` (``n_best_size``, ``max_answer_length`` ...).
+    """
 
 
 def squad_train_lengths(train_dataset: Optional[Sequence[Any]]) -> Optional[List[int]]:

@@ -17,6 +17,11 @@ term is BERT's span loss; the intermediate terms (hidden states, attention score
 direction matching) are those of the method's recipe, unchanged. Evaluation is the official v1.1
 exact match / F1 on ``--predict_file``; the best checkpoint by F1 is kept, ``results.json`` holds
 teacher and student EM / F1, the student's size and FLOPs.
+
+``--length_adaptive`` works as in ``task_distill.py``: the full-length student gets the span
+distillation loss, the sub-models (Drop-and-Restore: dropped tokens restored at the last layer, so
+every token has a start/end logit) the KL to the full student's detached start and end
+distributions, averaged; in a chain only the final stage uses LengthDrop.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
+from ..length_adaptive.cli import check_length_drop_args, length_drop_config, length_drop_settings
 from ..quant.config import QuantConfig
 from ..squad_finetune import add_squad_arguments, validate_squad_arguments
 from ..squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, is_squad_task, squad_train_lengths
@@ -37,6 +43,7 @@ from .chain import binarybert_pipeline, parse_chain
 from .losses import DistillLossConfig
 from .recipes import get_method
 from .task_distill import (
+    LENGTH_DROP_NOTE,
     _tokenizer_dir,
     load_models,
     loss_config_for,
@@ -139,8 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     task.help = "must be squad (kept so that task_distill.py command lines work unchanged)"
     data = _action(p, "data_dir")
     data.required, data.default = False, None
-    data.help = (f"folder holding {SQUAD_FILES['train_file']} and {SQUAD_FILES['predict_file']} "
-                 "(used when --train_file / --predict_file are not given)")
+    data.help = (
+        f"folder holding {SQUAD_FILES['train_file']} and {SQUAD_FILES['predict_file']} "
+        "(used when --train_file / --predict_file are not given)"
+    )
     _action(p, "aug_train").help = "not supported for SQuAD (TinyBERT augmentation is GLUE-only)"
     _action(p, "max_train_examples").help = "use only the first N training questions"
     _action(p, "max_eval_examples").help = "use only the first N dev questions"
@@ -149,6 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     _action(p, "num_train_epochs").help = "training epochs (default 3)"
     _action(p, "eval_steps").help = "evaluate (EM / F1) and checkpoint every N steps (default: once per epoch)"
     _action(p, "pred_distill").help = "prediction-layer distillation: SCE on start and end logits, averaged"
+    _action(p, "length_adaptive").help = _action(p, "length_adaptive").help.replace(
+        LENGTH_DROP_NOTE,
+        LENGTH_DROP_NOTE.replace(
+            "the KL to the full student's detached outputs",
+            "the KL to the full student's detached start/end distributions (averaged; Drop-and-Restore gives "
+            "every token a logit)",
+        ),
+    )
     add_squad_arguments(p, data_required=False)
     p.set_defaults(batch_size=16, warmup_ratio=0.2)
     return p
@@ -174,8 +191,10 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         if getattr(args, flag) is None and args.data_dir is not None:
             setattr(args, flag, os.path.join(args.data_dir, name))
     if args.train_file is None or args.predict_file is None:
-        parser.error("give --train_file and --predict_file (or --data_dir holding "
-                     f"{SQUAD_FILES['train_file']} and {SQUAD_FILES['predict_file']})")
+        parser.error(
+            "give --train_file and --predict_file (or --data_dir holding "
+            f"{SQUAD_FILES['train_file']} and {SQUAD_FILES['predict_file']})"
+        )
     for key, value in SQUAD_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -196,8 +215,15 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             if folder is None:
                 parser.error(f"--{name} {path} is a bare state dict: pass --model_config (config.json or folder)")
             args.model_config = folder
-    for name in ("max_seq_length", "batch_size", "logging_steps", "eval_steps", "save_steps",
-                 "max_train_examples", "max_eval_examples"):
+    for name in (
+        "max_seq_length",
+        "batch_size",
+        "logging_steps",
+        "eval_steps",
+        "save_steps",
+        "max_train_examples",
+        "max_eval_examples",
+    ):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be positive, got {value}")
@@ -210,6 +236,7 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error("--max_steps must be positive or -1")
     if not 0.0 <= args.warmup_ratio <= 1.0:
         parser.error("--warmup_ratio must be in [0, 1]")
+    check_length_drop_args(parser, args)
     # multi-stage runs, as in task_distill.py: --distill_chain, and --method binarybert = its pipeline
     args.chain = None
     try:
@@ -241,8 +268,10 @@ def _check_qa_checkpoint(path: str, flag: str) -> None:
     with open(config_file, encoding="utf-8") as fh:
         archs = json.load(fh).get("architectures") or []
     if archs and "BertForQuestionAnswering" not in archs and "BertModel" not in archs:
-        raise ValueError(f"{flag} {path} holds a {archs[0]}, not a BertForQuestionAnswering: fine-tune a SQuAD "
-                         "teacher first (examples/run_squad.py)")
+        raise ValueError(
+            f"{flag} {path} holds a {archs[0]}, not a BertForQuestionAnswering: fine-tune a SQuAD "
+            "teacher first (examples/run_squad.py)"
+        )
 
 
 def load_qa(path: str, args: argparse.Namespace):
@@ -267,8 +296,9 @@ def load_qa_models(args: argparse.Namespace, quant_config: Optional[QuantConfig]
     for name, model in (("teacher", teacher), ("student", student)):
         limit = int(model.config.max_position_embeddings)
         if args.max_seq_length > limit:
-            raise ValueError(f"--max_seq_length {args.max_seq_length} exceeds the {name}'s max_position_embeddings "
-                             f"{limit}")
+            raise ValueError(
+                f"--max_seq_length {args.max_seq_length} exceeds the {name}'s max_position_embeddings {limit}"
+            )
     return teacher, student
 
 
@@ -309,28 +339,50 @@ def run(
 
     set_seed(args.seed)
     tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
-    windows = dict(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
-                   max_query_length=args.max_query_length)
+    windows = dict(
+        max_seq_length=args.max_seq_length, doc_stride=args.doc_stride, max_query_length=args.max_query_length
+    )
     try:
         train_ds = load_squad_train(args.train_file, tokenizer, max_examples=args.max_train_examples, **windows)
         dev = load_squad_eval(args.predict_file, tokenizer, max_examples=args.max_eval_examples, **windows)
     except SquadFormatError as err:
         raise SquadFormatError(f"bad SQuAD file: {err}") from err
-    logger.info("SQuAD: %d training windows; dev %d questions, %d windows", len(train_ds), len(dev.examples),
-                len(dev.features))
+    logger.info(
+        "SQuAD: %d training windows; dev %d questions, %d windows", len(train_ds), len(dev.examples), len(dev.features)
+    )
     teacher, student = load_qa_models(args, quant_config, student)
 
     training_args = make_training_args(
-        output_dir=args.output_dir, batch_size=args.batch_size,
-        learning_rate=args.learning_rate * loss_config.lr_multiplier, num_train_epochs=args.num_train_epochs,
-        weight_decay=args.weight_decay, seed=args.seed, logging_steps=args.logging_steps,
-        save_steps=args.save_steps, eval_steps=args.eval_steps, max_steps=args.max_steps, device=args.device,
-        warmup_ratio=args.warmup_ratio, metric_for_best_model=SQUAD_METRIC,
+        output_dir=args.output_dir,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate * loss_config.lr_multiplier,
+        num_train_epochs=args.num_train_epochs,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        logging_steps=args.logging_steps,
+        save_steps=args.save_steps,
+        eval_steps=args.eval_steps,
+        max_steps=args.max_steps,
+        device=args.device,
+        warmup_ratio=args.warmup_ratio,
+        metric_for_best_model=SQUAD_METRIC,
     )
+    length_drop = length_drop_config(args)
+    if length_drop is not None:
+        logger.info("LengthDrop distillation: %s", length_drop)
     trainer = SquadDistillationTrainer(
-        model=student, args=training_args, train_dataset=train_ds, eval_dataset=dev, tokenizer=tokenizer,
-        data_collator=squad_collator(int(tokenizer.pad_token_id)), teacher=teacher, loss_config=loss_config,
-        n_best_size=args.n_best_size, max_answer_length=args.max_answer_length, clip_lr=args.clip_lr,
+        model=student,
+        args=training_args,
+        train_dataset=train_ds,
+        eval_dataset=dev,
+        tokenizer=tokenizer,
+        data_collator=squad_collator(int(tokenizer.pad_token_id)),
+        teacher=teacher,
+        loss_config=loss_config,
+        n_best_size=args.n_best_size,
+        max_answer_length=args.max_answer_length,
+        clip_lr=args.clip_lr,
+        length_drop=length_drop,
     )
     teacher_metrics = trainer.evaluate_teacher()
     logger.info("teacher dev: EM %.2f F1 %.2f", teacher_metrics["teacher_exact_match"], teacher_metrics["teacher_f1"])
@@ -355,6 +407,7 @@ def run(
         "teacher_gflops": flops_g(teacher.config, (32, 32, 32), args.max_seq_length),
         "loss": loss_config.weights(),
         "temperature": loss_config.temperature,
+        **length_drop_settings(length_drop),
         "epochs": trainer.state.epoch,
         "global_steps": trainer.state.global_step,
         "best_checkpoint": trainer.state.best_model_checkpoint,

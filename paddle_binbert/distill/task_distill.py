@@ -10,6 +10,13 @@ The student starts from ``--student_model_name_or_path`` (an FP checkpoint, quan
 the method's preset, or an already-quantized checkpoint) and is distilled from the teacher with
 PaddleNLP's Trainer. The best dev checkpoint is kept; ``results.json`` holds teacher and student
 dev metrics, the student's size and FLOPs, steps and wall time.
+
+``--length_adaptive`` (with ``--num_sandwich``, ``--length_drop_ratio_bound``,
+``--layer_dropout_prob``, as in ``run_glue.py``) distils with LengthDrop (Dynamic-TinyBERT): per step
+the full-length student gets the distillation loss above, the smallest and ``--num_sandwich`` random
+token-budget sub-models get the KL to the full student's detached outputs (inplace distillation),
+``loss = (loss_distill + KL_smallest + sum KL_random) / (num_sandwich + 2)``. In a multi-stage run
+(``--distill_chain``, BinaryBERT's pipeline) only the final stage is trained with LengthDrop.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import yaml
 
 from ..data.glue import GLUE_TASKS, check_glue_files, get_task_spec
+from ..length_adaptive.cli import add_length_drop_args, check_length_drop_args, length_drop_config, length_drop_settings
 from ..quant.config import QuantConfig
 from ..trainer import check_output_dir
-from .chain import ChainStage, binarybert_pipeline, parse_chain, run_chain
+from .chain import ChainStage, binarybert_pipeline, parse_chain, run_chain, stage_dir_name
 from .losses import DistillLossConfig
 from .recipes import METHODS, get_method, loss_config_from_flags
 
@@ -44,6 +52,15 @@ TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "MNLI": dict(learning_rate=5e-5, num_train_epochs=5, max_seq_length=128, eval_steps=1000),
     "WNLI": dict(learning_rate=1e-4, num_train_epochs=20, max_seq_length=128, eval_steps=200),
 }
+
+
+#: what ``--length_adaptive`` means for distillation (appended to its help)
+LENGTH_DROP_NOTE = (
+    "here the full-length student's loss is the distillation loss of --method / the loss flags (teacher on "
+    "full-length inputs) and the sub-models get the KL to the full student's detached outputs; works for every "
+    "--method (FP tinybert and binarized students). In a multi-stage run (--distill_chain, --method binarybert's "
+    "pipeline) only the final stage is trained with LengthDrop, the earlier stages distil normally"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,8 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(METHODS),
         help="student recipe: quantization preset + default losses (default: bibert; --bi implies bibert)",
     )
-    g.add_argument("--config", default=None, help="YAML file: CLI flag names as keys, plus optional quant: "
-                   "(QuantConfig fields) and loss: (DistillLossConfig weights) sections; CLI flags win")
+    g.add_argument(
+        "--config",
+        default=None,
+        help="YAML file: CLI flag names as keys, plus optional quant: "
+        "(QuantConfig fields) and loss: (DistillLossConfig weights) sections; CLI flags win",
+    )
     g.add_argument("--bi", action="store_true", help="BiBERT mode: Bi-Attention student, BiBERT loss semantics")
     g.add_argument("--pred_distill", action="store_true", help="prediction-layer distillation (SCE; MSE for STS-B)")
     g.add_argument(
@@ -121,15 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="BinaryBERT adaptive splitting: split only the ternary matrices chosen by an exact 0/1 knapsack so that "
         "the student stays within this size in MiB (default: split every matrix)",
     )
+    add_length_drop_args(p, note=LENGTH_DROP_NOTE)
     g = p.add_argument_group("training")
     g.add_argument("--batch_size", type=int, default=32, help="training and evaluation batch size")
     g.add_argument("--learning_rate", type=float, default=None, help="peak AdamW learning rate (task default)")
     g.add_argument("--num_train_epochs", type=float, default=None, help="training epochs (task default)")
-    g.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay (not on bias/LayerNorm/"
-                   "quantizer parameters)")
+    g.add_argument(
+        "--weight_decay",
+        type=float,
+        default=0.01,
+        help="AdamW weight decay (not on bias/LayerNorm/quantizer parameters)",
+    )
     g.add_argument("--warmup_ratio", type=float, default=0.1, help="fraction of steps of linear warmup")
-    g.add_argument("--clip_lr", type=float, default=1e-4, help="peak learning rate of the quantizer parameters "
-                   "(BiT's alpha/beta, LSQ steps, clip values); same schedule, no weight decay")
+    g.add_argument(
+        "--clip_lr",
+        type=float,
+        default=1e-4,
+        help="peak learning rate of the quantizer parameters "
+        "(BiT's alpha/beta, LSQ steps, clip values); same schedule, no weight decay",
+    )
     g.add_argument("--seed", type=int, default=42, help="random seed")
     g.add_argument("--logging_steps", type=int, default=50, help="log losses every N steps")
     g.add_argument("--eval_steps", type=int, default=None, help="evaluate and checkpoint every N steps (task default)")
@@ -199,9 +230,7 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     for name in ("teacher_path", "student_model_name_or_path"):
         path = getattr(args, name)
         if os.path.isfile(path) and args.model_config is None:
-            folder = next(
-                (p for p in (args.student_model_name_or_path, args.teacher_path) if os.path.isdir(p)), None
-            )
+            folder = next((p for p in (args.student_model_name_or_path, args.teacher_path) if os.path.isdir(p)), None)
             if folder is None:
                 parser.error(f"--{name} {path} is a bare state dict: pass --model_config (config.json or folder)")
             args.model_config = folder
@@ -214,6 +243,7 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error("--save_steps must be a multiple of --eval_steps")
     if args.learning_rate <= 0 or args.temperature <= 0 or args.clip_lr <= 0:
         parser.error("--learning_rate, --clip_lr and --temperature must be positive")
+    check_length_drop_args(parser, args)
     args.chain = None
     try:
         if args.distill_chain:
@@ -245,8 +275,10 @@ def _tokenizer_dir(args: argparse.Namespace) -> str:
 def _check_vocab(teacher: Any, student: Any, args: argparse.Namespace) -> None:
     vt, vs = teacher.config.vocab_size, student.config.vocab_size
     if vt != vs:
-        raise ValueError(f"teacher vocab_size {vt} ({args.teacher_path}) != student vocab_size {vs} "
-                         f"({args.student_model_name_or_path}): they must share one tokenizer")
+        raise ValueError(
+            f"teacher vocab_size {vt} ({args.teacher_path}) != student vocab_size {vs} "
+            f"({args.student_model_name_or_path}): they must share one tokenizer"
+        )
     vocabs = [os.path.join(p, "vocab.txt") for p in (args.teacher_path, args.student_model_name_or_path)]
     if all(os.path.isfile(v) for v in vocabs):
         with open(vocabs[0], encoding="utf-8") as a, open(vocabs[1], encoding="utf-8") as b:
@@ -270,8 +302,9 @@ def load_classifier(path: str, args: argparse.Namespace):
     return model
 
 
-def load_models(args: argparse.Namespace, quant_config: Optional[QuantConfig], student: Any = None,
-                load: Loader = load_classifier):
+def load_models(
+    args: argparse.Namespace, quant_config: Optional[QuantConfig], student: Any = None, load: Loader = load_classifier
+):
     """Teacher and student, both read with ``load``.
 
     The teacher: FP models get the ``fp`` preset so that attention can be recorded (outputs
@@ -305,8 +338,15 @@ def quant_config_for(args: argparse.Namespace, method_name: str) -> QuantConfig:
 def loss_config_for(args: argparse.Namespace, method_name: str) -> DistillLossConfig:
     """The loss of the BiBERT-release flags for the method, with the ``loss:`` overrides of ``--config``."""
     loss_config = loss_config_from_flags(
-        get_method(method_name), args.bi, args.pred_distill, args.intermediate_distill, args.query_distill,
-        args.key_distill, args.value_distill, args.att_distill, args.temperature,
+        get_method(method_name),
+        args.bi,
+        args.pred_distill,
+        args.intermediate_distill,
+        args.query_distill,
+        args.key_distill,
+        args.value_distill,
+        args.att_distill,
+        args.temperature,
     )
     if args.loss_overrides:
         loss_config = loss_config.with_overrides(**args.loss_overrides)
@@ -360,22 +400,44 @@ def run(
     tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
     teacher, student = load_models(args, quant_config, student)
     train_split = "train_aug" if args.aug_train else "train"
-    train_ds = load_glue_features(args.data_dir, spec.name, train_split, tokenizer, args.max_seq_length,
-                                  args.max_train_examples)
-    dev_ds = load_glue_features(args.data_dir, spec.name, spec.dev_splits[0], tokenizer, args.max_seq_length,
-                                args.max_eval_examples)
+    train_ds = load_glue_features(
+        args.data_dir, spec.name, train_split, tokenizer, args.max_seq_length, args.max_train_examples
+    )
+    dev_ds = load_glue_features(
+        args.data_dir, spec.name, spec.dev_splits[0], tokenizer, args.max_seq_length, args.max_eval_examples
+    )
     metric = main_metric_name(spec.name)
     training_args = make_training_args(
-        output_dir=args.output_dir, batch_size=args.batch_size,
-        learning_rate=args.learning_rate * loss_config.lr_multiplier, num_train_epochs=args.num_train_epochs,
-        weight_decay=args.weight_decay, seed=args.seed, logging_steps=args.logging_steps,
-        save_steps=args.save_steps, eval_steps=args.eval_steps, max_steps=args.max_steps, device=args.device,
-        warmup_ratio=args.warmup_ratio, metric_for_best_model=metric,
+        output_dir=args.output_dir,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate * loss_config.lr_multiplier,
+        num_train_epochs=args.num_train_epochs,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        logging_steps=args.logging_steps,
+        save_steps=args.save_steps,
+        eval_steps=args.eval_steps,
+        max_steps=args.max_steps,
+        device=args.device,
+        warmup_ratio=args.warmup_ratio,
+        metric_for_best_model=metric,
     )
+    length_drop = length_drop_config(args)
+    if length_drop is not None:
+        logger.info("LengthDrop distillation: %s", length_drop)
     trainer = DistillationTrainer(
-        model=student, args=training_args, train_dataset=train_ds, eval_dataset=dev_ds, tokenizer=tokenizer,
-        data_collator=glue_collator(tokenizer), compute_metrics=glue_compute_metrics(spec.name),
-        teacher=teacher, loss_config=loss_config, is_regression=spec.is_regression, clip_lr=args.clip_lr,
+        model=student,
+        args=training_args,
+        train_dataset=train_ds,
+        eval_dataset=dev_ds,
+        tokenizer=tokenizer,
+        data_collator=glue_collator(tokenizer),
+        compute_metrics=glue_compute_metrics(spec.name),
+        teacher=teacher,
+        loss_config=loss_config,
+        is_regression=spec.is_regression,
+        clip_lr=args.clip_lr,
+        length_drop=length_drop,
     )
     teacher_metrics = trainer.evaluate_teacher()
     logger.info("teacher dev: %s", teacher_metrics)
@@ -397,6 +459,7 @@ def run(
         "teacher_size_mib": size_mib(teacher.config, (32, 32, 32)),
         "student_gflops": flops_g(student.config, bits, args.max_seq_length),
         "loss": loss_config.weights(),
+        **length_drop_settings(length_drop),
         "epochs": trainer.state.epoch,
         "global_steps": trainer.state.global_step,
         "best_checkpoint": trainer.state.best_model_checkpoint,
@@ -431,8 +494,12 @@ def stored_size_mib(student: Any) -> float:
 
 
 def build_chain_student(
-    args: argparse.Namespace, stage: ChainStage, quant: Optional[QuantConfig], previous_dir: Optional[str],
-    stage_dir: str, load: Loader = load_classifier,
+    args: argparse.Namespace,
+    stage: ChainStage,
+    quant: Optional[QuantConfig],
+    previous_dir: Optional[str],
+    stage_dir: str,
+    load: Loader = load_classifier,
 ) -> Tuple[Any, Dict[str, Any]]:
     """The student of a chain stage (see :class:`~paddle_binbert.distill.chain.ChainStage` ``init``).
 
@@ -456,8 +523,11 @@ def build_chain_student(
             with open(os.path.join(stage_dir, "split_plan.txt"), "w", encoding="utf-8") as fh:
                 fh.write(plan.summary() + "\n")
             logger.info("%s", plan.summary())
-            extra["split_plan"] = {"budget_mib": stage.split_budget_mb, "chosen": plan.chosen,
-                                   "size_mib": plan.total_bytes / 2**20}
+            extra["split_plan"] = {
+                "budget_mib": stage.split_budget_mb,
+                "chosen": plan.chosen,
+                "size_mib": plan.total_bytes / 2**20,
+            }
         return split_ternary_model(ternary, layers), extra
     source = previous_dir if (stage.init == "previous" and previous_dir) else args.student_model_name_or_path
     model = load(source, args)
@@ -471,7 +541,9 @@ def build_chain_student(
 
 
 def run_distill_chain(
-    args: argparse.Namespace, run_fn: Optional[Callable[..., Dict[str, Any]]] = None, load: Loader = load_classifier,
+    args: argparse.Namespace,
+    run_fn: Optional[Callable[..., Dict[str, Any]]] = None,
+    load: Loader = load_classifier,
     metric: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Run ``args.chain`` (``--distill_chain`` or BinaryBERT's pipeline) with ``run_fn`` (default
@@ -482,13 +554,22 @@ def run_distill_chain(
     run_fn = run_fn or run
     if args.overwrite_output_dir:
         clear_previous_run(args.output_dir)
+    final_dir = os.path.normpath(os.path.join(args.output_dir, stage_dir_name(len(args.chain), args.chain[-1])))
+
+    def run_stage(stage_args: argparse.Namespace, quant: Any, loss: DistillLossConfig, student: Any):
+        # --length_adaptive applies to the final stage only (the model that comes out of the chain)
+        stage_args.length_adaptive = bool(getattr(args, "length_adaptive", False)) and (
+            os.path.normpath(stage_args.output_dir) == final_dir
+        )
+        return run_fn(stage_args, quant, loss, student)
+
     return run_chain(
         args,
         args.chain,
         base_quant=lambda name: quant_config_for(args, name),
         default_loss=lambda name: loss_config_for(args, name),
         build_student=lambda stage, quant, prev, out: build_chain_student(args, stage, quant, prev, out, load),
-        run_stage=lambda stage_args, quant, loss, student: run_fn(stage_args, quant, loss, student),
+        run_stage=run_stage,
         metric=metric or main_metric_name(args.task_name),
     )
 

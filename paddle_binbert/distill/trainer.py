@@ -8,6 +8,13 @@ parallelism) is the Trainer's. Evaluation uses the hard-label loss and never run
 Extractive QA (``BertForQuestionAnswering``, SQuAD) is recognised from the model's outputs: the
 prediction terms then act on the start and end logits (padding masked) and the hard labels are
 the batch's ``start_positions`` / ``end_positions``.
+
+LengthDrop (``length_drop=LengthDropConfig(...)``, ``task_distill.py --length_adaptive``): the
+training loss becomes the sandwich loss of :mod:`paddle_binbert.length_adaptive.lengthdrop` with the
+distillation objective as the full model's loss (:meth:`DistillationTrainer.distill_loss`):
+``(loss_distill + KL_smallest + sum_k KL_random_k) / (num_sandwich + 2)``, each sub-model's KL to
+the full-length student's detached output distribution (inplace distillation; start and end
+averaged for QA). The teacher only sees full-length inputs.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from typing import Any, Dict, Optional, Tuple
 import paddle
 import paddle.nn as nn
 
+from ..length_adaptive.lengthdrop import LengthDropConfig, Logits
+from ..length_adaptive.trainer import LengthDropMixin
 from ..models.quantize import attention_records, get_bert, set_recording
 from ..trainer import BinBertTrainer
 from .losses import DistillLossConfig, DistillOutputs, compute_distill_loss, hard_label_loss, span_hard_label_loss
@@ -64,13 +73,22 @@ def collect_outputs(model: nn.Layer, inputs: Dict[str, Any], cfg: DistillLossCon
     return result
 
 
-class DistillationTrainer(BinBertTrainer):
+class DistillationTrainer(LengthDropMixin, BinBertTrainer):
     """Trainer distilling ``teacher`` into ``model`` (the student) with ``loss_config``.
 
     Both models must be quantized with :func:`~paddle_binbert.quantize_model` (the FP teacher with
     the ``fp`` preset, which leaves its outputs unchanged) so that their attention layers can
     record scores and Q/K/V. Per-term losses are averaged over each logging window and logged as
     ``loss_<term>``.
+
+    Args:
+        *args: positional arguments of ``BinBertTrainer``.
+        teacher: the fine-tuned (quantized with ``fp``) teacher.
+        loss_config: the distillation objective.
+        is_regression: one-output regression head (STS-B).
+        length_drop: train with LengthDrop (sandwich rule, inplace distillation; parts logged as
+            ``loss_la_<part>``), the distillation loss being the full model's loss; None: plain distillation.
+        **kwargs: keyword arguments of ``BinBertTrainer``.
     """
 
     def __init__(
@@ -79,9 +97,11 @@ class DistillationTrainer(BinBertTrainer):
         teacher: nn.Layer,
         loss_config: DistillLossConfig,
         is_regression: bool = False,
+        length_drop: Optional[LengthDropConfig] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.init_length_drop(length_drop, seed=self.args.seed)
         self.teacher = teacher
         self.loss_config = loss_config
         self.is_regression = is_regression
@@ -110,10 +130,11 @@ class DistillationTrainer(BinBertTrainer):
         return inputs.pop("labels", None)
 
     def compute_loss(self, model: nn.Layer, inputs: Dict[str, Any], return_outputs: bool = False):
-        """Distillation loss in training; hard-label loss (no teacher) in evaluation."""
-        inputs = dict(inputs)
-        labels = self._pop_labels(inputs)
+        """Distillation loss (under LengthDrop: the sandwich loss around it) in training; hard-label
+        loss (no teacher) in evaluation."""
         if not model.training:
+            inputs = dict(inputs)
+            labels = self._pop_labels(inputs)
             out = model(**inputs, return_dict=True)
             if hasattr(out, "start_logits"):
                 loss = None
@@ -125,6 +146,22 @@ class DistillationTrainer(BinBertTrainer):
             loss = hard_label_loss(logits, labels, self.is_regression) if labels is not None else None
             # The Trainer's prediction_step takes outputs[1:] as the logits: give it (loss, logits).
             return (loss, (loss, logits)) if return_outputs else loss
+        if self.length_drop is not None:
+            loss, logits = self.length_drop_loss(model, inputs, self.distill_loss)
+        else:
+            loss, logits = self.distill_loss(model, inputs)
+        if not return_outputs:
+            return loss
+        return (loss, (loss, *logits)) if isinstance(logits, tuple) else (loss, (loss, logits))
+
+    def distill_loss(self, model: nn.Layer, inputs: Dict[str, Any]) -> Tuple[paddle.Tensor, Logits]:
+        """The distillation objective of one batch for the full-length student: ``(loss, logits)``,
+        ``logits`` the student's (``(start, end)`` for QA). Its terms are added to the logging window.
+
+        This is the ``full_loss_fn`` of :func:`~paddle_binbert.length_adaptive.lengthdrop.sandwich_loss`
+        under LengthDrop. ``inputs`` may hold the labels (they are taken out of a copy)."""
+        inputs = dict(inputs)
+        labels = self._pop_labels(inputs)
         student_out = collect_outputs(model, inputs, self.loss_config)
         with paddle.no_grad():
             teacher_out = collect_outputs(self.teacher, inputs, self.loss_config)
@@ -135,7 +172,9 @@ class DistillationTrainer(BinBertTrainer):
             if name != "total":
                 self._term_sums[name] += value
         self._term_count += 1
-        return (loss, (loss, student_out.logits)) if return_outputs else loss
+        if student_out.end_logits is not None:
+            return loss, (student_out.logits, student_out.end_logits)
+        return loss, student_out.logits
 
     def log(self, logs: Dict[str, float], **kwargs: Any) -> None:
         """Add the averaged per-term losses of the window to the training log."""
@@ -144,6 +183,8 @@ class DistillationTrainer(BinBertTrainer):
                 logs[f"loss_{name}"] = round(total / self._term_count, 6)
             self._term_sums.clear()
             self._term_count = 0
+        if "loss" in logs:
+            logs.update(self.pop_length_drop_logs())
         super().log(logs, **kwargs)
 
     def evaluate_teacher(self, eval_dataset: Optional[Any] = None) -> Dict[str, float]:

@@ -4,10 +4,12 @@
   for FP and quantized PaddleNLP BERTs, with LayerDrop;
 * :func:`sandwich_loss` / :class:`LengthAdaptiveTrainer`: LengthDrop training (sandwich rule,
   inplace distillation);
+* :mod:`.cli`: the ``--length_adaptive`` flags shared by run_glue.py, run_squad.py and task_distill.py;
 * :mod:`.search`: evolutionary search of budgets (``paddle-binbert search-length``);
 * :mod:`.costs` / :mod:`.speed`: MACs, latency and end-to-end speed of a configuration.
 """
 
+from .cli import add_length_drop_args, check_length_drop_args, length_drop_config, length_drop_settings
 from .costs import length_config_macs, measure_latency, model_macs
 from .drop_restore import LengthAdaptiveOutput, attention_significance, check_length_config, length_adaptive_forward
 from .lengthdrop import (
@@ -25,11 +27,15 @@ __all__ = [
     "LengthAdaptiveTrainer",
     "LengthDropConfig",
     "LengthDropMixin",
+    "add_length_drop_args",
     "attention_significance",
+    "check_length_drop_args",
     "check_length_config",
     "inplace_distill_loss",
     "length_adaptive_forward",
     "length_config_macs",
+    "length_drop_config",
+    "length_drop_settings",
     "measure_latency",
     "model_macs",
     "sample_layer_skip",

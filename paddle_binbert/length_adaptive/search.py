@@ -14,7 +14,13 @@ Length-Adaptive Transformer (Kim & Cho, ACL 2021), section "Evolutionary search"
   ``l_{L+1}`` = minimum length) and ``crossover_size`` children (``ceil((a_i + b_i) / 2)``), new and
   within the bounds.
 * Pick: the cheapest (by ``--cost``) configuration whose score is at least the full model's minus
-  ``--tolerance`` (0.01, i.e. "within 1 point" of a metric in [0, 1]).
+  ``--tolerance`` ("within 1 point": 0.01 for GLUE metrics in [0, 1], 1.0 for SQuAD F1 in percent).
+
+Tasks: GLUE classification checkpoints (:class:`GlueDevEvaluator`, dev split of ``--data_dir``, the
+task's main metric) and SQuAD v1.1 ``BertForQuestionAnswering`` checkpoints (:class:`SquadDevEvaluator`,
+``--task_name squad --predict_file FILE``: sliding windows padded to ``max_seq_length``, Drop-and-Restore
+so every token gets start/end logits, the project's SQuAD post-processing and official EM / F1; the
+score is F1).
 
 Evaluations are cached in ``OUTPUT_DIR/search_cache.json`` (rewritten atomically after each one);
 the search is seeded, so a rerun replays the same candidates and only evaluates the missing ones.
@@ -44,6 +50,7 @@ __all__ = [
     "initial_population",
     "SearchCache",
     "GlueDevEvaluator",
+    "SquadDevEvaluator",
     "evolutionary_search",
     "pick_config",
     "write_reports",
@@ -188,7 +195,40 @@ class SearchCache:
         os.replace(tmp, self.path)
 
 
-class GlueDevEvaluator:
+class _PaddedDevEvaluator:
+    """Shared part of the dev evaluators: inputs padded to ``max_seq_length`` (budgets are absolute token
+    counts at that length), run in batches through :func:`length_adaptive_forward`.
+
+    Subclasses fill :attr:`input_ids`, :attr:`token_type_ids`, :attr:`attention_mask` (``[n, max_seq_length]``
+    int64 arrays), set :attr:`metric` and turn the outputs of :meth:`_outputs` into metrics in ``__call__``.
+    """
+
+    metric: str = ""
+
+    def __init__(self, model: Any, arrays: Dict[str, np.ndarray], batch_size: int = 32) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.model = model
+        self.batch_size = batch_size
+        self.input_ids = arrays["input_ids"]
+        self.token_type_ids = arrays["token_type_ids"]
+        self.attention_mask = arrays["attention_mask"]
+
+    def _outputs(self, config: Optional[Sequence[int]]):
+        """Yield the :class:`~.drop_restore.LengthAdaptiveOutput` of every batch, in order (eval mode, no grad)."""
+        import paddle
+
+        from .drop_restore import length_adaptive_forward
+
+        self.model.eval()
+        with paddle.no_grad():
+            for start in range(0, len(self.input_ids), self.batch_size):
+                sl = slice(start, start + self.batch_size)
+                tensors = [paddle.to_tensor(a[sl]) for a in (self.input_ids, self.token_type_ids, self.attention_mask)]
+                yield length_adaptive_forward(self.model, *tensors, length_config=config)
+
+
+class GlueDevEvaluator(_PaddedDevEvaluator):
     """Scores a length configuration on a GLUE dev split: inputs padded to ``max_seq_length`` (budgets
     are absolute token counts at that length), batched, :func:`length_adaptive_forward`, GLUE metrics.
 
@@ -208,36 +248,83 @@ class GlueDevEvaluator:
 
         if not features:
             raise ValueError("the dev set is empty")
-        self.model = model
-        self.task_name = task_name
-        self.metric = main_metric_name(task_name)
-        self.batch_size = batch_size
         n = len(features)
-        self.input_ids = np.full((n, max_seq_length), pad_token_id, dtype="int64")
-        self.token_type_ids = np.zeros((n, max_seq_length), dtype="int64")
-        self.attention_mask = np.zeros((n, max_seq_length), dtype="int64")
+        arrays = {
+            "input_ids": np.full((n, max_seq_length), pad_token_id, dtype="int64"),
+            "token_type_ids": np.zeros((n, max_seq_length), dtype="int64"),
+            "attention_mask": np.zeros((n, max_seq_length), dtype="int64"),
+        }
         for i, feat in enumerate(features):
             ids = feat["input_ids"][:max_seq_length]
-            self.input_ids[i, : len(ids)] = ids
-            self.token_type_ids[i, : len(ids)] = feat["token_type_ids"][: len(ids)]
-            self.attention_mask[i, : len(ids)] = 1
+            arrays["input_ids"][i, : len(ids)] = ids
+            arrays["token_type_ids"][i, : len(ids)] = feat["token_type_ids"][: len(ids)]
+            arrays["attention_mask"][i, : len(ids)] = 1
+        super().__init__(model, arrays, batch_size)
+        self.task_name = task_name
+        self.metric = main_metric_name(task_name)
         self.labels = np.array([feat["labels"] for feat in features])
 
     def __call__(self, config: Optional[Sequence[int]]) -> Dict[str, float]:
-        import paddle
-
         from ..data.metrics import compute_glue_metrics
-        from .drop_restore import length_adaptive_forward
 
-        self.model.eval()
-        logits = []
-        with paddle.no_grad():
-            for start in range(0, len(self.labels), self.batch_size):
-                sl = slice(start, start + self.batch_size)
-                tensors = [paddle.to_tensor(a[sl]) for a in (self.input_ids, self.token_type_ids, self.attention_mask)]
-                out = length_adaptive_forward(self.model, *tensors, length_config=config)
-                logits.append(out.logits.numpy())
+        logits = [out.logits.numpy() for out in self._outputs(config)]
         return compute_glue_metrics(self.task_name, np.concatenate(logits), self.labels)
+
+
+class SquadDevEvaluator(_PaddedDevEvaluator):
+    """Scores a length configuration on SQuAD v1.1 questions with a ``BertForQuestionAnswering``.
+
+    The sliding windows of ``data`` (a :class:`~paddle_binbert.squad_trainer.SquadEvalData`, e.g. from
+    :func:`~paddle_binbert.squad_trainer.load_squad_eval`) are padded to ``max_seq_length`` (budgets are
+    absolute token counts at that length) and run in batches of ``batch_size`` windows through
+    :func:`length_adaptive_forward`, which restores the dropped tokens so every position gets a start
+    and end logit. :func:`~paddle_binbert.data.squad.postprocess_predictions` (``n_best_size``,
+    ``max_answer_length``) picks each question's answer over all its windows and
+    :func:`~paddle_binbert.data.squad.squad_evaluate` scores it with the official v1.1 rules.
+
+    ``__call__(config)`` returns ``{"exact_match", "f1"}`` in percent (as everywhere else in the
+    project); :attr:`metric` is ``"f1"``. The answers of the last call stay in :attr:`last_predictions`.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        data: Any,
+        max_seq_length: int,
+        pad_token_id: int = 0,
+        batch_size: int = 32,
+        n_best_size: int = 20,
+        max_answer_length: int = 30,
+    ) -> None:
+        from ..data.squad import collate_features
+
+        if not data.features:
+            raise ValueError("the SQuAD dev set has no window")
+        super().__init__(model, collate_features(data.features, pad_token_id, max_length=max_seq_length), batch_size)
+        self.data = data
+        self.metric = "f1"
+        self.n_best_size = n_best_size
+        self.max_answer_length = max_answer_length
+        self.last_predictions: Optional[Dict[str, str]] = None
+
+    def __call__(self, config: Optional[Sequence[int]]) -> Dict[str, float]:
+        from ..data.squad import postprocess_predictions, squad_evaluate
+
+        starts, ends = [], []
+        for out in self._outputs(config):
+            starts.append(out.start_logits.numpy())
+            ends.append(out.end_logits.numpy())
+        predictions, _ = postprocess_predictions(
+            self.data.examples,
+            self.data.features,
+            np.concatenate(starts),
+            np.concatenate(ends),
+            n_best_size=self.n_best_size,
+            max_answer_length=self.max_answer_length,
+        )
+        self.last_predictions = predictions
+        scores = squad_evaluate(self.data.dataset, predictions)
+        return {"exact_match": float(scores["exact_match"]), "f1": float(scores["f1"])}
 
 
 def evolutionary_search(
@@ -421,23 +508,49 @@ def _plot(records: List[Record], front: List[Record], pick: Record, output_dir: 
     return path
 
 
+#: defaults that depend on the task: (GLUE, SQuAD)
+DEFAULT_MAX_SEQ_LENGTH = (128, 384)
+#: "within 1 point": GLUE metrics are in [0, 1], SQuAD exact match / F1 in percent
+DEFAULT_TOLERANCE = (0.01, 1.0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of ``paddle-binbert search-length`` / ``examples/search_length.py``."""
     p = argparse.ArgumentParser(
         prog="paddle-binbert search-length",
         description="Evolutionary search of per-layer token budgets (Length-Adaptive Transformer / Dynamic-TinyBERT) "
-        "for a checkpoint trained with --length_adaptive: Pareto front of dev metric vs MACs / latency.",
+        "for a checkpoint trained with --length_adaptive: Pareto front of dev metric vs MACs / latency. "
+        "GLUE classification checkpoints are scored on --data_dir, SQuAD v1.1 question answering checkpoints "
+        "(--task_name squad) on --predict_file with exact match / F1.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
-        "--checkpoint", required=True, help="checkpoint folder (FP or quantized BertForSequenceClassification)"
+        "--checkpoint",
+        required=True,
+        help="checkpoint folder (FP or quantized): a BertForSequenceClassification for a GLUE task, "
+        "a BertForQuestionAnswering for --task_name squad",
     )
-    p.add_argument("--task_name", required=True, help="GLUE task of the checkpoint (SST-2, MRPC, ...)")
-    p.add_argument("--data_dir", required=True, help="folder with the task's dev file(s)")
+    p.add_argument(
+        "--task_name",
+        required=True,
+        help="GLUE task of the checkpoint (SST-2, MRPC, ...) or 'squad' (SQuAD v1.1, needs --predict_file)",
+    )
+    p.add_argument("--data_dir", default=None, help="GLUE tasks: folder with the task's dev file(s)")
     p.add_argument("--output_dir", required=True, help="where the cache, Pareto tables, plot and pick go")
-    p.add_argument("--max_seq_length", type=int, default=128, help="input length (budgets are token counts at it)")
-    p.add_argument("--batch_size", type=int, default=32, help="dev evaluation batch size")
-    p.add_argument("--max_eval_examples", type=int, default=None, help="score on the first N dev examples only")
+    p.add_argument(
+        "--max_seq_length",
+        type=int,
+        default=None,
+        help="input length: every input (GLUE example or SQuAD window) is padded to it and the budgets are "
+        f"token counts at it; unset: {DEFAULT_MAX_SEQ_LENGTH[0]} for GLUE, {DEFAULT_MAX_SEQ_LENGTH[1]} for squad",
+    )
+    p.add_argument("--batch_size", type=int, default=32, help="dev evaluation batch size (SQuAD: windows)")
+    p.add_argument(
+        "--max_eval_examples",
+        type=int,
+        default=None,
+        help="score on the first N dev examples only (SQuAD: the first N questions, with all their windows)",
+    )
     p.add_argument("--population_size", type=int, default=16, help="size of the initial population (spread in MACs)")
     p.add_argument("--evo_iter", type=int, default=10, help="number of evolution iterations")
     p.add_argument("--mutation_size", type=int, default=8, help="mutants per iteration (from the Pareto front)")
@@ -447,34 +560,99 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min_cost_ratio", type=float, default=0.0, help="lower bound on MACs / full-model MACs")
     p.add_argument("--max_cost_ratio", type=float, default=1.0, help="upper bound on MACs / full-model MACs")
     p.add_argument("--cost", choices=("macs", "latency"), default="macs", help="cost of the Pareto front and the pick")
-    p.add_argument("--tolerance", type=float, default=0.01, help="pick: metric at least full-model metric minus this")
-    p.add_argument("--latency_batch_size", type=int, default=1, help="batch size of the latency measurement")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="pick: metric at least full-model metric minus this; unset: 1 point, i.e. "
+        f"{DEFAULT_TOLERANCE[0]} for GLUE (metrics in [0, 1]), {DEFAULT_TOLERANCE[1]} for squad (F1 in percent)",
+    )
+    p.add_argument(
+        "--latency_batch_size",
+        type=int,
+        default=1,
+        help="batch size of the latency measurement ([batch, max_seq_length] random inputs)",
+    )
     p.add_argument("--latency_repeats", type=int, default=5, help="timed runs per configuration (median)")
     p.add_argument("--seed", type=int, default=42, help="seed of the search (a rerun with it replays from the cache)")
     p.add_argument("--overwrite", action="store_true", help="ignore and replace an existing cache in --output_dir")
     p.add_argument(
         "--measure",
         action="store_true",
-        help="after the search, time the pick (or --length_config) against the full model end to end "
-        "(tokenise -> logits, batch 1 and 32) and write speed.md",
+        help="after the search, time the pick (or --length_config) against the full model end to end and write "
+        "speed.md: GLUE tokenise -> logits, batches of 1 and 32 texts; SQuAD question + context -> sliding-window "
+        "features -> start/end logits, batches of 1 and 32 questions (all windows of a batch in one forward pass)",
     )
     p.add_argument(
         "--length_config",
         default=None,
         help="with --measure: time this configuration (e.g. 64,60,52,40,32,24) and skip the search",
     )
-    p.add_argument("--measure_examples", type=int, default=64, help="dev sentences used by --measure")
+    p.add_argument(
+        "--measure_examples",
+        type=int,
+        default=64,
+        help="first N dev examples timed by --measure (GLUE: texts, SQuAD: questions)",
+    )
+    g = p.add_argument_group("SQuAD v1.1 (--task_name squad)")
+    g.add_argument(
+        "--predict_file",
+        default=None,
+        help="SQuAD v1.1 dev JSON (e.g. mini_dev-v1.1.json) scored with the official exact match / F1; "
+        "required with --task_name squad, replaces --data_dir",
+    )
+    g.add_argument(
+        "--doc_stride",
+        type=int,
+        default=128,
+        help="step, in context tokens, between the starts of the sliding windows of a long context",
+    )
+    g.add_argument("--max_query_length", type=int, default=64, help="questions are cut to this many tokens")
+    g.add_argument(
+        "--n_best_size", type=int, default=20, help="start/end candidates per window when decoding an answer"
+    )
+    g.add_argument("--max_answer_length", type=int, default=30, help="longest predicted answer, in tokens")
     return p
 
 
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from ..data.glue import check_glue_files, get_task_spec
+    from ..data.squad import is_squad_task
 
-    try:
-        args.task_name = get_task_spec(args.task_name).name
-        check_glue_files(args.data_dir, args.task_name, list(get_task_spec(args.task_name).dev_splits[:1]))
-    except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
+    args.squad = is_squad_task(args.task_name)
+    if args.squad:
+        args.task_name = "squad"
+        if args.data_dir is not None:
+            parser.error("--data_dir is for GLUE tasks: --task_name squad reads its questions from --predict_file")
+        if not args.predict_file:
+            parser.error("--task_name squad needs --predict_file (a SQuAD v1.1 dev JSON file)")
+        if not os.path.isfile(args.predict_file):
+            what = "is a folder, not a file" if os.path.isdir(args.predict_file) else "does not exist"
+            parser.error(f"--predict_file {args.predict_file} {what} (expected a SQuAD v1.1 JSON file)")
+        for name in ("doc_stride", "n_best_size", "max_answer_length"):
+            if getattr(args, name) < 1:
+                parser.error(f"--{name} must be positive, got {getattr(args, name)}")
+        if args.max_query_length < 1:
+            parser.error(f"--max_query_length must be positive, got {args.max_query_length}")
+    else:
+        if args.predict_file is not None:
+            parser.error(
+                f"--predict_file is only used with --task_name squad; the GLUE task {args.task_name} reads --data_dir"
+            )
+        try:
+            args.task_name = get_task_spec(args.task_name).name
+        except ValueError as err:
+            parser.error(f"{err} (or --task_name squad with --predict_file)")
+        if args.data_dir is None:
+            parser.error(f"--data_dir is required for the GLUE task {args.task_name}")
+        try:
+            check_glue_files(args.data_dir, args.task_name, list(get_task_spec(args.task_name).dev_splits[:1]))
+        except (ValueError, FileNotFoundError) as err:
+            parser.error(str(err))
+    if args.max_seq_length is None:
+        args.max_seq_length = DEFAULT_MAX_SEQ_LENGTH[int(args.squad)]
+    if args.tolerance is None:
+        args.tolerance = DEFAULT_TOLERANCE[int(args.squad)]
     if not os.path.isdir(args.checkpoint):
         parser.error(f"--checkpoint {args.checkpoint} is not a folder")
     for name in (
@@ -490,6 +668,11 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be positive, got {value}")
+    if args.squad and args.max_seq_length < args.max_query_length + 4:
+        parser.error(
+            f"--max_seq_length {args.max_seq_length} leaves no room for the context: it must be at least "
+            f"--max_query_length + 4 = {args.max_query_length + 4}"
+        )
     for name in ("evo_iter", "mutation_size", "crossover_size"):
         if getattr(args, name) < 0:
             parser.error(f"--{name} must be >= 0")
@@ -497,6 +680,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error("--mutation_prob must be in [0, 1]")
     if not 0.0 <= args.min_cost_ratio <= args.max_cost_ratio:
         parser.error("need 0 <= --min_cost_ratio <= --max_cost_ratio")
+    if args.tolerance < 0:
+        parser.error(f"--tolerance must be >= 0, got {args.tolerance}")
     if args.min_length > args.max_seq_length:
         parser.error("--min_length must not exceed --max_seq_length")
     if args.length_config is not None and not args.measure:
@@ -508,6 +693,77 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
             parser.error(str(err))
 
 
+def _check_model(parser: argparse.ArgumentParser, args: argparse.Namespace, model: Any) -> None:
+    """``parser.error`` when the checkpoint's head does not fit the task, or its positions are too few."""
+    from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification
+
+    from ..models import get_bert
+
+    kind = type(model).__name__
+    if args.squad and not isinstance(model, BertForQuestionAnswering):
+        parser.error(
+            f"--checkpoint {args.checkpoint} holds a {kind}, but --task_name squad needs a SQuAD question answering "
+            "checkpoint (BertForQuestionAnswering, e.g. from examples/run_squad.py)"
+        )
+    if not args.squad and not isinstance(model, BertForSequenceClassification):
+        hint = " (a SQuAD checkpoint: pass --task_name squad --predict_file FILE)"
+        parser.error(
+            f"--checkpoint {args.checkpoint} holds a {kind}, but the GLUE task {args.task_name} needs a "
+            "classification checkpoint (BertForSequenceClassification)"
+            + (hint if isinstance(model, BertForQuestionAnswering) else "")
+        )
+    positions = getattr(get_bert(model).config, "max_position_embeddings", None)
+    if positions is not None and args.max_seq_length > positions:
+        parser.error(
+            f"--max_seq_length {args.max_seq_length} exceeds the {positions} position embeddings of "
+            f"--checkpoint {args.checkpoint}"
+        )
+
+
+def _load_dev(parser: argparse.ArgumentParser, args: argparse.Namespace, model: Any, tokenizer: Any):
+    """``(evaluator, cache meta)`` of the dev set named by the arguments."""
+    meta: Dict[str, Any] = {"checkpoint": os.path.abspath(args.checkpoint), "task": args.task_name}
+    pad_id = tokenizer.pad_token_id or 0
+    if args.squad:
+        from ..squad_trainer import load_squad_eval
+
+        try:
+            data = load_squad_eval(
+                args.predict_file,
+                tokenizer,
+                args.max_seq_length,
+                args.doc_stride,
+                args.max_query_length,
+                args.max_eval_examples,
+            )
+        except ValueError as err:  # SquadFormatError names the file and the question
+            parser.error(f"--predict_file: {err}")
+        evaluator: Any = SquadDevEvaluator(
+            model, data, args.max_seq_length, pad_id, args.batch_size, args.n_best_size, args.max_answer_length
+        )
+        meta.update(
+            predict_file=os.path.abspath(args.predict_file),
+            max_seq_length=args.max_seq_length,
+            doc_stride=args.doc_stride,
+            max_query_length=args.max_query_length,
+            n_best_size=args.n_best_size,
+            max_answer_length=args.max_answer_length,
+            num_examples=len(data.examples),
+            num_windows=len(data.features),
+        )
+    else:
+        from ..data.glue import get_task_spec, load_glue_features
+
+        split = get_task_spec(args.task_name).dev_splits[0]
+        features = load_glue_features(
+            args.data_dir, args.task_name, split, tokenizer, args.max_seq_length, args.max_eval_examples
+        )
+        evaluator = GlueDevEvaluator(model, features, args.task_name, args.max_seq_length, pad_id, args.batch_size)
+        meta.update(split=split, max_seq_length=args.max_seq_length, num_examples=len(features))
+    meta["latency_batch_size"] = args.latency_batch_size
+    return evaluator, meta
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the search (and optionally the speed measurement); prints the pick summary as JSON."""
     parser = build_parser()
@@ -516,25 +772,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.makedirs(args.output_dir, exist_ok=True)
 
-    from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
+    from paddlenlp.transformers import BertTokenizer
     from tqdm.auto import tqdm
 
-    from ..data.glue import get_task_spec, load_glue_features
     from ..models import get_bert, load_model
     from .costs import measure_latency, model_macs
     from .drop_restore import check_length_config
 
-    spec = get_task_spec(args.task_name)
     model = load_model(args.checkpoint)
     model.eval()
-    if not isinstance(model, BertForSequenceClassification):
-        parser.error(f"--checkpoint holds a {type(model).__name__}; the search scores GLUE classification models")
+    _check_model(parser, args, model)
     tokenizer = BertTokenizer.from_pretrained(args.checkpoint)
     num_layers = len(get_bert(model).encoder.layers)
-    split = spec.dev_splits[0]
-    features = load_glue_features(
-        args.data_dir, spec.name, split, tokenizer, args.max_seq_length, args.max_eval_examples
-    )
 
     if args.length_config is not None:
         try:
@@ -543,17 +792,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error(str(err))
         summary: Dict[str, Any] = {"pick_config": list(args.length_config)}
     else:
-        evaluator = GlueDevEvaluator(
-            model, features, spec.name, args.max_seq_length, tokenizer.pad_token_id or 0, args.batch_size
-        )
-        meta = {
-            "checkpoint": os.path.abspath(args.checkpoint),
-            "task": spec.name,
-            "split": split,
-            "max_seq_length": args.max_seq_length,
-            "num_examples": len(features),
-            "latency_batch_size": args.latency_batch_size,
-        }
+        evaluator, meta = _load_dev(parser, args, model, tokenizer)
         try:
             cache = SearchCache(args.output_dir, meta, overwrite=args.overwrite)
         except ValueError as err:
@@ -607,11 +846,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         logger.info("Pareto table in %s", os.path.join(args.output_dir, "pareto.md"))
 
     if args.measure:
-        from .speed import measure_end_to_end, speed_table
+        config = tuple(summary["pick_config"])
+        if args.squad:
+            from .speed import measure_squad_end_to_end, speed_table
 
-        texts = _dev_texts(args.data_dir, spec.name, split, args.measure_examples)
-        rows = measure_end_to_end(model, tokenizer, texts, tuple(summary["pick_config"]), args.max_seq_length)
-        table = speed_table(rows, tuple(summary["pick_config"]))
+            examples = _squad_questions(parser, args.predict_file, args.measure_examples)
+            rows = measure_squad_end_to_end(
+                model, tokenizer, examples, config, args.max_seq_length, args.doc_stride, args.max_query_length
+            )
+            table = speed_table(rows, config, squad=True)
+        else:
+            from ..data.glue import get_task_spec
+            from .speed import measure_end_to_end, speed_table
+
+            split = get_task_spec(args.task_name).dev_splits[0]
+            texts = _dev_texts(args.data_dir, args.task_name, split, args.measure_examples)
+            rows = measure_end_to_end(model, tokenizer, texts, config, args.max_seq_length)
+            table = speed_table(rows, config)
         with open(os.path.join(args.output_dir, "speed.md"), "w", encoding="utf-8") as handle:
             handle.write(table + "\n")
         print(table)
@@ -624,6 +875,18 @@ def _dev_texts(data_dir: str, task: str, split: str, limit: int) -> List[Tuple[s
     from ..data.glue import read_glue_examples
 
     return [(ex.text_a, ex.text_b) for ex in read_glue_examples(data_dir, task, split)[:limit]]
+
+
+def _squad_questions(parser: argparse.ArgumentParser, path: str, limit: int) -> List[Any]:
+    from ..data.squad import read_squad_examples
+
+    try:
+        examples = read_squad_examples(path)[:limit]
+    except ValueError as err:
+        parser.error(f"--predict_file: {err}")
+    if not examples:
+        parser.error(f"--predict_file {path} holds no question")
+    return examples
 
 
 if __name__ == "__main__":

@@ -1,54 +1,97 @@
-"""End-to-end speed of a length configuration against the full-length model (tokenise -> logits).
+"""End-to-end speed of a length configuration against the full-length model.
 
-Per batch size, in the same run and interleaved (so machine load affects both alike), the time per
-example of
+GLUE (:func:`measure_end_to_end`): tokenise a batch of texts -> logits, time per example.
+SQuAD (:func:`measure_squad_end_to_end`): a batch of questions -> their sliding-window features
+(:func:`~paddle_binbert.data.squad.prepare_eval_features`, the same code as evaluation) -> one forward
+pass over all the windows of the batch -> start/end logits, time per question.
+
+Per batch size, in the same run and interleaved (so machine load affects both alike), the time of
 
 * the full model on inputs padded to ``max_seq_length`` (what the length budgets are counted at),
-* the full model with dynamic padding (to the longest text of each batch), the usual deployment,
+* the full model with dynamic padding (to the longest text / window of each batch), the usual deployment,
 * the length configuration (Drop-and-Restore, Kim & Cho 2021) on inputs padded to ``max_seq_length``,
 
-each the median over ``repeats`` passes over the texts. Speedup = full (padded) / configuration.
+each the median over ``repeats`` passes over the examples, after one untimed batch of each.
+Speedup = full (padded) / configuration.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import paddle
 
-from .drop_restore import length_adaptive_forward
+from .drop_restore import LengthAdaptiveOutput, length_adaptive_forward
 
-__all__ = ["measure_end_to_end", "speed_table"]
+__all__ = ["measure_end_to_end", "measure_squad_end_to_end", "speed_table"]
 
 Text = Tuple[str, Optional[str]]
+#: ``encode(batch of items, pad_to_max)`` -> ``(input_ids, token_type_ids, attention_mask)`` int64 tensors
+Encoder = Callable[[Sequence[Any], bool], Tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor]]
+
+
+def _synchronise(out: LengthAdaptiveOutput) -> None:
+    """Fetch the head's outputs to the host (waits for the forward pass)."""
+    heads = [t for t in (out.logits, out.start_logits, out.end_logits) if t is not None]
+    for tensor in heads or [out.pooled_output]:
+        tensor.numpy()
 
 
 def _run(
     model: Any,
-    tokenizer: Any,
-    texts: Sequence[Text],
+    items: Sequence[Any],
     batch_size: int,
-    max_len: int,
-    padding: str,
+    encode: Encoder,
+    pad_to_max: bool,
     config: Optional[Sequence[int]],
 ) -> float:
+    """Milliseconds per item of encode -> forward -> outputs over ``items`` in batches of ``batch_size``."""
     start = time.perf_counter()
-    for i in range(0, len(texts), batch_size):
-        chunk = texts[i : i + batch_size]
-        pairs = [b for _, b in chunk]
-        kwargs = dict(
-            max_length=max_len, truncation=True, padding=padding, return_attention_mask=True, return_token_type_ids=True
-        )
-        if any(p is not None for p in pairs):
-            enc = tokenizer([a for a, _ in chunk], [p or "" for p in pairs], **kwargs)
-        else:
-            enc = tokenizer([a for a, _ in chunk], **kwargs)
-        tensors = [paddle.to_tensor(enc[k], dtype="int64") for k in ("input_ids", "token_type_ids", "attention_mask")]
-        out = length_adaptive_forward(model, *tensors, length_config=config)
-        (out.logits if out.logits is not None else out.pooled_output).numpy()
-    return 1000.0 * (time.perf_counter() - start) / len(texts)
+    for i in range(0, len(items), batch_size):
+        tensors = encode(items[i : i + batch_size], pad_to_max)
+        _synchronise(length_adaptive_forward(model, *tensors, length_config=config))
+    return 1000.0 * (time.perf_counter() - start) / len(items)
+
+
+def _measure(
+    model: Any,
+    items: Sequence[Any],
+    encode: Encoder,
+    length_config: Sequence[int],
+    batch_sizes: Sequence[int],
+    repeats: int,
+) -> List[Dict[str, Any]]:
+    if not items:
+        raise ValueError("no examples to time")
+    if repeats < 1:
+        raise ValueError(f"repeats must be positive, got {repeats}")
+    variants = {
+        "full_padded_ms": (True, None),
+        "full_dynamic_ms": (False, None),
+        "config_ms": (True, tuple(length_config)),
+    }
+    was_training = model.training
+    model.eval()
+    rows = []
+    try:
+        with paddle.no_grad():
+            for bs in batch_sizes:
+                for pad_to_max, config in variants.values():  # warm-up
+                    _run(model, items[:bs], bs, encode, pad_to_max, config)
+                runs: Dict[str, List[float]] = {k: [] for k in variants}
+                for _ in range(repeats):
+                    for key, (pad_to_max, config) in variants.items():
+                        runs[key].append(_run(model, items, bs, encode, pad_to_max, config))
+                row: Dict[str, Any] = {"batch_size": bs, **{k: statistics.median(v) for k, v in runs.items()}}
+                row["speedup"] = row["full_padded_ms"] / row["config_ms"]
+                row["speedup_vs_dynamic"] = row["full_dynamic_ms"] / row["config_ms"]
+                rows.append(row)
+    finally:
+        if was_training:
+            model.train()
+    return rows
 
 
 def measure_end_to_end(
@@ -70,30 +113,83 @@ def measure_end_to_end(
         One dict per batch size: ``batch_size``, ``full_padded_ms``, ``full_dynamic_ms``,
         ``config_ms``, ``speedup`` (full padded / config), ``speedup_vs_dynamic``.
     """
-    if not texts:
-        raise ValueError("no texts to time")
-    model.eval()
-    rows = []
-    with paddle.no_grad():
-        for bs in batch_sizes:
-            runs = {"full_padded_ms": [], "full_dynamic_ms": [], "config_ms": []}
-            _run(model, tokenizer, texts[:bs], bs, max_seq_length, "max_length", length_config)  # warm-up
-            for _ in range(repeats):
-                runs["full_padded_ms"].append(_run(model, tokenizer, texts, bs, max_seq_length, "max_length", None))
-                runs["full_dynamic_ms"].append(_run(model, tokenizer, texts, bs, max_seq_length, "longest", None))
-                runs["config_ms"].append(_run(model, tokenizer, texts, bs, max_seq_length, "max_length", length_config))
-            row: Dict[str, Any] = {"batch_size": bs, **{k: statistics.median(v) for k, v in runs.items()}}
-            row["speedup"] = row["full_padded_ms"] / row["config_ms"]
-            row["speedup_vs_dynamic"] = row["full_dynamic_ms"] / row["config_ms"]
-            rows.append(row)
+
+    def encode(chunk: Sequence[Text], pad_to_max: bool):
+        pairs = [b for _, b in chunk]
+        kwargs = dict(
+            max_length=max_seq_length,
+            truncation=True,
+            padding="max_length" if pad_to_max else "longest",
+            return_attention_mask=True,
+            return_token_type_ids=True,
+        )
+        if any(p is not None for p in pairs):
+            enc = tokenizer([a for a, _ in chunk], [p or "" for p in pairs], **kwargs)
+        else:
+            enc = tokenizer([a for a, _ in chunk], **kwargs)
+        return tuple(paddle.to_tensor(enc[k], dtype="int64") for k in ("input_ids", "token_type_ids", "attention_mask"))
+
+    return _measure(model, texts, encode, length_config, batch_sizes, repeats)
+
+
+def measure_squad_end_to_end(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Any],
+    length_config: Sequence[int],
+    max_seq_length: int = 384,
+    doc_stride: int = 128,
+    max_query_length: int = 64,
+    batch_sizes: Sequence[int] = (1, 32),
+    repeats: int = 3,
+) -> List[Dict[str, Any]]:
+    """Milliseconds per question (question + context -> windows -> start/end logits) of a
+    ``BertForQuestionAnswering``, full model and ``length_config``.
+
+    A batch is ``batch_size`` questions: their sliding-window features are built with
+    :func:`~paddle_binbert.data.squad.prepare_eval_features` (tokenisation with offsets included),
+    padded with :func:`~paddle_binbert.data.squad.collate_features` to ``max_seq_length`` (or, for
+    "dynamic padding", to the longest window of the batch) and run in one forward pass. Answer
+    decoding is not timed (it is the same for every variant).
+
+    Args:
+        examples: :class:`~paddle_binbert.data.squad.SquadExample` questions.
+        length_config: the budgets at ``max_seq_length``.
+
+    Returns:
+        The rows of :func:`measure_end_to_end`, each with ``windows``: the number of windows of
+        ``examples``.
+    """
+    from ..data.squad import collate_features, prepare_eval_features
+
+    pad_id = int(getattr(tokenizer, "pad_token_id", 0) or 0)
+
+    def encode(chunk: Sequence[Any], pad_to_max: bool):
+        features = prepare_eval_features(chunk, tokenizer, max_seq_length, doc_stride, max_query_length)
+        arrays = collate_features(features, pad_id, max_length=max_seq_length if pad_to_max else None)
+        return tuple(paddle.to_tensor(arrays[k]) for k in ("input_ids", "token_type_ids", "attention_mask"))
+
+    rows = _measure(model, examples, encode, length_config, batch_sizes, repeats)
+    windows = len(prepare_eval_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length))
+    for row in rows:
+        row["windows"] = windows
     return rows
 
 
-def speed_table(rows: List[Dict[str, Any]], length_config: Sequence[int]) -> str:
-    """Markdown table of :func:`measure_end_to_end` rows."""
+def speed_table(rows: List[Dict[str, Any]], length_config: Sequence[int], squad: bool = False) -> str:
+    """Markdown table of :func:`measure_end_to_end` (or, ``squad=True``, :func:`measure_squad_end_to_end`) rows."""
     label = "-".join(str(v) for v in length_config)
+    if squad:
+        windows = f" ({rows[0]['windows']} windows)" if rows and "windows" in rows[0] else ""
+        title = (
+            "End to end (question + context -> sliding-window features -> start/end logits), ms per question, "
+            f"batch = questions{windows}, all windows of a batch in one forward pass, "
+            f"length configuration `{label}`."
+        )
+    else:
+        title = f"End to end (tokenise -> logits), ms per example, length configuration `{label}`."
     lines = [
-        f"End to end (tokenise -> logits), ms per example, length configuration `{label}`.",
+        title,
         "",
         "| batch | full, padded to max | full, dynamic padding | length config | speedup vs padded | "
         "speedup vs dynamic |",
