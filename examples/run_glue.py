@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
+from paddle_binbert import run_setup
 from paddle_binbert.data.glue import GLUE_TASKS, check_glue_files, get_task_spec
 from paddle_binbert.length_adaptive.cli import (
     add_length_drop_args,
@@ -41,48 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune a full-precision BERT teacher on a GLUE task (PaddleNLP Trainer, best dev checkpoint).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument(
-        "--model_name_or_path",
-        default="minilm",
-        help="backbone: 'minilm' (bundled all-MiniLM-L6-v2, converted once), a PaddleNLP checkpoint folder, "
-        "a Hugging Face BERT folder (converted once) or a PaddleNLP model name such as bert-base-uncased",
-    )
+    run_setup.add_backbone_flag(p)
     p.add_argument("--task_name", required=True, help=f"GLUE task, case-insensitive: {', '.join(GLUE_TASKS)}")
     p.add_argument("--data_dir", required=True, help="folder with the task's train.tsv and dev file(s)")
     p.add_argument("--output_dir", required=True, help="where checkpoints, the final model and results.json go")
     p.add_argument("--max_seq_length", type=int, default=128, help="maximum tokens per example (longer truncated)")
-    p.add_argument("--batch_size", type=int, default=32, help="training and evaluation batch size")
-    p.add_argument("--learning_rate", type=float, default=2e-5, help="peak learning rate of AdamW")
-    p.add_argument("--num_train_epochs", type=float, default=3.0, help="number of training epochs")
-    p.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay (not on bias/LayerNorm)")
-    p.add_argument("--warmup_ratio", type=float, default=0.1, help="fraction of steps of linear warmup")
-    p.add_argument("--seed", type=int, default=42, help="random seed (initialisation, shuffling, dropout)")
-    p.add_argument("--logging_steps", type=int, default=50, help="log the training loss every N steps")
-    p.add_argument(
-        "--eval_steps",
-        type=int,
-        default=None,
-        help="evaluate on dev and save a checkpoint every N steps; unset: once per epoch",
-    )
-    p.add_argument(
-        "--save_steps",
-        type=int,
-        default=None,
-        help="checkpoint every N steps, a multiple of --eval_steps; unset: same as --eval_steps",
-    )
-    p.add_argument("--max_steps", type=int, default=-1, help="stop after N optimizer steps (-1: use the epochs)")
-    p.add_argument(
-        "--max_train_examples", type=int, default=None, help="use only the first N training examples (quick runs)"
-    )
-    p.add_argument("--max_eval_examples", type=int, default=None, help="use only the first N dev examples (quick runs)")
+    run_setup.add_training_flags(p, batch_size=32, learning_rate=2e-5, num_train_epochs=3.0)
     add_length_drop_args(p, note="the full model's loss is the task loss")
-    p.add_argument("--device", default="cpu", help="paddle device: cpu, gpu, gpu:0, ...")
-    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint-N in --output_dir")
-    p.add_argument(
-        "--overwrite_output_dir",
-        action="store_true",
-        help="delete previous checkpoints and results in --output_dir instead of refusing to start",
-    )
+    run_setup.add_run_flags(p)
     return p
 
 
@@ -93,30 +60,14 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         check_glue_files(args.data_dir, args.task_name)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    positive = ["max_seq_length", "batch_size", "logging_steps"]
-    for name in positive + ["eval_steps", "save_steps", "max_train_examples", "max_eval_examples"]:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name} must be positive, got {value}")
+    run_setup.check_positive(parser, args)
     if args.max_seq_length < 3:
         parser.error("--max_seq_length must be at least 3")
     if args.learning_rate <= 0:
         parser.error("--learning_rate must be positive")
-    if args.max_steps == 0 or args.max_steps < -1:
-        parser.error("--max_steps must be positive or -1")
-    if args.max_steps == -1 and args.num_train_epochs <= 0:
-        parser.error("--num_train_epochs must be positive")
-    if args.save_steps is not None and (args.eval_steps is None or args.save_steps % args.eval_steps):
-        parser.error("--save_steps must be a multiple of --eval_steps")
-    if not 0.0 <= args.warmup_ratio <= 1.0:
-        parser.error("--warmup_ratio must be in [0, 1]")
+    run_setup.check_schedule(parser, args)
     check_length_drop_args(parser, args)
-
-    from paddle_binbert.trainer import check_output_dir
-
-    error = check_output_dir(args.output_dir, args.resume, args.overwrite_output_dir)
-    if error:
-        parser.error(error)
+    run_setup.check_output_dir_flag(parser, args)
 
 
 def _strip_prefix(metrics: Dict[str, Any], prefix: str) -> Dict[str, Any]:
@@ -128,34 +79,20 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser = build_parser()
     args = parser.parse_args(argv)
     validate_args(parser, args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_setup.setup_logging()
 
     # heavy imports only after validation
     import paddle
-    from paddlenlp.trainer import set_seed
     from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
 
     from paddle_binbert.convert import resolve_backbone
     from paddle_binbert.data.glue import glue_collator, load_glue_features
     from paddle_binbert.data.metrics import main_metric_name
-    from paddle_binbert.trainer import (
-        BinBertTrainer,
-        clear_previous_run,
-        get_last_checkpoint,
-        glue_compute_metrics,
-        make_training_args,
-        write_results,
-    )
+    from paddle_binbert.trainer import BinBertTrainer, glue_compute_metrics, write_results
 
     spec = get_task_spec(args.task_name)
     start = time.time()
-    if args.overwrite_output_dir:
-        clear_previous_run(args.output_dir)
-    resume_from = get_last_checkpoint(args.output_dir) if args.resume else None
-    if args.resume and resume_from is None:
-        logger.info("--resume: no checkpoint in %s, starting from scratch", args.output_dir)
-
-    set_seed(args.seed)
+    resume_from = run_setup.prepare_run(args, logger)
     backbone = resolve_backbone(args.model_name_or_path)
     logger.info("backbone %s -> %s", args.model_name_or_path, backbone)
     tokenizer = BertTokenizer.from_pretrained(backbone)
@@ -177,21 +114,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         model_kwargs["id2label"] = dict(enumerate(spec.labels))
         model_kwargs["label2id"] = {label: i for i, label in enumerate(spec.labels)}
     metric = main_metric_name(spec.name)
-    training_args = make_training_args(
-        output_dir=args.output_dir,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        num_train_epochs=args.num_train_epochs,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        logging_steps=args.logging_steps,
-        save_steps=args.save_steps,
-        eval_steps=args.eval_steps,
-        max_steps=args.max_steps,
-        device=args.device,
-        warmup_ratio=args.warmup_ratio,
-        metric_for_best_model=metric,
-    )
+    training_args = run_setup.training_arguments(args, metric)
     main_dev = spec.dev_splits[0]
     length_drop = length_drop_config(args)
     # fresh parameter-name namespace: optimizer states are saved keyed by parameter/accumulator names,
@@ -242,10 +165,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         "train_loss": train_result.training_loss,
         "train_metrics": train_result.metrics,
         **length_drop_settings(length_drop),
-        "resumed_from": resume_from,
-        "wall_time_seconds": time.time() - start,
-        "train_wall_time_seconds": train_time,
-        "args": vars(args),
+        **run_setup.run_record(args, resume_from, start, train_time),
     }
     write_results(args.output_dir, results)
     logger.info("dev %s = %s; model and results in %s", metric, results["main_metric_value"], args.output_dir)

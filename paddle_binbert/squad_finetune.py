@@ -27,6 +27,7 @@ import logging
 import time
 from typing import Any, Dict, List, Optional
 
+from . import run_setup
 from .length_adaptive.cli import add_length_drop_args, check_length_drop_args, length_drop_config, length_drop_settings
 from .squad_trainer import check_squad_file
 
@@ -35,6 +36,8 @@ __all__ = [
     "validate_args",
     "add_squad_arguments",
     "validate_squad_arguments",
+    "check_squad_windows",
+    "load_squad_sets",
     "checkpoint_has_qa_head",
     "main",
 ]
@@ -63,11 +66,13 @@ def validate_squad_arguments(parser: argparse.ArgumentParser, args: argparse.Nam
             check_squad_file(getattr(args, flag), f"--{flag}")
         except FileNotFoundError as err:
             parser.error(str(err))
-    for name in ("doc_stride", "n_best_size", "max_answer_length"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be positive, got {getattr(args, name)}")
-    if args.max_query_length < 1:
-        parser.error(f"--max_query_length must be positive, got {args.max_query_length}")
+    check_squad_windows(parser, args)
+
+
+def check_squad_windows(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``parser.error`` unless ``--doc_stride``, ``--n_best_size``, ``--max_answer_length`` and
+    ``--max_query_length`` are positive and a ``--max_seq_length`` window has room for the context."""
+    run_setup.check_positive(parser, args, ("doc_stride", "n_best_size", "max_answer_length", "max_query_length"))
     if args.max_seq_length < args.max_query_length + 4:
         parser.error(
             f"--max_seq_length {args.max_seq_length} leaves no room for the context: it must be at least "
@@ -83,109 +88,66 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint by F1, official exact match / F1).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument(
-        "--model_name_or_path",
-        default="minilm",
-        help="backbone: 'minilm' (bundled all-MiniLM-L6-v2, converted once), a PaddleNLP checkpoint folder, "
-        "a Hugging Face BERT folder (converted once) or a PaddleNLP model name such as bert-base-uncased",
-    )
+    run_setup.add_backbone_flag(p)
     p.add_argument(
         "--output_dir", required=True, help="where checkpoints, the final model, predictions and results.json go"
     )
     p.add_argument("--max_seq_length", type=int, default=384, help="window length in tokens, special tokens included")
     add_squad_arguments(p)
-    p.add_argument("--batch_size", type=int, default=16, help="training and evaluation batch size (windows)")
-    p.add_argument("--learning_rate", type=float, default=5e-5, help="peak learning rate of AdamW")
-    p.add_argument("--num_train_epochs", type=float, default=2.0, help="number of training epochs")
-    p.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay (not on bias/LayerNorm)")
-    p.add_argument("--warmup_ratio", type=float, default=0.1, help="fraction of steps of linear warmup")
-    p.add_argument("--seed", type=int, default=42, help="random seed (initialisation, shuffling, dropout)")
-    p.add_argument("--logging_steps", type=int, default=50, help="log the training loss every N steps")
-    p.add_argument(
-        "--eval_steps",
-        type=int,
-        default=None,
-        help="evaluate on --predict_file and save a checkpoint every N steps; unset: once per epoch",
-    )
-    p.add_argument(
-        "--save_steps",
-        type=int,
-        default=None,
-        help="checkpoint every N steps, a multiple of --eval_steps; unset: same as --eval_steps",
-    )
-    p.add_argument("--max_steps", type=int, default=-1, help="stop after N optimizer steps (-1: use the epochs)")
-    p.add_argument(
-        "--max_train_examples", type=int, default=None, help="use only the first N training questions (quick runs)"
-    )
-    p.add_argument(
-        "--max_eval_examples", type=int, default=None, help="use only the first N dev questions (quick runs)"
+    run_setup.add_training_flags(
+        p,
+        batch_size=16,
+        learning_rate=5e-5,
+        num_train_epochs=2.0,
+        batch_help="training and evaluation batch size (windows)",
+        eval_on="--predict_file",
+        examples="questions",
     )
     add_length_drop_args(
         p,
         note="the full model's loss is the span loss (mean start/end cross-entropy); the sub-models restore "
         "dropped tokens at the last layer (Drop-and-Restore) and match the full model's start/end distributions",
     )
-    p.add_argument("--device", default="cpu", help="paddle device: cpu, gpu, gpu:0, ...")
-    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint-N in --output_dir")
-    p.add_argument(
-        "--overwrite_output_dir",
-        action="store_true",
-        help="delete previous checkpoints and results in --output_dir instead of refusing to start",
-    )
+    run_setup.add_run_flags(p)
     return p
 
 
 def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Cheap checks before loading anything heavy; errors exit through ``parser.error``."""
-    for name in (
-        "max_seq_length",
-        "batch_size",
-        "logging_steps",
-        "eval_steps",
-        "save_steps",
-        "max_train_examples",
-        "max_eval_examples",
-    ):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name} must be positive, got {value}")
+    run_setup.check_positive(parser, args)
     validate_squad_arguments(parser, args)
     if args.learning_rate <= 0:
         parser.error("--learning_rate must be positive")
-    if args.max_steps == 0 or args.max_steps < -1:
-        parser.error("--max_steps must be positive or -1")
-    if args.max_steps == -1 and args.num_train_epochs <= 0:
-        parser.error("--num_train_epochs must be positive")
-    if args.save_steps is not None and (args.eval_steps is None or args.save_steps % args.eval_steps):
-        parser.error("--save_steps must be a multiple of --eval_steps")
-    if not 0.0 <= args.warmup_ratio <= 1.0:
-        parser.error("--warmup_ratio must be in [0, 1]")
+    run_setup.check_schedule(parser, args)
     check_length_drop_args(parser, args)
-
-    from .trainer import check_output_dir
-
-    error = check_output_dir(args.output_dir, args.resume, args.overwrite_output_dir)
-    if error:
-        parser.error(error)
+    run_setup.check_output_dir_flag(parser, args)
 
 
 def load_squad_data(parser: argparse.ArgumentParser, args: argparse.Namespace, tokenizer: Any, max_positions: int):
     """Training windows and the dev set; file-format problems exit through ``parser.error``."""
     from .data.squad import SquadFormatError
-    from .squad_trainer import load_squad_eval, load_squad_train
 
     if args.max_seq_length > max_positions:
         parser.error(
             f"--max_seq_length {args.max_seq_length} exceeds the model's max_position_embeddings {max_positions}"
         )
+    try:
+        return load_squad_sets(args, tokenizer)
+    except (SquadFormatError, ValueError, OSError) as err:
+        parser.error(str(err))
+
+
+def load_squad_sets(args: argparse.Namespace, tokenizer: Any):
+    """The training windows of ``--train_file`` and the dev set of ``--predict_file`` (their first
+    ``--max_train_examples`` / ``--max_eval_examples`` questions) cut with the window flags; shared
+    by ``run_squad.py`` and ``squad_distill.py``."""
+    from .squad_trainer import load_squad_eval, load_squad_train
+
     windows = dict(
         max_seq_length=args.max_seq_length, doc_stride=args.doc_stride, max_query_length=args.max_query_length
     )
-    try:
-        train = load_squad_train(args.train_file, tokenizer, max_examples=args.max_train_examples, **windows)
-        dev = load_squad_eval(args.predict_file, tokenizer, max_examples=args.max_eval_examples, **windows)
-    except (SquadFormatError, ValueError, OSError) as err:
-        parser.error(str(err))
+    train = load_squad_train(args.train_file, tokenizer, max_examples=args.max_train_examples, **windows)
+    dev = load_squad_eval(args.predict_file, tokenizer, max_examples=args.max_eval_examples, **windows)
     return train, dev
 
 
@@ -207,25 +169,18 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser = build_parser()
     args = parser.parse_args(argv)
     validate_args(parser, args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_setup.setup_logging()
 
     # heavy imports only after validation
     import paddle
-    from paddlenlp.trainer import set_seed
     from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
 
     from .convert import resolve_backbone
     from .squad_trainer import SQUAD_METRIC, LengthAdaptiveSquadTrainer, SquadTrainer, squad_collator
-    from .trainer import clear_previous_run, get_last_checkpoint, make_training_args, write_results
+    from .trainer import write_results
 
     start = time.time()
-    if args.overwrite_output_dir:
-        clear_previous_run(args.output_dir)
-    resume_from = get_last_checkpoint(args.output_dir) if args.resume else None
-    if args.resume and resume_from is None:
-        logger.info("--resume: no checkpoint in %s, starting from scratch", args.output_dir)
-
-    set_seed(args.seed)
+    resume_from = run_setup.prepare_run(args, logger)
     backbone = resolve_backbone(args.model_name_or_path)
     logger.info("backbone %s -> %s", args.model_name_or_path, backbone)
     tokenizer = BertTokenizer.from_pretrained(backbone)
@@ -235,21 +190,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         "SQuAD: %d training windows; dev %d questions, %d windows", len(train_ds), len(dev.examples), len(dev.features)
     )
 
-    training_args = make_training_args(
-        output_dir=args.output_dir,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        num_train_epochs=args.num_train_epochs,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        logging_steps=args.logging_steps,
-        save_steps=args.save_steps,
-        eval_steps=args.eval_steps,
-        max_steps=args.max_steps,
-        device=args.device,
-        warmup_ratio=args.warmup_ratio,
-        metric_for_best_model=SQUAD_METRIC,
-    )
+    training_args = run_setup.training_arguments(args, SQUAD_METRIC)
     length_drop = length_drop_config(args)
     qa_head = checkpoint_has_qa_head(backbone)
     if qa_head:
@@ -306,10 +247,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         "train_metrics": train_result.metrics,
         "qa_head_from_checkpoint": qa_head,
         **length_drop_settings(length_drop),
-        "resumed_from": resume_from,
-        "wall_time_seconds": time.time() - start,
-        "train_wall_time_seconds": train_time,
-        "args": vars(args),
+        **run_setup.run_record(args, resume_from, start, train_time),
     }
     write_results(args.output_dir, results)
     logger.info(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,21 +9,14 @@ import pytest
 
 from paddle_binbert.data.glue import get_task_spec
 
-from .tiny import save_tiny_bert
+from .tiny import load_run_glue, save_tiny_bert
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 GLUE = FIXTURES / "glue"
 
 
-def _load_run_glue():
-    spec = importlib.util.spec_from_file_location("run_glue_example", ROOT / "examples" / "run_glue.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run_glue = _load_run_glue()
+run_glue = load_run_glue()
 
 
 @pytest.fixture(scope="module")

@@ -34,21 +34,22 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from ..length_adaptive.cli import check_length_drop_args, length_drop_config, length_drop_settings
+from .. import run_setup
+from ..length_adaptive.cli import length_drop_settings
 from ..quant.config import QuantConfig
-from ..squad_finetune import add_squad_arguments, validate_squad_arguments
+from ..squad_finetune import add_squad_arguments, load_squad_sets, validate_squad_arguments
 from ..squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, is_squad_task, squad_train_lengths
-from ..trainer import check_output_dir
-from .chain import binarybert_pipeline, parse_chain
 from .losses import DistillLossConfig
-from .recipes import get_method
 from .task_distill import (
     LENGTH_DROP_NOTE,
     _tokenizer_dir,
+    check_distill_chain,
+    check_distill_models,
+    check_distill_training,
     load_models,
-    loss_config_for,
+    make_distill_trainer,
     parse_with_config,
-    quant_config_for,
+    resolve_recipe,
     run_distill_chain,
     stored_size_mib,
 )
@@ -198,64 +199,14 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     for key, value in SQUAD_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.method is None:
-        args.method = "bibert"
-    if args.bi and args.method != "bibert":
-        parser.error(f"--bi means the BiBERT method; it conflicts with --method {args.method}")
-    if not os.path.exists(args.teacher_path):
-        parser.error(f"--teacher_path {args.teacher_path} does not exist")
-    if args.student_model_name_or_path is None:
-        args.student_model_name_or_path = args.teacher_path
-    elif not os.path.exists(args.student_model_name_or_path):
+    check_distill_models(parser, args)
+    if not os.path.exists(args.student_model_name_or_path):
         parser.error(f"--student_model_name_or_path {args.student_model_name_or_path} does not exist")
-    for name in ("teacher_path", "student_model_name_or_path"):
-        path = getattr(args, name)
-        if os.path.isfile(path) and args.model_config is None:
-            folder = next((p for p in (args.student_model_name_or_path, args.teacher_path) if os.path.isdir(p)), None)
-            if folder is None:
-                parser.error(f"--{name} {path} is a bare state dict: pass --model_config (config.json or folder)")
-            args.model_config = folder
-    for name in (
-        "max_seq_length",
-        "batch_size",
-        "logging_steps",
-        "eval_steps",
-        "save_steps",
-        "max_train_examples",
-        "max_eval_examples",
-    ):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name} must be positive, got {value}")
+    check_distill_training(parser, args)
     validate_squad_arguments(parser, args)
-    if args.save_steps is not None and (args.eval_steps is None or args.save_steps % args.eval_steps):
-        parser.error("--save_steps must be a multiple of --eval_steps")
-    if args.learning_rate <= 0 or args.temperature <= 0 or args.clip_lr <= 0:
-        parser.error("--learning_rate, --clip_lr and --temperature must be positive")
-    if args.max_steps == 0 or args.max_steps < -1:
-        parser.error("--max_steps must be positive or -1")
-    if not 0.0 <= args.warmup_ratio <= 1.0:
-        parser.error("--warmup_ratio must be in [0, 1]")
-    check_length_drop_args(parser, args)
     # multi-stage runs, as in task_distill.py: --distill_chain, and --method binarybert = its pipeline
-    args.chain = None
-    try:
-        if args.distill_chain:
-            args.chain = parse_chain(args.distill_chain)
-        elif args.method == "binarybert":
-            args.chain = binarybert_pipeline()
-        for stage in args.chain or []:
-            if stage.init == "split" and stage.split_budget_mb is None:
-                stage.split_budget_mb = args.split_budget_mb
-    except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
-    if args.split_budget_mb is not None and not any(s.init == "split" for s in args.chain or []):
-        parser.error("--split_budget_mb needs a chain with a split stage (--method binarybert)")
-    if args.split_budget_mb is not None and args.split_budget_mb <= 0:
-        parser.error("--split_budget_mb must be positive")
-    error = check_output_dir(args.output_dir, args.resume, args.overwrite_output_dir)
-    if error:
-        parser.error(error)
+    check_distill_chain(parser, args)
+    run_setup.check_output_dir_flag(parser, args)
 
 
 def _check_qa_checkpoint(path: str, flag: str) -> None:
@@ -308,43 +259,22 @@ def run(
     loss_config: Optional[DistillLossConfig] = None,
     student: Any = None,
 ) -> Dict[str, Any]:
-    """Distil, keep the best dev checkpoint (F1), save the student, its predictions and ``results.json``.
-
-    ``quant_config`` / ``loss_config`` default to the method's (with the ``--config`` overrides);
-    ``student`` (a ready model, as a chain stage prepares it) replaces loading
-    ``--student_model_name_or_path``.
-    """
-    from paddlenlp.trainer import set_seed
+    """:func:`~paddle_binbert.distill.task_distill.run` (same arguments) for SQuAD: distil, keep the
+    best dev checkpoint (F1), save the student, its predictions and ``results.json``."""
     from paddlenlp.transformers import BertTokenizer
 
     from ..accounting import flops_g, size_mib
     from ..data.squad import SquadFormatError
     from ..models import quant_config_of
-    from ..squad_trainer import load_squad_eval, load_squad_train, squad_collator
-    from ..trainer import clear_previous_run, get_last_checkpoint, make_training_args, write_results
+    from ..squad_trainer import squad_collator
+    from ..trainer import write_results
 
     start = time.time()
-    method = get_method(args.method)
-    if student is not None:
-        quant_config = quant_config_of(student)
-    elif quant_config is None:
-        quant_config = quant_config_for(args, method.name)
-    if loss_config is None:
-        loss_config = loss_config_for(args, method.name)
-    logger.info("method %s, quantization %s, loss %s", method.name, quant_config.bits_str, loss_config.weights())
-
-    if args.overwrite_output_dir:
-        clear_previous_run(args.output_dir)
-    resume_from = get_last_checkpoint(args.output_dir) if args.resume else None
-
-    set_seed(args.seed)
+    method, quant_config, loss_config = resolve_recipe(args, quant_config, loss_config, student)
+    resume_from = run_setup.prepare_run(args, logger)
     tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
-    windows = dict(
-        max_seq_length=args.max_seq_length, doc_stride=args.doc_stride, max_query_length=args.max_query_length
-    )
     try:
-        train_ds = load_squad_train(args.train_file, tokenizer, max_examples=args.max_train_examples, **windows)
-        dev = load_squad_eval(args.predict_file, tokenizer, max_examples=args.max_eval_examples, **windows)
+        train_ds, dev = load_squad_sets(args, tokenizer)
     except SquadFormatError as err:
         raise SquadFormatError(f"bad SQuAD file: {err}") from err
     logger.info(
@@ -352,37 +282,19 @@ def run(
     )
     teacher, student = load_qa_models(args, quant_config, student)
 
-    training_args = make_training_args(
-        output_dir=args.output_dir,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate * loss_config.lr_multiplier,
-        num_train_epochs=args.num_train_epochs,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        logging_steps=args.logging_steps,
-        save_steps=args.save_steps,
-        eval_steps=args.eval_steps,
-        max_steps=args.max_steps,
-        device=args.device,
-        warmup_ratio=args.warmup_ratio,
-        metric_for_best_model=SQUAD_METRIC,
-    )
-    length_drop = length_drop_config(args)
-    if length_drop is not None:
-        logger.info("LengthDrop distillation: %s", length_drop)
-    trainer = SquadDistillationTrainer(
-        model=student,
-        args=training_args,
-        train_dataset=train_ds,
-        eval_dataset=dev,
-        tokenizer=tokenizer,
+    trainer = make_distill_trainer(
+        SquadDistillationTrainer,
+        args,
+        SQUAD_METRIC,
+        student,
+        teacher,
+        loss_config,
+        tokenizer,
+        train_ds,
+        dev,
         data_collator=squad_collator(int(tokenizer.pad_token_id)),
-        teacher=teacher,
-        loss_config=loss_config,
         n_best_size=args.n_best_size,
         max_answer_length=args.max_answer_length,
-        clip_lr=args.clip_lr,
-        length_drop=length_drop,
     )
     teacher_metrics = trainer.evaluate_teacher()
     logger.info("teacher dev: EM %.2f F1 %.2f", teacher_metrics["teacher_exact_match"], teacher_metrics["teacher_f1"])
@@ -407,7 +319,7 @@ def run(
         "teacher_gflops": flops_g(teacher.config, (32, 32, 32), args.max_seq_length),
         "loss": loss_config.weights(),
         "temperature": loss_config.temperature,
-        **length_drop_settings(length_drop),
+        **length_drop_settings(trainer.length_drop),
         "epochs": trainer.state.epoch,
         "global_steps": trainer.state.global_step,
         "best_checkpoint": trainer.state.best_model_checkpoint,
@@ -418,9 +330,7 @@ def run(
         "predictions_file": pred_file,
         "nbest_predictions_file": nbest_file,
         "train_loss": train_result.training_loss,
-        "resumed_from": resume_from,
-        "wall_time_seconds": time.time() - start,
-        "args": dict(vars(args)),
+        **run_setup.run_record(args, resume_from, start),
     }
     write_results(args.output_dir, results)
     print(
@@ -435,7 +345,7 @@ def run(
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Entry point of ``examples/squad_distill.py`` (and of ``task_distill.py --task_name squad``)."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_setup.setup_logging()
     if args.chain:
         return run_distill_chain(args, run_fn=run, load=load_qa, metric=SQUAD_METRIC)
     return run(args)

@@ -30,10 +30,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 
+from .. import run_setup
 from ..data.glue import GLUE_TASKS, check_glue_files, get_task_spec
 from ..length_adaptive.cli import add_length_drop_args, check_length_drop_args, length_drop_config, length_drop_settings
 from ..quant.config import QuantConfig
-from ..trainer import check_output_dir
 from .chain import ChainStage, binarybert_pipeline, parse_chain, run_chain, stage_dir_name
 from .losses import DistillLossConfig
 from .recipes import METHODS, get_method, loss_config_from_flags
@@ -219,6 +219,17 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     for key, value in TASK_DEFAULTS.get(spec.name, {}).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    check_distill_models(parser, args)
+    check_distill_training(parser, args)
+    check_distill_chain(parser, args)
+    run_setup.check_output_dir_flag(parser, args)
+
+
+def check_distill_models(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--method`` defaults to bibert and must agree with ``--bi``; ``--teacher_path`` must exist;
+    the student defaults to the teacher; a bare state dict without ``--model_config`` takes its
+    architecture from the student or teacher folder (``parser.error`` when there is none).
+    Shared by ``task_distill.py`` and ``squad_distill.py``."""
     if args.method is None:
         args.method = "bibert"
     if args.bi and args.method != "bibert":
@@ -234,16 +245,24 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             if folder is None:
                 parser.error(f"--{name} {path} is a bare state dict: pass --model_config (config.json or folder)")
             args.model_config = folder
-    positive = ("max_seq_length", "batch_size", "logging_steps", "eval_steps", "save_steps")
-    for name in positive + ("max_train_examples", "max_eval_examples"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name} must be positive, got {value}")
-    if args.save_steps is not None and args.save_steps % args.eval_steps:
-        parser.error("--save_steps must be a multiple of --eval_steps")
+
+
+def check_distill_training(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The training flags: the :mod:`paddle_binbert.run_setup` checks, ``--learning_rate --clip_lr
+    --temperature`` positive and the LengthDrop flags (``parser.error`` on a problem). Shared by
+    ``task_distill.py`` and ``squad_distill.py``."""
+    run_setup.check_positive(parser, args)
     if args.learning_rate <= 0 or args.temperature <= 0 or args.clip_lr <= 0:
         parser.error("--learning_rate, --clip_lr and --temperature must be positive")
+    run_setup.check_schedule(parser, args)
     check_length_drop_args(parser, args)
+
+
+def check_distill_chain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Set ``args.chain``, the stages of a multi-stage run (``--distill_chain``, or BinaryBERT's
+    pipeline for ``--method binarybert``; None for one stage), with ``--split_budget_mb`` given to
+    its split stages (``parser.error`` on a bad chain or budget). Shared by ``task_distill.py`` and
+    ``squad_distill.py``."""
     args.chain = None
     try:
         if args.distill_chain:
@@ -260,9 +279,6 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error("--split_budget_mb needs a chain with a split stage (--method binarybert)")
     if args.split_budget_mb is not None and args.split_budget_mb <= 0:
         parser.error("--split_budget_mb must be positive")
-    error = check_output_dir(args.output_dir, args.resume, args.overwrite_output_dir)
-    if error:
-        parser.error(error)
 
 
 def _tokenizer_dir(args: argparse.Namespace) -> str:
@@ -353,6 +369,64 @@ def loss_config_for(args: argparse.Namespace, method_name: str) -> DistillLossCo
     return loss_config
 
 
+def resolve_recipe(
+    args: argparse.Namespace,
+    quant_config: Optional[QuantConfig] = None,
+    loss_config: Optional[DistillLossConfig] = None,
+    student: Any = None,
+) -> Tuple[Any, QuantConfig, DistillLossConfig]:
+    """The ``--method`` recipe, the student's quantization (a ready ``student``'s own, else
+    ``quant_config`` or :func:`quant_config_for`) and the loss (``loss_config`` or
+    :func:`loss_config_for`), logged; shared by the GLUE and SQuAD :func:`run`."""
+    from ..models import quant_config_of
+
+    method = get_method(args.method)
+    if student is not None:
+        quant_config = quant_config_of(student)
+    elif quant_config is None:
+        quant_config = quant_config_for(args, method.name)
+    if loss_config is None:
+        loss_config = loss_config_for(args, method.name)
+    logger.info("method %s, quantization %s, loss %s", method.name, quant_config.bits_str, loss_config.weights())
+    return method, quant_config, loss_config
+
+
+def make_distill_trainer(
+    trainer_cls: Callable[..., Any],
+    args: argparse.Namespace,
+    metric: str,
+    student: Any,
+    teacher: Any,
+    loss_config: DistillLossConfig,
+    tokenizer: Any,
+    train_dataset: Any,
+    eval_dataset: Any,
+    **task_kwargs: Any,
+) -> Any:
+    """A ``trainer_cls`` (:class:`~paddle_binbert.distill.trainer.DistillationTrainer` or a subclass)
+    set up from the distillation flags: ``TrainingArguments`` with ``--learning_rate`` scaled by the
+    loss recipe's ``lr_multiplier`` and the best checkpoint by ``metric``, ``--clip_lr`` for the
+    quantizer parameters and LengthDrop from the ``--length_adaptive`` flags (logged when on);
+    ``task_kwargs``: the task's own arguments (collator, metrics ...). Shared by the GLUE and SQuAD
+    :func:`run`."""
+    training_args = run_setup.training_arguments(args, metric, args.learning_rate * loss_config.lr_multiplier)
+    length_drop = length_drop_config(args)
+    if length_drop is not None:
+        logger.info("LengthDrop distillation: %s", length_drop)
+    return trainer_cls(
+        model=student,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        tokenizer=tokenizer,
+        teacher=teacher,
+        loss_config=loss_config,
+        clip_lr=args.clip_lr,
+        length_drop=length_drop,
+        **task_kwargs,
+    )
+
+
 def run(
     args: argparse.Namespace,
     quant_config: Optional[QuantConfig] = None,
@@ -365,38 +439,19 @@ def run(
     ``student`` (a ready model, as a chain stage prepares it) replaces loading
     ``--student_model_name_or_path``.
     """
-    from paddlenlp.trainer import set_seed
     from paddlenlp.transformers import BertTokenizer
 
     from ..accounting import flops_g, size_mib
     from ..data.glue import glue_collator, load_glue_features
     from ..data.metrics import main_metric_name
     from ..models import quant_config_of
-    from ..trainer import (
-        clear_previous_run,
-        get_last_checkpoint,
-        glue_compute_metrics,
-        make_training_args,
-        write_results,
-    )
+    from ..trainer import glue_compute_metrics, write_results
     from .trainer import DistillationTrainer
 
     start = time.time()
     spec = get_task_spec(args.task_name)
-    method = get_method(args.method)
-    if student is not None:
-        quant_config = quant_config_of(student)
-    elif quant_config is None:
-        quant_config = quant_config_for(args, method.name)
-    if loss_config is None:
-        loss_config = loss_config_for(args, method.name)
-    logger.info("method %s, quantization %s, loss %s", method.name, quant_config.bits_str, loss_config.weights())
-
-    if args.overwrite_output_dir:
-        clear_previous_run(args.output_dir)
-    resume_from = get_last_checkpoint(args.output_dir) if args.resume else None
-
-    set_seed(args.seed)
+    method, quant_config, loss_config = resolve_recipe(args, quant_config, loss_config, student)
+    resume_from = run_setup.prepare_run(args, logger)
     tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
     teacher, student = load_models(args, quant_config, student)
     train_split = "train_aug" if args.aug_train else "train"
@@ -407,37 +462,19 @@ def run(
         args.data_dir, spec.name, spec.dev_splits[0], tokenizer, args.max_seq_length, args.max_eval_examples
     )
     metric = main_metric_name(spec.name)
-    training_args = make_training_args(
-        output_dir=args.output_dir,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate * loss_config.lr_multiplier,
-        num_train_epochs=args.num_train_epochs,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        logging_steps=args.logging_steps,
-        save_steps=args.save_steps,
-        eval_steps=args.eval_steps,
-        max_steps=args.max_steps,
-        device=args.device,
-        warmup_ratio=args.warmup_ratio,
-        metric_for_best_model=metric,
-    )
-    length_drop = length_drop_config(args)
-    if length_drop is not None:
-        logger.info("LengthDrop distillation: %s", length_drop)
-    trainer = DistillationTrainer(
-        model=student,
-        args=training_args,
-        train_dataset=train_ds,
-        eval_dataset=dev_ds,
-        tokenizer=tokenizer,
+    trainer = make_distill_trainer(
+        DistillationTrainer,
+        args,
+        metric,
+        student,
+        teacher,
+        loss_config,
+        tokenizer,
+        train_ds,
+        dev_ds,
         data_collator=glue_collator(tokenizer),
         compute_metrics=glue_compute_metrics(spec.name),
-        teacher=teacher,
-        loss_config=loss_config,
         is_regression=spec.is_regression,
-        clip_lr=args.clip_lr,
-        length_drop=length_drop,
     )
     teacher_metrics = trainer.evaluate_teacher()
     logger.info("teacher dev: %s", teacher_metrics)
@@ -459,16 +496,14 @@ def run(
         "teacher_size_mib": size_mib(teacher.config, (32, 32, 32)),
         "student_gflops": flops_g(student.config, bits, args.max_seq_length),
         "loss": loss_config.weights(),
-        **length_drop_settings(length_drop),
+        **length_drop_settings(trainer.length_drop),
         "epochs": trainer.state.epoch,
         "global_steps": trainer.state.global_step,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "num_train_examples": len(train_ds),
         "num_dev_examples": len(dev_ds),
         "train_loss": train_result.training_loss,
-        "resumed_from": resume_from,
-        "wall_time_seconds": time.time() - start,
-        "args": {k: v for k, v in vars(args).items()},
+        **run_setup.run_record(args, resume_from, start),
     }
     write_results(args.output_dir, results)
     print(
@@ -584,7 +619,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
         return squad_main(argv)
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_setup.setup_logging()
     if args.chain:
         return run_distill_chain(args)
     return run(args)

@@ -39,6 +39,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import run_setup
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -618,6 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from ..data.glue import check_glue_files, get_task_spec
     from ..data.squad import is_squad_task
+    from ..squad_finetune import check_squad_windows
 
     args.squad = is_squad_task(args.task_name)
     if args.squad:
@@ -629,11 +632,6 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         if not os.path.isfile(args.predict_file):
             what = "is a folder, not a file" if os.path.isdir(args.predict_file) else "does not exist"
             parser.error(f"--predict_file {args.predict_file} {what} (expected a SQuAD v1.1 JSON file)")
-        for name in ("doc_stride", "n_best_size", "max_answer_length"):
-            if getattr(args, name) < 1:
-                parser.error(f"--{name} must be positive, got {getattr(args, name)}")
-        if args.max_query_length < 1:
-            parser.error(f"--max_query_length must be positive, got {args.max_query_length}")
     else:
         if args.predict_file is not None:
             parser.error(
@@ -655,24 +653,22 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         args.tolerance = DEFAULT_TOLERANCE[int(args.squad)]
     if not os.path.isdir(args.checkpoint):
         parser.error(f"--checkpoint {args.checkpoint} is not a folder")
-    for name in (
-        "max_seq_length",
-        "batch_size",
-        "population_size",
-        "latency_batch_size",
-        "latency_repeats",
-        "min_length",
-        "measure_examples",
-        "max_eval_examples",
-    ):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name} must be positive, got {value}")
-    if args.squad and args.max_seq_length < args.max_query_length + 4:
-        parser.error(
-            f"--max_seq_length {args.max_seq_length} leaves no room for the context: it must be at least "
-            f"--max_query_length + 4 = {args.max_query_length + 4}"
-        )
+    run_setup.check_positive(
+        parser,
+        args,
+        (
+            "max_seq_length",
+            "batch_size",
+            "population_size",
+            "latency_batch_size",
+            "latency_repeats",
+            "min_length",
+            "measure_examples",
+            "max_eval_examples",
+        ),
+    )
+    if args.squad:
+        check_squad_windows(parser, args)
     for name in ("evo_iter", "mutation_size", "crossover_size"):
         if getattr(args, name) < 0:
             parser.error(f"--{name} must be >= 0")
@@ -769,7 +765,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _validate(parser, args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_setup.setup_logging()
     os.makedirs(args.output_dir, exist_ok=True)
 
     from paddlenlp.transformers import BertTokenizer

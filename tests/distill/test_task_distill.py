@@ -15,12 +15,11 @@ from paddle_binbert.distill.losses import DistillLossConfig
 from paddle_binbert.distill.recipes import get_method, loss_config_from_flags
 from paddle_binbert.distill.task_distill import main
 from paddle_binbert.models import quant_config_of
+from tests.tiny import BIBERT_FLAGS
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")
 SST2 = os.path.join(FIXTURES, "glue", "SST-2")
 STSB = os.path.join(FIXTURES, "glue", "STS-B")
-BIBERT_FLAGS = ["--bi", "--pred_distill", "--query_distill", "--key_distill", "--value_distill",
-                "--intermediate_distill"]
 
 
 def make_teacher(path, num_labels=2, vocab_size=None, seed=0):

@@ -1,22 +1,14 @@
 """A tiny checkpoint trained by examples/run_glue.py --length_adaptive, shared by the tests here."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from ..tiny import save_tiny_bert
+from .helpers import ROOT, load_run_glue, sst2_args
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-
-
-def _load_run_glue():
-    spec = importlib.util.spec_from_file_location("run_glue_la_example", ROOT / "examples" / "run_glue.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -40,18 +32,7 @@ def la_run(tiny_bert_dir, glue_dir, tmp_path_factory):
     argv = [
         "--model_name_or_path",
         str(tiny_bert_dir),
-        "--task_name",
-        "SST-2",
-        "--data_dir",
-        str(glue_dir),
-        "--output_dir",
-        str(out),
-        "--max_seq_length",
-        "24",
-        "--batch_size",
-        "4",
-        "--learning_rate",
-        "1e-3",
+        *sst2_args(glue_dir, out, "--max_seq_length", "24", "--batch_size", "4", "--learning_rate", "1e-3"),
         "--logging_steps",
         "2",
         "--max_steps",
@@ -66,7 +47,7 @@ def la_run(tiny_bert_dir, glue_dir, tmp_path_factory):
         "--layer_dropout_prob",
         "0.2",
     ]
-    results = _load_run_glue().main(argv)
+    results = load_run_glue().main(argv)
     return out, results, json.loads((out / "trainer_state.json").read_text())
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import paddle
 import pytest
 from paddlenlp.transformers import (
-    BertConfig,
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertTokenizer,
@@ -38,32 +37,23 @@ from paddle_binbert.squad_finetune import checkpoint_has_qa_head
 from paddle_binbert.squad_finetune import main as run_squad
 
 from ..squad.helpers import write_squad_files
-from .conftest import _load_run_glue
+from ..tiny import BIBERT_FLAGS, save_tiny_checkpoint
+from .helpers import load_run_glue
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 SST2 = FIXTURES / "glue" / "SST-2"
-BIBERT_FLAGS = [
-    "--bi",
-    "--pred_distill",
-    "--query_distill",
-    "--key_distill",
-    "--value_distill",
-    "--intermediate_distill",
-]
 LA = ["--length_adaptive", "--num_sandwich", "2", "--length_drop_ratio_bound", "0.3", "--layer_dropout_prob", "0.2"]
 LA_PARTS = {"loss_la_full", "loss_la_smallest", "loss_la_random"}
 
 
 def save_checkpoint(path, cls, seed=0, dropout=0.1, num_labels=2, init_range=0.02):
     """A random 2-layer, width-32 BERT of class ``cls`` with the fixture vocabulary, saved to ``path``."""
-    tok = BertTokenizer(str(FIXTURES / "vocab.txt"))
-    cfg = BertConfig(
-        vocab_size=len(tok.vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
+    return save_tiny_checkpoint(
+        path,
+        FIXTURES / "vocab.txt",
+        cls,
+        seed,
         max_position_embeddings=64,
         num_labels=num_labels,
         hidden_dropout_prob=dropout,
@@ -71,11 +61,6 @@ def save_checkpoint(path, cls, seed=0, dropout=0.1, num_labels=2, init_range=0.0
         initializer_range=init_range,
         use_cache=False,
     )
-    paddle.seed(seed)
-    model = cls(cfg)
-    model.save_pretrained(str(path))
-    tok.save_pretrained(str(path))
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +116,7 @@ def train_logs(out):
 
 def _parsers():
     return {
-        "run_glue": _load_run_glue().build_parser(),
+        "run_glue": load_run_glue().build_parser(),
         "run_squad": squad_parser(),
         "task_distill": task_distill.build_parser(),
         "squad_distill": squad_distill.build_parser(),

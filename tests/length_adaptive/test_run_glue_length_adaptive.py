@@ -4,6 +4,8 @@ import pytest
 
 from paddle_binbert.length_adaptive.search import GlueDevEvaluator
 
+from .helpers import load_run_glue, sst2_args
+
 
 def test_run_glue_length_adaptive(la_run):
     out, results, state = la_run
@@ -30,21 +32,8 @@ def test_run_glue_length_adaptive(la_run):
     "flag, value", [("--num_sandwich", "-1"), ("--length_drop_ratio_bound", "1.0"), ("--layer_dropout_prob", "-0.1")]
 )
 def test_bad_length_adaptive_flags(tiny_bert_dir, glue_dir, tmp_path, flag, value, capsys):
-    from tests.length_adaptive.conftest import _load_run_glue
-
-    argv = [
-        "--model_name_or_path",
-        str(tiny_bert_dir),
-        "--task_name",
-        "SST-2",
-        "--data_dir",
-        str(glue_dir),
-        "--output_dir",
-        str(tmp_path / "x"),
-        "--length_adaptive",
-        flag,
-        value,
-    ]
+    argv = ["--model_name_or_path", str(tiny_bert_dir), *sst2_args(glue_dir, tmp_path / "x", "--length_adaptive")]
+    argv += [flag, value]
     with pytest.raises(SystemExit):
-        _load_run_glue().main(argv)
+        load_run_glue().main(argv)
     assert flag in capsys.readouterr().err

@@ -16,6 +16,8 @@ from paddle_binbert.length_adaptive.search import (
     pick_config,
 )
 
+from .helpers import quick_search, record_evaluations, sst2_args
+
 
 def brute_force_front(costs, scores):
     n = len(costs)
@@ -83,38 +85,15 @@ def test_initial_population_spread_and_pick():
     assert pick_config(records, 0.90, 0.05)["config"] == [2]
 
 
+def _argv(checkpoint, glue_dir, out, *extra):
+    """search-length on the SST-2 fixture with 24-token inputs."""
+    return ["--checkpoint", str(checkpoint), *sst2_args(glue_dir, out, "--max_seq_length", "24", *extra)]
+
+
 def test_search_resumes_from_its_cache(tiny_la_checkpoint, glue_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "search"
-    argv = [
-        "--checkpoint",
-        str(tiny_la_checkpoint),
-        "--task_name",
-        "SST-2",
-        "--data_dir",
-        str(glue_dir),
-        "--output_dir",
-        str(out),
-        "--max_seq_length",
-        "24",
-        "--population_size",
-        "4",
-        "--evo_iter",
-        "2",
-        "--mutation_size",
-        "2",
-        "--crossover_size",
-        "2",
-        "--latency_repeats",
-        "1",
-    ]
-    calls = []
-    original = GlueDevEvaluator.__call__
-
-    def counting(self, config):
-        calls.append(tuple(config))
-        return original(self, config)
-
-    monkeypatch.setattr(GlueDevEvaluator, "__call__", counting)
+    argv = _argv(tiny_la_checkpoint, glue_dir, out, *quick_search(population_size=4, evo_iter=2))
+    calls = record_evaluations(monkeypatch, GlueDevEvaluator)
     assert main(argv) == 0
     first = len(calls)
     assert first >= 5 and len(set(calls)) == first
@@ -145,23 +124,7 @@ def test_search_resumes_from_its_cache(tiny_la_checkpoint, glue_dir, tmp_path, m
 
 def test_measure_mode(tiny_la_checkpoint, glue_dir, tmp_path, capsys):
     out = tmp_path / "measure"
-    argv = [
-        "--checkpoint",
-        str(tiny_la_checkpoint),
-        "--task_name",
-        "SST-2",
-        "--data_dir",
-        str(glue_dir),
-        "--output_dir",
-        str(out),
-        "--max_seq_length",
-        "24",
-        "--measure",
-        "--length_config",
-        "12,6",
-        "--measure_examples",
-        "8",
-    ]
+    argv = _argv(tiny_la_checkpoint, glue_dir, out, "--measure", "--length_config", "12,6", "--measure_examples", "8")
     assert main(argv) == 0
     table = (out / "speed.md").read_text()
     assert "| 1 |" in table and "| 32 |" in table and "12-6" in table

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
-from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertTokenizer
+from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification, BertTokenizer
 
 from paddle_binbert.data.squad import (
     load_squad_json,
@@ -22,6 +22,9 @@ from paddle_binbert.length_adaptive import length_config_macs, measure_latency, 
 from paddle_binbert.length_adaptive.search import SquadDevEvaluator, main
 from paddle_binbert.squad_trainer import load_squad_eval
 
+from ..tiny import save_tiny_checkpoint
+from .helpers import quick_search, record_evaluations
+
 SQUAD_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "squad"
 SQUAD_FILE = SQUAD_FIXTURES / "tiny-v1.1.json"  # 11 questions; one long context (several windows each)
 VOCAB = SQUAD_FIXTURES / "vocab.txt"
@@ -30,19 +33,7 @@ WINDOWS = dict(max_seq_length=96, doc_stride=48, max_query_length=16)
 
 def _save_tiny(folder: Path, cls) -> Path:
     """A random 2-layer, width-32 BERT of class ``cls`` with the SQuAD fixture vocabulary."""
-    tokenizer = BertTokenizer(str(VOCAB))
-    config = BertConfig(
-        vocab_size=len(tokenizer.vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    paddle.seed(0)
-    model = cls(config)
-    model.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
+    save_tiny_checkpoint(folder, VOCAB, cls)
     return folder
 
 
@@ -146,30 +137,14 @@ def _argv(checkpoint, out, predict_file=SQUAD_FILE, *extra):
         "6",
         "--batch_size",
         "8",
-        "--population_size",
-        "3",
-        "--evo_iter",
-        "1",
-        "--mutation_size",
-        "2",
-        "--crossover_size",
-        "2",
-        "--latency_repeats",
-        "1",
+        *quick_search(population_size=3, evo_iter=1),
         *extra,
     ]
 
 
 def test_search_squad_end_to_end(qa_checkpoint, tmp_path, monkeypatch, capsys):
     out = tmp_path / "search"
-    calls = []
-    original = SquadDevEvaluator.__call__
-
-    def counting(self, config):
-        calls.append(tuple(config))
-        return original(self, config)
-
-    monkeypatch.setattr(SquadDevEvaluator, "__call__", counting)
+    calls = record_evaluations(monkeypatch, SquadDevEvaluator)
     argv = _argv(qa_checkpoint, out, SQUAD_FILE, "--measure", "--measure_examples", "4")
     assert main(argv) == 0
     first = len(calls)
@@ -288,39 +263,10 @@ def test_squad_errors(qa_checkpoint, cls_checkpoint, tmp_path, capsys):
         ["--checkpoint", str(qa_checkpoint), "--task_name", "squad", "--predict_file", str(broken), *base], capsys
     )
     assert "--predict_file" in err and "bad_answer_start.json" in err
-    err = _error(
-        [
-            "--checkpoint",
-            str(qa_checkpoint),
-            "--task_name",
-            "squad",
-            "--predict_file",
-            str(SQUAD_FILE),
-            "--output_dir",
-            out,
-            "--max_seq_length",
-            "256",
-        ],
-        capsys,
-    )
+    squad = ["--checkpoint", str(qa_checkpoint), "--task_name", "squad", "--predict_file", str(SQUAD_FILE)]
+    err = _error([*squad, "--output_dir", out, "--max_seq_length", "256"], capsys)
     assert "exceeds the 128 position embeddings" in err
-    err = _error(
-        [
-            "--checkpoint",
-            str(qa_checkpoint),
-            "--task_name",
-            "squad",
-            "--predict_file",
-            str(SQUAD_FILE),
-            "--output_dir",
-            out,
-            "--max_seq_length",
-            "40",
-            "--max_query_length",
-            "64",
-        ],
-        capsys,
-    )
+    err = _error([*squad, "--output_dir", out, "--max_seq_length", "40", "--max_query_length", "64"], capsys)
     assert "--max_query_length + 4" in err
 
 

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -11,23 +9,8 @@ from paddle_binbert import load_model
 from paddle_binbert.distill.squad_distill import build_parser, main, wants_squad
 from paddle_binbert.models import quant_config_of
 
-from .helpers import make_qa_checkpoint, write_squad_files
-
-ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-BIBERT_FLAGS = ["--bi", "--pred_distill", "--query_distill", "--key_distill", "--value_distill",
-                "--intermediate_distill"]
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return write_squad_files(tmp_path_factory.mktemp("squad"))
-
-
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    path = tmp_path_factory.mktemp("qa_teacher")
-    make_qa_checkpoint(path)
-    return str(path)
+from ..tiny import BIBERT_FLAGS
+from .helpers import make_qa_checkpoint, run_example
 
 
 def common(teacher, files, out):
@@ -36,12 +19,12 @@ def common(teacher, files, out):
             "--teacher_path", teacher, "--task_name", "squad", "--train_file", files[0], "--predict_file", files[1],
             "--max_seq_length", "24", "--doc_stride", "6", "--max_query_length", "10", "--batch_size", "8",
             "--learning_rate", "1e-3", "--logging_steps", "1", "--eval_steps", "2", "--seed", "1",
-            "--output_dir", str(out)]
+            "--output_dir", str(out)]  # fmt: skip
 
 
-def test_bibert_student(teacher, files, tmp_path):
+def test_bibert_student(qa_checkpoint, files, tmp_path):
     out = tmp_path / "bibert"
-    results = main(common(teacher, files, out) + ["--max_steps", "4"] + BIBERT_FLAGS)
+    results = main(common(qa_checkpoint, files, out) + ["--max_steps", "4"] + BIBERT_FLAGS)
     saved = json.loads((out / "results.json").read_text())
     assert saved["method"] == "bibert" and saved["bits"] == "1-1-1" and saved["main_metric"] == "f1"
     assert set(saved["loss"]) == {"pred", "hard_label", "hid_distance", "query", "key", "value"}
@@ -56,20 +39,18 @@ def test_bibert_student(teacher, files, tmp_path):
     log = json.loads((out / "trainer_state.json").read_text())["log_history"]
     train_logs = [e for e in log if "loss" in e]
     assert {"loss_pred", "loss_hard_label", "loss_query", "loss_key", "loss_value", "loss_hid_distance"} <= set(
-        train_logs[0])
+        train_logs[0]
+    )
     assert any("eval_f1" in e for e in log)
 
 
-def test_bit_student_and_resume(teacher, files, tmp_path):
+def test_bit_student_and_resume(qa_checkpoint, files, tmp_path):
     out = tmp_path / "bit"
-    args = common(teacher, files, out) + ["--method", "bit", "--temperature", "2"]
-    script = os.path.join(ROOT, "examples", "squad_distill.py")
-    first = subprocess.run([sys.executable, script, *args, "--max_steps", "2"], capture_output=True, text=True,
-                           timeout=300)
+    args = common(qa_checkpoint, files, out) + ["--method", "bit", "--temperature", "2"]
+    first = run_example("squad_distill.py", *args, "--max_steps", "2")
     assert first.returncode == 0, first.stderr[-2000:]
     os.remove(out / "results.json")
-    second = subprocess.run([sys.executable, script, *args, "--max_steps", "4", "--resume"], capture_output=True,
-                            text=True, timeout=300)
+    second = run_example("squad_distill.py", *args, "--max_steps", "4", "--resume")
     assert second.returncode == 0, second.stderr[-2000:]
     saved = json.loads((out / "results.json").read_text())
     assert saved["method"] == "bit" and saved["bits"] == "1-1-1"
@@ -82,19 +63,19 @@ QUICK = ["--max_steps", "1", "--eval_steps", "1", "--max_eval_examples", "2"]
 
 
 @pytest.mark.parametrize("method", ["bwn", "binarybert_ternary", "tinybert"])
-def test_other_presets_run(teacher, files, tmp_path, method):
-    results = main(common(teacher, files, tmp_path / method) + ["--method", method] + QUICK)
+def test_other_presets_run(qa_checkpoint, files, tmp_path, method):
+    results = main(common(qa_checkpoint, files, tmp_path / method) + ["--method", method] + QUICK)
     assert results["method"] == method and results["global_steps"] == 1
 
 
-def test_binarybert_pipeline_and_bit_chain(teacher, files, tmp_path):
+def test_binarybert_pipeline_and_bit_chain(qa_checkpoint, files, tmp_path):
     out = tmp_path / "binarybert"
-    results = main(common(teacher, files, out) + ["--method", "binarybert"] + QUICK)
+    results = main(common(qa_checkpoint, files, out) + ["--method", "binarybert"] + QUICK)
     assert [r["stage"] for r in results["chain"]] == ["ternary_intermediate", "ternary_prediction", "split_binary"]
     assert results["global_steps"] == 3 and results["chain"][-1]["student"]["f1"] >= 0.0
     assert type(load_model(str(out))).__name__ == "BertForQuestionAnswering"
     out = tmp_path / "bit_chain"
-    results = main(common(teacher, files, out) + ["--method", "bit", "--distill_chain", "1-1-2,1-1-1"] + QUICK)
+    results = main(common(qa_checkpoint, files, out) + ["--method", "bit", "--distill_chain", "1-1-2,1-1-1"] + QUICK)
     assert [r["bits"] for r in results["chain"]] == ["1-1-2", "1-1-1"]
     assert results["chain"][1]["teacher_from"] == "previous stage"
 
@@ -112,20 +93,29 @@ def test_help_documents_every_flag():
     parser = build_parser()
     for action in parser._actions:
         assert action.help, action.dest
-    text = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "squad_distill.py"), "--help"],
-                          capture_output=True, text=True, timeout=120).stdout
-    for option in ("--train_file", "--predict_file", "--doc_stride", "--n_best_size", "--bi", "--method",
-                   "--query_distill", "--temperature", "--resume", "--config"):
+    text = run_example("squad_distill.py", "--help", timeout=120).stdout
+    for option in (
+        "--train_file",
+        "--predict_file",
+        "--doc_stride",
+        "--n_best_size",
+        "--bi",
+        "--method",
+        "--query_distill",
+        "--temperature",
+        "--resume",
+        "--config",
+    ):
         assert option in text
     for action in parser._actions:
         for option in action.option_strings:
             assert option in text
 
 
-def test_data_dir_and_config(teacher, files, tmp_path):
-    args = common(teacher, files, tmp_path / "a")
+def test_data_dir_and_config(qa_checkpoint, files, tmp_path):
+    args = common(qa_checkpoint, files, tmp_path / "a")
     i = args.index("--train_file")
-    del args[i:i + 4]  # no --train_file / --predict_file
+    del args[i : i + 4]  # no --train_file / --predict_file
     config = tmp_path / "c.yaml"
     config.write_text("method: bit\nmax_steps: 1\nloss:\n  hid_mse: 0.5\n")
     data_dir = os.path.dirname(files[0])
@@ -140,8 +130,8 @@ def test_data_dir_and_config(teacher, files, tmp_path):
     assert results["global_steps"] == 1
 
 
-def test_errors(teacher, files, tmp_path, capsys):
-    args = common(teacher, files, tmp_path / "a")
+def test_errors(qa_checkpoint, files, tmp_path, capsys):
+    args = common(qa_checkpoint, files, tmp_path / "a")
     bad_task = list(args)
     bad_task[bad_task.index("--task_name") + 1] = "SST-2"
     with pytest.raises(SystemExit):
