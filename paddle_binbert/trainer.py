@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -333,7 +332,8 @@ def previous_run_files(output_dir: str) -> List[str]:
     if not os.path.isdir(output_dir):
         return []
     found = sorted(
-        d for d in os.listdir(output_dir)
+        d
+        for d in os.listdir(output_dir)
         if d.startswith("checkpoint-") or (d.startswith("stage") and os.path.isdir(os.path.join(output_dir, d)))
     )
     for name in (RESULTS_FILE, "chain.json"):
@@ -371,9 +371,6 @@ def clear_previous_run(output_dir: str) -> None:
 
 def write_results(output_dir: str, results: Dict[str, Any]) -> str:
     """Write ``results.json`` atomically (temporary file + rename) and return its path."""
-    path = os.path.join(output_dir, RESULTS_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2, default=str)
-    os.replace(tmp, path)
-    return path
+    from .io_utils import write_json_atomic
+
+    return write_json_atomic(os.path.join(output_dir, RESULTS_FILE), results)

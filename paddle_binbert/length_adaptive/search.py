@@ -40,6 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import run_setup
+from ..io_utils import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -191,10 +192,7 @@ class SearchCache:
     def put(self, record: Record) -> None:
         """Store ``record`` (with a ``config`` list) and rewrite the file atomically."""
         self.entries[config_key(record["config"])] = record
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump({"meta": self.meta, "entries": self.entries}, handle, indent=1)
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, {"meta": self.meta, "entries": self.entries}, indent=1)
 
 
 class _PaddedDevEvaluator:
@@ -475,10 +473,7 @@ def write_reports(
     with open(os.path.join(output_dir, "pareto.md"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     summary["plot"] = _plot(records, front, pick, output_dir, metric, cost_key)
-    tmp = os.path.join(output_dir, "pick.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=2)
-    os.replace(tmp, os.path.join(output_dir, "pick.json"))
+    write_json_atomic(os.path.join(output_dir, "pick.json"), summary)
     return summary
 
 
@@ -588,7 +583,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--length_config",
         default=None,
-        help="with --measure: time this configuration (e.g. 64,60,52,40,32,24) and skip the search",
+        help="skip the search and use this configuration (e.g. 64,60,52,40,32,24) with --measure and / or --evaluate",
+    )
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="with --length_config: score the full model and the configuration on the dev data (all of it, or "
+        "the first --max_eval_examples) and write evaluate.json, e.g. to check a pick found on a dev subset",
     )
     p.add_argument(
         "--measure_examples",
@@ -680,8 +681,10 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"--tolerance must be >= 0, got {args.tolerance}")
     if args.min_length > args.max_seq_length:
         parser.error("--min_length must not exceed --max_seq_length")
-    if args.length_config is not None and not args.measure:
-        parser.error("--length_config is only used with --measure")
+    if args.length_config is not None and not (args.measure or args.evaluate):
+        parser.error("--length_config is only used with --measure or --evaluate")
+    if args.evaluate and args.length_config is None:
+        parser.error("--evaluate needs --length_config (the search itself scores every configuration)")
     if args.length_config is not None:
         try:
             args.length_config = parse_length_config(args.length_config)
@@ -787,6 +790,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         except ValueError as err:
             parser.error(str(err))
         summary: Dict[str, Any] = {"pick_config": list(args.length_config)}
+        if args.evaluate:
+            summary["evaluate"] = _evaluate_config(parser, args, model, tokenizer, args.length_config)
     else:
         evaluator, meta = _load_dev(parser, args, model, tokenizer)
         try:
@@ -865,6 +870,30 @@ def main(argv: Optional[List[str]] = None) -> int:
         summary["speed"] = rows
     print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def _evaluate_config(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, model: Any, tokenizer: Any, config: Config
+) -> Dict[str, Any]:
+    """Dev metrics of the full model and of ``config`` (``--evaluate``), written to ``evaluate.json``."""
+    evaluator, meta = _load_dev(parser, args, model, tokenizer)
+    result = {
+        **meta,
+        "metric": evaluator.metric,
+        "full": {k: float(v) for k, v in evaluator(None).items()},
+        "config": list(config),
+        "config_metrics": {k: float(v) for k, v in evaluator(config).items()},
+    }
+    result["drop"] = result["full"][evaluator.metric] - result["config_metrics"][evaluator.metric]
+    write_json_atomic(os.path.join(args.output_dir, "evaluate.json"), result)
+    logger.info(
+        "%s: full %.2f, %s %.2f",
+        evaluator.metric,
+        result["full"][evaluator.metric],
+        config_key(config),
+        result["config_metrics"][evaluator.metric],
+    )
+    return result
 
 
 def _dev_texts(data_dir: str, task: str, split: str, limit: int) -> List[Tuple[str, Optional[str]]]:

@@ -4,6 +4,12 @@ A quantized student is saved by PaddleNLP's own ``save_pretrained`` (config.json
 ``binbert_quant_config`` entry + ``model_state.pdparams`` holding the latent weights and the
 quantizer parameters). Loading rebuilds the FP class from the config, applies
 :func:`quantize_model` with the stored QuantConfig, then loads the state dict strictly.
+
+The config records of the model surgeries are replayed in the order they were applied
+(:func:`build_model`): ``binbert_half_width`` (BinaryBERT's half-width start, FP projections
+rebuilt by :func:`~paddle_binbert.splitting.half_width.apply_half_width_layout`), then
+``binbert_quant_config`` (:func:`quantize_model`), then ``binbert_split`` (TWS layers,
+:func:`~paddle_binbert.splitting.tws.apply_split_layout`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,14 @@ from paddlenlp.transformers.model_utils import load_state_dict
 from ..quant.config import QuantConfig
 from .quantize import QUANT_CONFIG_KEY, SUPPORTED_MODELS, quantize_model
 
-__all__ = ["build_model", "latent_fp_model", "load_model", "load_state_strict", "model_class_for"]
+__all__ = [
+    "build_model",
+    "has_custom_layout",
+    "latent_fp_model",
+    "load_model",
+    "load_state_strict",
+    "model_class_for",
+]
 
 WEIGHT_FILES = ("model_state.pdparams", "model.safetensors")
 
@@ -57,17 +70,32 @@ def load_state_strict(model: nn.Layer, state: dict, source: str) -> None:
     model.set_state_dict(state)
 
 
+def _half_width_layout(model: nn.Layer) -> nn.Layer:
+    from ..splitting.half_width import apply_half_width_layout  # lazy: splitting imports models
+
+    return apply_half_width_layout(model)
+
+
+def has_custom_layout(config: BertConfig) -> bool:
+    """Whether ``config`` describes a model ``cls(config)`` alone does not rebuild: quantized
+    (``binbert_quant_config``), split or half-width (``binbert_half_width``)."""
+    from ..splitting.half_width import HALF_WIDTH_CONFIG_KEY
+
+    return any(getattr(config, key, None) for key in (QUANT_CONFIG_KEY, HALF_WIDTH_CONFIG_KEY))
+
+
 def build_model(cls: Type[nn.Layer], config: BertConfig) -> nn.Layer:
-    """Instantiate ``cls`` from ``config`` (random weights); a config carrying ``binbert_quant_config``
-    (and ``binbert_split``) gives the quantized (and split) student with the same parameter names as
-    the checkpoint it came from."""
+    """Instantiate ``cls`` from ``config`` (random weights) with the layout of the checkpoint it came
+    from, same parameter names and shapes: the half-width projections when the config carries
+    ``binbert_half_width``, then the quantized student for ``binbert_quant_config``, then the split
+    layers of ``binbert_split``."""
     quant = getattr(config, QUANT_CONFIG_KEY, None)
     if quant is None:
-        return cls(config)
+        return _half_width_layout(cls(config))
     qconfig = QuantConfig.from_dict(quant, source=f"{QUANT_CONFIG_KEY} of the config")
     config = copy.deepcopy(config)
     delattr(config, QUANT_CONFIG_KEY)
-    model = cls(config)
+    model = _half_width_layout(cls(config))
     quantize_model(model, qconfig)
     if getattr(model.config, "binbert_split", None):
         from ..splitting.tws import apply_split_layout  # lazy: splitting imports models
@@ -109,13 +137,15 @@ def load_model(
         return model_class.from_pretrained(path, **from_pretrained_kwargs)
     cfg = BertConfig.from_pretrained(path)
     cls = model_class or model_class_for(cfg)
-    if getattr(cfg, QUANT_CONFIG_KEY, None) is None:
+    if not has_custom_layout(cfg):
         model = cls.from_pretrained(path, **from_pretrained_kwargs)
         model.eval()  # like quantized checkpoints: ready for inference, the Trainer switches to train mode
         return model
     weights = next((os.path.join(path, f) for f in WEIGHT_FILES if os.path.isfile(os.path.join(path, f))), None)
     if weights is None:
-        raise FileNotFoundError(f"{path} has a quantized config.json but none of the weight files {WEIGHT_FILES}")
+        raise FileNotFoundError(
+            f"{path} has a quantized / half-width config.json but none of the weight files {WEIGHT_FILES}"
+        )
     return _build_and_load(cls, cfg, weights)
 
 
@@ -126,8 +156,9 @@ def latent_fp_model(model: nn.Layer) -> nn.Layer:
     add ``*_quantizer.*`` parameters), so the FP model's state is a subset of the student's. Used
     by multi-step distillation (BiT): stage k+1 starts from stage k's latent weights and is then
     re-quantized with its own config (quantizer parameters start afresh). ``hidden_act`` stays
-    what the student used (e.g. ReLU for BiT). Split (TWS) students have no single latent matrix
-    per layer and are refused.
+    what the student used (e.g. ReLU for BiT); a half-width student gives a half-width FP model
+    (``binbert_half_width`` is kept). Split (TWS) students have no single latent matrix per layer
+    and are refused.
     """
     config = copy.deepcopy(model.config)
     if getattr(config, "binbert_split", None):
@@ -135,7 +166,7 @@ def latent_fp_model(model: nn.Layer) -> nn.Layer:
     for key in (QUANT_CONFIG_KEY, "binbert_split"):
         if hasattr(config, key):
             delattr(config, key)
-    fp = type(model)(config)
+    fp = _half_width_layout(type(model)(config))
     own, state = fp.state_dict(), model.state_dict()
     missing = sorted(set(own) - set(state))
     if missing:

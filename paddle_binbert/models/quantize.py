@@ -158,10 +158,12 @@ def quantize_model(
             iq = _activation_quantizer(config, signed=signed, num_channels=layer.weight.shape[0])
             set_sublayer(bert, name, QuantLinear.from_linear(layer, wq, iq))
 
-    hidden = bert.config.hidden_size
     for layer in bert.encoder.layers:
         variant = config.attention
-        qkv = [_activation_quantizer(config, signed=True, num_channels=hidden) for _ in range(3)]
+        # per-channel Q/K/V quantizers get the projections' real output width: hidden_size, or
+        # kept_heads * head_dim for a half-width model (splitting.half_width)
+        width = int(layer.self_attn.q_proj.weight.shape[1])
+        qkv = [_activation_quantizer(config, signed=True, num_channels=width) for _ in range(3)]
         prob = None if variant == "bi" else _activation_quantizer(config, signed=False, num_channels=1)
         layer.self_attn = QuantMultiHeadAttention(layer.self_attn, variant, *qkv, prob_quantizer=prob)
 

@@ -133,6 +133,29 @@ def test_measure_mode(tiny_la_checkpoint, glue_dir, tmp_path, capsys):
     assert "non-increasing" in capsys.readouterr().err
 
 
+def test_evaluate_mode_scores_full_model_and_config(tiny_la_checkpoint, glue_dir, tmp_path, capsys):
+    from paddlenlp.transformers import BertTokenizer
+
+    from paddle_binbert.data.glue import load_glue_features
+    from paddle_binbert.models import load_model
+
+    out = tmp_path / "evaluate"
+    assert main(_argv(tiny_la_checkpoint, glue_dir, out, "--evaluate", "--length_config", "12,3")) == 0
+    result = json.loads((out / "evaluate.json").read_text())
+    # the same numbers as the evaluator called directly on the whole dev file
+    model = load_model(str(tiny_la_checkpoint))
+    tok = BertTokenizer.from_pretrained(str(tiny_la_checkpoint))
+    features = load_glue_features(str(glue_dir), "SST-2", "dev", tok, 24)
+    evaluator = GlueDevEvaluator(model, features, "SST-2", 24, tok.pad_token_id)
+    assert result["num_examples"] == len(features) and result["config"] == [12, 3]
+    assert result["full"]["acc"] == pytest.approx(evaluator(None)["acc"])
+    assert result["config_metrics"]["acc"] == pytest.approx(evaluator((12, 3))["acc"])
+    assert result["drop"] == pytest.approx(result["full"]["acc"] - result["config_metrics"]["acc"])
+    with pytest.raises(SystemExit):
+        main(_argv(tiny_la_checkpoint, glue_dir, out, "--evaluate"))
+    assert "--evaluate needs --length_config" in capsys.readouterr().err
+
+
 def test_missing_files_are_clear_errors(tmp_path, glue_dir, capsys):
     with pytest.raises(SystemExit):
         main(

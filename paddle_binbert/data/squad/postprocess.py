@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
+from ...io_utils import write_json_atomic
 from .features import SquadFeature
 from .reader import SquadExample
 
@@ -135,23 +133,6 @@ def postprocess_predictions(
     return predictions, nbest
 
 
-def _write_json_atomic(obj: Any, path: Path) -> None:
-    """Write ``obj`` as JSON to a temporary file in the target folder, then rename it over ``path``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle, ensure_ascii=False, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-
-
 def write_predictions(
     predictions: Dict[str, str],
     nbest: NBest,
@@ -174,6 +155,6 @@ def write_predictions(
     out.mkdir(parents=True, exist_ok=True)
     pred_path = out / "predictions.json"
     nbest_path = out / "nbest_predictions.json"
-    _write_json_atomic(predictions, pred_path)
-    _write_json_atomic(nbest, nbest_path)
+    write_json_atomic(pred_path, predictions)
+    write_json_atomic(nbest_path, nbest)
     return pred_path, nbest_path
