@@ -6,7 +6,9 @@
   ``--distill_chain 32-32-32,1-1-2,1-1-1``.
 * BinaryBERT (Bai et al., ACL 2021): ternary student, intermediate distillation at 2.5x lr, then
   prediction distillation, then ternary weight splitting (TWS) into a binary student fine-tuned
-  with prediction distillation; every stage learns from the original FP teacher.
+  with prediction distillation; every stage learns from the original FP teacher. Optionally
+  (``--half_width``) the ternary student has half the heads and FFN neurons, and TWS brings it
+  back to the full-width model's binary weight count.
 
 A chain is a list of :class:`ChainStage`; written as ``W-E-A`` bit strings (comma list) or a
 YAML list of strings or mappings with the fields of :class:`ChainStage`. Stage ``i`` runs in
@@ -154,14 +156,34 @@ def parse_chain(spec: Union[str, List[Any]]) -> List[ChainStage]:
 
 def binarybert_pipeline(split_budget_mb: Optional[float] = None) -> List[ChainStage]:
     """BinaryBERT's recipe (splitting.md): ternary intermediate (lr x 2.5), ternary prediction,
-    TWS split + binary prediction fine-tuning; the FP teacher teaches every stage."""
+    TWS split + binary prediction fine-tuning; the FP teacher teaches every stage.
+
+    With ``--half_width`` the first stage's student (``init: teacher``) is halved before it is
+    quantized and the split stage doubles its binary weight count back to full width
+    (:mod:`paddle_binbert.splitting.half_width`; done by the front end's ``build_student``)."""
     return [
-        ChainStage(name="ternary_intermediate", method="binarybert_ternary", loss="binarybert_stage1",
-                   init="teacher", teacher="original"),
-        ChainStage(name="ternary_prediction", method="binarybert_ternary", loss="binarybert_stage2",
-                   init="previous", teacher="original"),
-        ChainStage(name="split_binary", method="binarybert", loss="binarybert_stage2", init="split",
-                   teacher="original", split_budget_mb=split_budget_mb),
+        ChainStage(
+            name="ternary_intermediate",
+            method="binarybert_ternary",
+            loss="binarybert_stage1",
+            init="teacher",
+            teacher="original",
+        ),
+        ChainStage(
+            name="ternary_prediction",
+            method="binarybert_ternary",
+            loss="binarybert_stage2",
+            init="previous",
+            teacher="original",
+        ),
+        ChainStage(
+            name="split_binary",
+            method="binarybert",
+            loss="binarybert_stage2",
+            init="split",
+            teacher="original",
+            split_budget_mb=split_budget_mb,
+        ),
     ]
 
 
@@ -222,21 +244,31 @@ def stage_dir_name(index: int, stage: ChainStage) -> str:
 
 
 def chain_plan(stages: List[ChainStage], args: argparse.Namespace) -> Dict[str, Any]:
-    """What identifies a chain run (compared on resume): the stages and the run's key flags."""
+    """What identifies a chain run (compared on resume): the stages and the run's key flags, plus
+    ``half_width`` (importance, batches) when BinaryBERT's half-width start is on (``--half_width``;
+    absent otherwise, so chain folders of earlier versions still resume)."""
     keys = ("task_name", "method", "teacher_path", "student_model_name_or_path")
-    return {"stages": [asdict(s) for s in stages], **{k: str(getattr(args, k, None)) for k in keys}}
+    plan = {"stages": [asdict(s) for s in stages], **{k: str(getattr(args, k, None)) for k in keys}}
+    if getattr(args, "half_width", False):
+        plan["half_width"] = {
+            "importance": getattr(args, "half_width_importance", None),
+            "batches": getattr(args, "half_width_batches", None),
+        }
+    return plan
 
 
 def check_chain_dir(output_dir: str, plan: Dict[str, Any]) -> None:
-    """Refuse to resume a chain folder that was started with a different chain."""
+    """Refuse to resume a chain folder that was started with a different chain (naming what differs)."""
     path = os.path.join(output_dir, CHAIN_FILE)
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as fh:
             previous = json.load(fh)
         if previous != plan:
+            differ = sorted(k for k in set(previous) | set(plan) if previous.get(k) != plan.get(k))
+            was = {k: previous.get(k) for k in differ}
             raise ValueError(
-                f"{path} records a different chain ({previous.get('stages')}); pass --overwrite_output_dir "
-                "to start over or use another --output_dir"
+                f"{path} records a different chain (differs in {differ}; recorded {was}); pass "
+                "--overwrite_output_dir to start over or use another --output_dir"
             )
 
 
@@ -330,8 +362,16 @@ def run_chain(
             stage_args.resume = get_last_checkpoint(stage_dir) is not None
             stage_args.overwrite_output_dir = False
             loss = loss_for_stage(stage, default_loss(method))
-            logger.info("chain stage %d/%d %s: method %s, teacher %s, init %s%s", index, len(stages), stage.label,
-                        method, teacher, stage.init, " (resuming)" if stage_args.resume else "")
+            logger.info(
+                "chain stage %d/%d %s: method %s, teacher %s, init %s%s",
+                index,
+                len(stages),
+                stage.label,
+                method,
+                teacher,
+                stage.init,
+                " (resuming)" if stage_args.resume else "",
+            )
             results = run_stage(stage_args, quant, loss, student)
             results.update(extra or {})
             results["stage"] = stage.label

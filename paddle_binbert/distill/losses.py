@@ -9,7 +9,9 @@ student.  Formulas follow ``/work/shared/specs/distillation.md``:
 * BiBERT (Qin et al., ICLR 2022): normalised distance ``D`` and Direction-Matching Distillation on
   the Q / K / V similarity matrices.
 * BiT (Liu et al., NeurIPS 2022): SCE + hidden-state MSE.
-* BinaryBERT (Bai et al., ACL 2021): two stages, intermediate (MSE) then prediction (SCE).
+* BinaryBERT (Bai et al., ACL 2021): two stages, intermediate (MSE) then prediction (SCE); a
+  half-width student's attention scores are compared with the teacher's kept heads
+  (``compute_distill_loss(..., teacher_heads=)``).
 * Span prediction (SQuAD, extractive QA): the prediction terms average the start and end position
   distributions (:func:`span_soft_cross_entropy`, :func:`span_hard_label_loss`), padding masked.
 """
@@ -140,6 +142,36 @@ def attention_mse(student_scores: Tensor, teacher_scores: Tensor) -> Tensor:
     Entries ``<= -100`` (padding mask) are set to 0 in both tensors before the mean squared error.
     """
     return _mse(_unmask(student_scores), _unmask(teacher_scores.detach()))
+
+
+def select_heads(scores: Tensor, heads: Sequence[int]) -> Tensor:
+    """The heads ``heads`` (indices, in order) of per-head tensors ``[B, h, L, L]``: ``scores[:, heads]``."""
+    index = paddle.to_tensor(list(heads), dtype="int64")
+    return paddle.index_select(scores, index, axis=1)
+
+
+#: terms defined per head on equal head sets; with a half-width student (``teacher_heads``) only
+#: ``att_mse`` compares matching heads, these are refused
+_WIDTH_BOUND_TERMS = ("query", "key", "value")
+
+
+def check_teacher_heads(cfg: DistillLossConfig, teacher_heads: Optional[Sequence[Sequence[int]]]) -> None:
+    """Refuse the terms that cannot compare a half-width student with its teacher.
+
+    With ``teacher_heads`` (BinaryBERT's half-width student, :mod:`paddle_binbert.splitting.half_width`)
+    hidden states keep their width (``hid_mse`` / ``hid_distance`` unchanged), attention scores are
+    compared head by head with the teacher's kept heads (``att_mse``) and the prediction terms see
+    logits; BiBERT's direction matching on Q / K / V (``query`` / ``key`` / ``value``) is not defined
+    for a student with fewer heads and raises ``ValueError``.
+    """
+    if teacher_heads is None:
+        return
+    bad = [name for name in _WIDTH_BOUND_TERMS if name in cfg.weights()]
+    if bad:
+        raise ValueError(
+            f"distillation terms {bad} (BiBERT direction matching on Q/K/V) are not supported for a half-width "
+            "student (fewer heads than the teacher); use att_mse / hid_mse / pred (BinaryBERT) instead"
+        )
 
 
 def _apply_fit(hidden: Tensor, fit_dense: FitDense, index: int) -> Tensor:
@@ -320,6 +352,7 @@ def compute_distill_loss(
     is_regression: bool = False,
     num_heads: int = 12,
     fit_dense: FitDense = None,
+    teacher_heads: Optional[Sequence[Sequence[int]]] = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Weighted distillation objective ``total = sum_term w_term * loss_term`` (spec recipes).
 
@@ -332,7 +365,12 @@ def compute_distill_loss(
     ``sum_l D(P_F,s^l, P_F,t^map(l))``.  ``fit_dense`` is one callable shared by all hidden states or
     one per hidden state.  Returns the total (a scalar tensor) and the unweighted value of each
     computed term plus ``"total"`` as Python floats; zero-weight terms are skipped.
+
+    ``teacher_heads`` (a half-width student, BinaryBERT): per student layer ``l``, the teacher heads
+    its heads correspond to; then ``att_mse = sum_l MSE(A_s^l, A_t^map(l)[:, teacher_heads[l]])``
+    (:func:`select_heads`), and the Q/K/V terms are refused (:func:`check_teacher_heads`).
     """
+    check_teacher_heads(cfg, teacher_heads)
     weights = cfg.weights()
     terms: dict[str, Tensor] = {}
     span = student_out.end_logits is not None
@@ -341,8 +379,12 @@ def compute_distill_loss(
     if "pred" in weights:
         if span:
             terms["pred"] = span_soft_cross_entropy(
-                student_out.logits, student_out.end_logits, teacher_out.logits, teacher_out.end_logits,
-                cfg.temperature, student_out.logit_mask,
+                student_out.logits,
+                student_out.end_logits,
+                teacher_out.logits,
+                teacher_out.end_logits,
+                cfg.temperature,
+                student_out.logit_mask,
             )
         else:
             terms["pred"] = prediction_loss(student_out.logits, teacher_out.logits, cfg.temperature, is_regression)
@@ -360,7 +402,15 @@ def compute_distill_loss(
     if "att_mse" in weights:
         _need("scores", student_out.scores, teacher_out.scores)
         pairs = _layer_pairs(len(student_out.scores), len(teacher_out.scores), with_embeddings=False)
-        terms["att_mse"] = paddle.add_n([attention_mse(student_out.scores[s], teacher_out.scores[t]) for s, t in pairs])
+        if teacher_heads is not None and len(teacher_heads) != len(student_out.scores):
+            raise ValueError(f"teacher_heads has {len(teacher_heads)} layers, the student {len(student_out.scores)}")
+        teacher_scores = [
+            teacher_out.scores[t] if teacher_heads is None else select_heads(teacher_out.scores[t], teacher_heads[s])
+            for s, t in pairs
+        ]
+        terms["att_mse"] = paddle.add_n(
+            [attention_mse(student_out.scores[s], scores) for (s, _), scores in zip(pairs, teacher_scores)]
+        )
     for name, fn in (("hid_mse", _mse), ("hid_distance", normalized_distance)):
         if name in weights:
             _need("hidden_states", student_out.hidden_states, teacher_out.hidden_states)

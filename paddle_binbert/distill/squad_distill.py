@@ -46,6 +46,7 @@ from .task_distill import (
     check_distill_chain,
     check_distill_models,
     check_distill_training,
+    first_batches,
     load_models,
     make_distill_trainer,
     parse_with_config,
@@ -65,6 +66,7 @@ __all__ = [
     "main",
     "parse_args",
     "run",
+    "squad_importance_batches",
     "wants_squad",
 ]
 
@@ -253,6 +255,24 @@ def load_qa_models(args: argparse.Namespace, quant_config: Optional[QuantConfig]
     return teacher, student
 
 
+def squad_importance_batches(args: argparse.Namespace) -> List[Dict[str, Any]]:
+    """``--half_width``'s Taylor batches for SQuAD: the first ``--half_width_batches`` batches of
+    ``--batch_size`` training windows (with their start / end positions), in file order."""
+    import copy
+
+    from paddlenlp.transformers import BertTokenizer
+
+    from ..squad_trainer import squad_collator
+
+    tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
+    wanted = args.half_width_batches * args.batch_size  # questions; each gives at least one window
+    few = copy.copy(args)
+    few.max_train_examples = wanted if args.max_train_examples is None else min(wanted, args.max_train_examples)
+    few.max_eval_examples = 1  # load_squad_sets cuts both sets with the run's window flags
+    windows, _ = load_squad_sets(few, tokenizer)
+    return first_batches(windows, squad_collator(int(tokenizer.pad_token_id)), args.batch_size, args.half_width_batches)
+
+
 def run(
     args: argparse.Namespace,
     quant_config: Optional[QuantConfig] = None,
@@ -347,5 +367,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
     run_setup.setup_logging()
     if args.chain:
-        return run_distill_chain(args, run_fn=run, load=load_qa, metric=SQUAD_METRIC)
+        return run_distill_chain(
+            args, run_fn=run, load=load_qa, metric=SQUAD_METRIC, importance_batches=squad_importance_batches
+        )
     return run(args)

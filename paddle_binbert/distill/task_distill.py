@@ -11,6 +11,13 @@ the method's preset, or an already-quantized checkpoint) and is distilled from t
 PaddleNLP's Trainer. The best dev checkpoint is kept; ``results.json`` holds teacher and student
 dev metrics, the student's size and FLOPs, steps and wall time.
 
+``--method binarybert`` runs BinaryBERT's pipeline (ternary intermediate at 2.5x lr, ternary
+prediction, TWS split, binary prediction; :mod:`paddle_binbert.distill.chain`). ``--half_width`` starts
+it from a half-width ternary student (half of the heads and FFN neurons of every layer, ranked by
+``--half_width_importance`` on the first ``--half_width_batches`` training batches,
+:mod:`paddle_binbert.splitting.half_width`); the split stage brings the binary weight count back to
+the full-width model's.
+
 ``--length_adaptive`` (with ``--num_sandwich``, ``--length_drop_ratio_bound``,
 ``--layer_dropout_prob``, as in ``run_glue.py``) distils with LengthDrop (Dynamic-TinyBERT): per step
 the full-length student gets the distillation loss above, the smallest and ``--num_sandwich`` random
@@ -39,6 +46,11 @@ from .losses import DistillLossConfig
 from .recipes import METHODS, get_method, loss_config_from_flags
 
 logger = logging.getLogger("task_distill")
+
+#: ``--half_width_importance`` values (:func:`paddle_binbert.splitting.half_width.plan_width`)
+HALF_WIDTH_IMPORTANCE = ("taylor", "magnitude")
+#: the width plan of a ``--half_width`` run, in the first stage's folder (reused when the stage reruns)
+HALF_WIDTH_PLAN_FILE = "half_width_plan.json"
 
 # Per-task defaults of the BiBERT release (distillation.md, "Training defaults").
 TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
@@ -142,6 +154,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="BinaryBERT adaptive splitting: split only the ternary matrices chosen by an exact 0/1 knapsack so that "
         "the student stays within this size in MiB (default: split every matrix)",
     )
+    g.add_argument(
+        "--half_width",
+        action="store_true",
+        help="BinaryBERT's half-width start (--method binarybert only): the FP student is halved before it is "
+        "quantized (the most important half of the heads and FFN neurons of every layer kept), trained ternary at "
+        "half width, and the split stage's TWS doubles its binary weight count back to the full-width model's",
+    )
+    g.add_argument(
+        "--half_width_importance",
+        default="taylor",
+        choices=list(HALF_WIDTH_IMPORTANCE),
+        help="how --half_width ranks heads and neurons: taylor = first-order Taylor / gate sensitivity "
+        "E|a * dL/da| of the task loss on the first --half_width_batches training batches (Michel et al. 2019); "
+        "magnitude = squared L2 norm of the weights each head / neuron owns (no data)",
+    )
+    g.add_argument(
+        "--half_width_batches",
+        type=int,
+        default=8,
+        help="training batches (of --batch_size, in file order) the taylor importance of --half_width averages over",
+    )
     add_length_drop_args(p, note=LENGTH_DROP_NOTE)
     g = p.add_argument_group("training")
     g.add_argument("--batch_size", type=int, default=32, help="training and evaluation batch size")
@@ -207,13 +240,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def train_split_name(args: argparse.Namespace) -> str:
+    """The GLUE split distilled on: ``train``, or ``train_aug`` with ``--aug_train``."""
+    return "train_aug" if args.aug_train else "train"
+
+
 def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fail fast (before any model is loaded) on bad tasks, missing files and bad values."""
     try:
         spec = get_task_spec(args.task_name)
         args.task_name = spec.name
-        train_split = "train_aug" if args.aug_train else "train"
-        check_glue_files(args.data_dir, spec.name, splits=[train_split, *spec.dev_splits])
+        check_glue_files(args.data_dir, spec.name, splits=[train_split_name(args), *spec.dev_splits])
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     for key, value in TASK_DEFAULTS.get(spec.name, {}).items():
@@ -261,8 +298,8 @@ def check_distill_training(parser: argparse.ArgumentParser, args: argparse.Names
 def check_distill_chain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Set ``args.chain``, the stages of a multi-stage run (``--distill_chain``, or BinaryBERT's
     pipeline for ``--method binarybert``; None for one stage), with ``--split_budget_mb`` given to
-    its split stages (``parser.error`` on a bad chain or budget). Shared by ``task_distill.py`` and
-    ``squad_distill.py``."""
+    its split stages (``parser.error`` on a bad chain or budget, or on ``--half_width`` outside
+    BinaryBERT's pipeline). Shared by ``task_distill.py`` and ``squad_distill.py``."""
     args.chain = None
     try:
         if args.distill_chain:
@@ -279,6 +316,16 @@ def check_distill_chain(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error("--split_budget_mb needs a chain with a split stage (--method binarybert)")
     if args.split_budget_mb is not None and args.split_budget_mb <= 0:
         parser.error("--split_budget_mb must be positive")
+    if getattr(args, "half_width", False):
+        if args.distill_chain:
+            parser.error("--half_width applies to --method binarybert's own pipeline, not to --distill_chain")
+        if args.method != "binarybert":
+            parser.error(
+                f"--half_width is BinaryBERT's half-width ternary start: it needs --method binarybert, "
+                f"got --method {args.method}"
+            )
+        if args.half_width_batches < 1:
+            parser.error("--half_width_batches must be positive")
 
 
 def _tokenizer_dir(args: argparse.Namespace) -> str:
@@ -454,9 +501,8 @@ def run(
     resume_from = run_setup.prepare_run(args, logger)
     tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
     teacher, student = load_models(args, quant_config, student)
-    train_split = "train_aug" if args.aug_train else "train"
     train_ds = load_glue_features(
-        args.data_dir, spec.name, train_split, tokenizer, args.max_seq_length, args.max_train_examples
+        args.data_dir, spec.name, train_split_name(args), tokenizer, args.max_seq_length, args.max_train_examples
     )
     dev_ds = load_glue_features(
         args.data_dir, spec.name, spec.dev_splits[0], tokenizer, args.max_seq_length, args.max_eval_examples
@@ -516,16 +562,95 @@ def run(
 
 
 def stored_size_mib(student: Any) -> float:
-    """The student's size in MiB by the papers' convention (:mod:`paddle_binbert.accounting`); a TWS
-    split student stores two binary matrices per split layer, counted layer by layer."""
+    """The student's size in MiB by the papers' convention (:mod:`paddle_binbert.accounting`).
+
+    A TWS split student (two binary matrices per split layer) and a half-width one (q/k/v
+    ``[hidden, kept_heads * head_dim]``, FFN ``[hidden, I/2]``, shapes no ``BertConfig`` describes)
+    are counted layer by layer from their real shapes
+    (:func:`~paddle_binbert.splitting.adaptive.model_size_bytes`), others from the config."""
     from ..accounting import size_mib
     from ..models import quant_config_of
-    from ..splitting import split_layers_of
+    from ..splitting import half_width_info, split_layers_of
     from ..splitting.adaptive import model_size_bytes
 
-    if split_layers_of(student):
+    if split_layers_of(student) or half_width_info(student):
         return model_size_bytes(student) / 2**20
     return size_mib(student.config, quant_config_of(student).bits)
+
+
+BatchesFn = Callable[[argparse.Namespace], List[Dict[str, Any]]]
+
+
+def first_batches(features: Any, collate: Callable[[List[Any]], Dict[str, Any]], batch_size: int, count: int):
+    """The first ``count`` batches of ``batch_size`` features (file order, the last may be short), collated."""
+    n = min(len(features), count * batch_size)
+    return [collate([features[j] for j in range(i, min(i + batch_size, n))]) for i in range(0, n, batch_size)]
+
+
+def glue_importance_batches(args: argparse.Namespace) -> List[Dict[str, Any]]:
+    """The labelled batches ``--half_width`` measures the Taylor importance on: the first
+    ``--half_width_batches`` training batches of ``--batch_size`` (the training split of the run)."""
+    from paddlenlp.transformers import BertTokenizer
+
+    from ..data.glue import glue_collator, load_glue_features
+
+    tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
+    wanted = args.half_width_batches * args.batch_size
+    limit = wanted if args.max_train_examples is None else min(wanted, args.max_train_examples)
+    features = load_glue_features(
+        args.data_dir, args.task_name, train_split_name(args), tokenizer, args.max_seq_length, limit
+    )
+    return first_batches(features, glue_collator(tokenizer), args.batch_size, args.half_width_batches)
+
+
+def halve_student(
+    args: argparse.Namespace, model: Any, stage_dir: str, importance_batches: BatchesFn
+) -> Dict[str, Any]:
+    """``--half_width``: keep the most important half of the heads and FFN neurons of ``model``, in place.
+
+    Importance (:func:`~paddle_binbert.splitting.half_width.plan_width`, ``--half_width_importance``):
+    ``taylor`` = ``E_x |sum a * dL/da|`` of every head's context / FFN neuron's activation under the
+    task loss, on ``importance_batches(args)`` (Michel et al., NeurIPS 2019); ``magnitude`` =
+    ``||W_unit||^2``. The plan is written to ``stage_dir/half_width_plan.json`` and reused when the
+    stage is built again (a resumed run keeps the shapes of its checkpoints). Returns the summary
+    stored in the stage's ``results.json`` (``half_width``).
+    """
+    import json
+
+    from ..io_utils import write_json_atomic
+    from ..splitting.half_width import WidthPlan, half_width_info, plan_width, prune_width
+
+    if half_width_info(model) is not None:
+        raise ValueError(
+            f"the student initialisation {args.student_model_name_or_path} is already half-width: --half_width "
+            "halves a full-width student"
+        )
+    path = os.path.join(stage_dir, HALF_WIDTH_PLAN_FILE)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as fh:
+            plan = WidthPlan.from_dict(json.load(fh))
+        logger.info("half width: reusing the plan of %s", path)
+    else:
+        batches = importance_batches(args) if args.half_width_importance == "taylor" else None
+        plan = plan_width(model, keep_ratio=0.5, importance=args.half_width_importance, batches=batches)
+        write_json_atomic(path, {**plan.to_dict(), "num_batches": None if batches is None else len(batches)})
+    prune_width(model, plan)
+    logger.info(
+        "half width (%s importance): %d heads and %d FFN neurons per layer; kept heads %s",
+        plan.method,
+        len(plan.heads[0]),
+        len(plan.neurons[0]),
+        plan.heads,
+    )
+    return {
+        "half_width": {
+            "importance": plan.method,
+            "num_attention_heads": len(plan.heads[0]),
+            "intermediate_size": len(plan.neurons[0]),
+            "heads": plan.heads,
+            "plan_file": path,
+        }
+    }
 
 
 def build_chain_student(
@@ -535,16 +660,21 @@ def build_chain_student(
     previous_dir: Optional[str],
     stage_dir: str,
     load: Loader = load_classifier,
+    importance_batches: Optional[BatchesFn] = None,
 ) -> Tuple[Any, Dict[str, Any]]:
     """The student of a chain stage (see :class:`~paddle_binbert.distill.chain.ChainStage` ``init``).
 
     ``previous``/``teacher``: the checkpoint as is when it already has ``quant``, else its latent FP
-    weights (:func:`~paddle_binbert.models.latent_fp_model`) quantized with ``quant``. ``split``:
-    TWS of the previous (ternary) stage's best student, on the matrices an exact knapsack picks
-    under ``split_budget_mb`` (all when unset); the plan is written to ``split_plan.txt``.
+    weights (:func:`~paddle_binbert.models.latent_fp_model`) quantized with ``quant``; with
+    ``--half_width`` the ``teacher`` initialisation is halved first (:func:`halve_student`, Taylor
+    importance on ``importance_batches(args)``, default :func:`glue_importance_batches`). ``split``:
+    TWS of the previous (ternary) stage's best student
+    (:func:`~paddle_binbert.splitting.half_width.widen_by_split`: a half-width student comes out with
+    the full-width binary weight count), on the matrices an exact knapsack picks under
+    ``split_budget_mb`` (all when unset); the plan is written to ``split_plan.txt``.
     """
     from ..models import latent_fp_model, quant_config_of, quantize_model
-    from ..splitting import plan_adaptive_split, split_ternary_model
+    from ..splitting import plan_adaptive_split, widen_by_split
 
     extra: Dict[str, Any] = {}
     if stage.init == "split":
@@ -563,15 +693,16 @@ def build_chain_student(
                 "chosen": plan.chosen,
                 "size_mib": plan.total_bytes / 2**20,
             }
-        return split_ternary_model(ternary, layers), extra
+        return widen_by_split(ternary, layers), extra
     source = previous_dir if (stage.init == "previous" and previous_dir) else args.student_model_name_or_path
     model = load(source, args)
     existing = quant_config_of(model)
-    if existing is not None:
-        if existing.to_dict() == quant.to_dict():
-            return model, extra
-        model = latent_fp_model(model)
-    quantize_model(model, quant)
+    if existing is not None and existing.to_dict() != quant.to_dict():
+        model, existing = latent_fp_model(model), None
+    if getattr(args, "half_width", False) and stage.init == "teacher":
+        extra.update(halve_student(args, model, stage_dir, importance_batches or glue_importance_batches))
+    if existing is None:
+        quantize_model(model, quant)
     return model, extra
 
 
@@ -580,9 +711,11 @@ def run_distill_chain(
     run_fn: Optional[Callable[..., Dict[str, Any]]] = None,
     load: Loader = load_classifier,
     metric: Optional[str] = None,
+    importance_batches: Optional[BatchesFn] = None,
 ) -> Dict[str, Any]:
     """Run ``args.chain`` (``--distill_chain`` or BinaryBERT's pipeline) with ``run_fn`` (default
-    :func:`run`) per stage; models read with ``load``; ``metric`` defaults to the GLUE task's."""
+    :func:`run`) per stage; models read with ``load``; ``metric`` defaults to the GLUE task's;
+    ``importance_batches`` gives ``--half_width``'s Taylor batches (default: the GLUE training set's)."""
     from ..data.metrics import main_metric_name
     from ..trainer import clear_previous_run
 
@@ -603,7 +736,9 @@ def run_distill_chain(
         args.chain,
         base_quant=lambda name: quant_config_for(args, name),
         default_loss=lambda name: loss_config_for(args, name),
-        build_student=lambda stage, quant, prev, out: build_chain_student(args, stage, quant, prev, out, load),
+        build_student=lambda stage, quant, prev, out: build_chain_student(
+            args, stage, quant, prev, out, load, importance_batches
+        ),
         run_stage=run_stage,
         metric=metric or main_metric_name(args.task_name),
     )

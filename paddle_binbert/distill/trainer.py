@@ -5,6 +5,10 @@ The student is trained with :func:`~paddle_binbert.distill.losses.compute_distil
 checkpointing, resume, best-checkpoint selection, ``paddle.distributed.launch`` data
 parallelism) is the Trainer's. Evaluation uses the hard-label loss and never runs the teacher.
 
+A half-width student (BinaryBERT, :mod:`paddle_binbert.splitting.half_width`) is distilled from the
+full teacher: hidden states as usual, attention scores against the teacher heads it kept
+(:func:`~paddle_binbert.splitting.half_width.teacher_heads_for`); Q/K/V direction matching is refused.
+
 Extractive QA (``BertForQuestionAnswering``, SQuAD) is recognised from the model's outputs: the
 prediction terms then act on the start and end logits (padding masked) and the hard labels are
 the batch's ``start_positions`` / ``end_positions``.
@@ -28,8 +32,16 @@ import paddle.nn as nn
 from ..length_adaptive.lengthdrop import LengthDropConfig, Logits
 from ..length_adaptive.trainer import LengthDropMixin
 from ..models.quantize import attention_records, get_bert, set_recording
+from ..splitting.half_width import teacher_heads_for
 from ..trainer import BinBertTrainer
-from .losses import DistillLossConfig, DistillOutputs, compute_distill_loss, hard_label_loss, span_hard_label_loss
+from .losses import (
+    DistillLossConfig,
+    DistillOutputs,
+    check_teacher_heads,
+    compute_distill_loss,
+    hard_label_loss,
+    span_hard_label_loss,
+)
 
 __all__ = ["DistillationTrainer", "collect_outputs", "needs_records", "needs_hidden_states", "SPAN_LABELS"]
 
@@ -112,6 +124,9 @@ class DistillationTrainer(LengthDropMixin, BinBertTrainer):
                 f"{teacher_bert.config.hidden_size}: hidden-state terms need equal widths"
             )
         self.num_heads = student_bert.config.num_attention_heads
+        # a half-width student (BinaryBERT): per layer, the teacher heads its heads are
+        self.teacher_heads = teacher_heads_for(self.model, teacher) if needs_records(loss_config) else None
+        check_teacher_heads(loss_config, self.teacher_heads)
         record = needs_records(loss_config)
         set_recording(self.model, record)
         set_recording(teacher, record)
@@ -166,7 +181,13 @@ class DistillationTrainer(LengthDropMixin, BinBertTrainer):
         with paddle.no_grad():
             teacher_out = collect_outputs(self.teacher, inputs, self.loss_config)
         loss, terms = compute_distill_loss(
-            self.loss_config, student_out, teacher_out, labels, self.is_regression, self.num_heads
+            self.loss_config,
+            student_out,
+            teacher_out,
+            labels,
+            self.is_regression,
+            self.num_heads,
+            teacher_heads=self.teacher_heads,
         )
         for name, value in terms.items():
             if name != "total":

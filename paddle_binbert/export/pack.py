@@ -338,6 +338,11 @@ def _engine_meta(student, quant) -> Dict[str, Any]:
         raise ValueError(f"pack_model: the encoder LayerNorms use different epsilons {sorted(enc_eps)}")
     if getattr(cfg, "binbert_split", None):
         raise ValueError("pack_model: split (BinaryBERT TWS) layouts are not supported")
+    if getattr(cfg, "binbert_half_width", None):
+        raise ValueError(
+            "pack_model: half-width layouts (BinaryBERT --half_width: q/k/v narrower than hidden_size) are not "
+            "supported by the packed format, which assumes hidden x hidden attention projections"
+        )
     return {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,

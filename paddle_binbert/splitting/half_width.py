@@ -43,6 +43,15 @@ project ``hidden -> kept_heads * head_dim``, which ``BertConfig`` cannot express
 ``config.binbert_half_width = {"attention_head_size": d, ...}`` and :func:`apply_half_width_layout`
 that rebuilds the projections of a freshly constructed model before its state dict is loaded.
 
+In the pipeline
+---------------
+``task_distill.py --method binarybert --half_width`` (GLUE and SQuAD) halves the FP student before
+the ternary stages (Taylor importance on the first ``--half_width_batches`` training batches, or
+``--half_width_importance magnitude``) and widens it with :func:`widen_by_split` in the split
+stage.  Distillation from the full teacher compares hidden states as usual and attention scores
+with the teacher's kept heads (:func:`teacher_heads_for`); ``load_model`` replays
+:func:`apply_half_width_layout` before the quantized / split layouts.
+
 What "doubling the width" means
 -------------------------------
 specs/splitting.md: each ternary linear W becomes two binary linears W1, W2 with outputs summed,
@@ -80,12 +89,14 @@ __all__ = [
     "WidthPlan",
     "apply_half_width_layout",
     "default_loss",
+    "half_width_info",
     "halve_model",
     "magnitude_importance",
     "plan_width",
     "prune_width",
     "select_units",
     "taylor_importance",
+    "teacher_heads_for",
     "widen_by_split",
 ]
 
@@ -113,6 +124,27 @@ class WidthPlan:
     neuron_importance: np.ndarray
     method: str
 
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready form (kept units, scores, method); :meth:`from_dict` reads it back."""
+        return {
+            "method": self.method,
+            "heads": [list(map(int, h)) for h in self.heads],
+            "neurons": [list(map(int, n)) for n in self.neurons],
+            "head_importance": np.asarray(self.head_importance, dtype=np.float64).tolist(),
+            "neuron_importance": np.asarray(self.neuron_importance, dtype=np.float64).tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> WidthPlan:
+        """The plan written by :meth:`to_dict`."""
+        return cls(
+            heads=[list(map(int, h)) for h in data["heads"]],
+            neurons=[list(map(int, n)) for n in data["neurons"]],
+            head_importance=np.asarray(data["head_importance"], dtype=np.float64),
+            neuron_importance=np.asarray(data["neuron_importance"], dtype=np.float64),
+            method=str(data["method"]),
+        )
+
 
 # --------------------------------------------------------------------------------------------
 # Importance
@@ -121,9 +153,7 @@ class WidthPlan:
 
 def _layers(model: nn.Layer) -> List[nn.Layer]:
     bert = get_bert(model)
-    if split_layers_of(model) or any(
-        isinstance(m, (SplitQuantLinear, SplitQuantEmbedding)) for m in bert.sublayers()
-    ):
+    if split_layers_of(model) or any(isinstance(m, (SplitQuantLinear, SplitQuantEmbedding)) for m in bert.sublayers()):
         raise ValueError("the model is already split (TWS); halve the ternary model before widen_by_split")
     return list(bert.encoder.layers)
 
@@ -291,8 +321,9 @@ def plan_width(
         )
     keep_heads = max(1, int(round(keep_ratio * nh)))
     keep_neurons = max(1, int(round(keep_ratio * inter)))
-    return WidthPlan(select_units(head_imp, keep_heads), select_units(neuron_imp, keep_neurons),
-                     head_imp, neuron_imp, method)
+    return WidthPlan(
+        select_units(head_imp, keep_heads), select_units(neuron_imp, keep_neurons), head_imp, neuron_imp, method
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,6 +381,8 @@ def prune_width(model: nn.Layer, plan: WidthPlan) -> nn.Layer:
     heads.  FP and quantized models (``quantize_model``) are supported, split ones are not.
     """
     layers = _layers(model)
+    if half_width_info(model) is not None:
+        raise ValueError("the model is already half-width (config.binbert_half_width): halve a full-width model")
     if len(plan.heads) != len(layers) or len(plan.neurons) != len(layers):
         raise ValueError(f"plan has {len(plan.heads)} layers, the model {len(layers)}")
     if len({len(h) for h in plan.heads}) != 1 or len({len(n) for n in plan.neurons}) != 1:
@@ -383,13 +416,17 @@ def prune_width(model: nn.Layer, plan: WidthPlan) -> nn.Layer:
     bert.config = config
     config.num_attention_heads = len(plan.heads[0])
     config.intermediate_size = len(plan.neurons[0])
-    setattr(config, HALF_WIDTH_CONFIG_KEY, {
-        "attention_head_size": int(head_dim),
-        "source_num_attention_heads": int(source_heads),
-        "source_intermediate_size": int(source_inter),
-        "heads": [list(map(int, h)) for h in plan.heads],
-        "importance": plan.method,
-    })
+    setattr(
+        config,
+        HALF_WIDTH_CONFIG_KEY,
+        {
+            "attention_head_size": int(head_dim),
+            "source_num_attention_heads": int(source_heads),
+            "source_intermediate_size": int(source_inter),
+            "heads": [list(map(int, h)) for h in plan.heads],
+            "importance": plan.method,
+        },
+    )
     return model
 
 
@@ -441,6 +478,35 @@ def apply_half_width_layout(model: nn.Layer) -> nn.Layer:
     return model
 
 
+def half_width_info(model: nn.Layer) -> Optional[Dict[str, Any]]:
+    """The ``config.binbert_half_width`` record of a halved model (None for a full-width one)."""
+    return getattr(getattr(model, "config", None), HALF_WIDTH_CONFIG_KEY, None) or None
+
+
+def teacher_heads_for(student: nn.Layer, teacher: nn.Layer) -> Optional[List[List[int]]]:
+    """Per student layer, the teacher heads the student's heads are (None: a full-width student).
+
+    Attention-level distillation of a half-width student compares its head ``j`` of layer ``l``
+    with head ``heads[l][j]`` of the teacher layer mapped to ``l``
+    (:func:`~paddle_binbert.distill.losses.compute_distill_loss`, ``teacher_heads=``); the kept
+    head indices are those of the recorded source model, so its head count must be the teacher's
+    and the teacher must be full width.
+    """
+    info = half_width_info(student)
+    if info is None:
+        return None
+    if half_width_info(teacher) is not None:
+        raise ValueError("the teacher is a half-width model too: distil a half-width student from a full-width teacher")
+    source = int(info["source_num_attention_heads"])
+    teacher_heads = int(get_bert(teacher).config.num_attention_heads)
+    if source != teacher_heads:
+        raise ValueError(
+            f"the half-width student keeps heads of a {source}-head model, the teacher has {teacher_heads} heads: "
+            "its kept head indices do not name teacher heads"
+        )
+    return [list(map(int, h)) for h in info["heads"]]
+
+
 def widen_by_split(model: nn.Layer, layers: Optional[Iterable[str]] = None) -> nn.Layer:
     """Split a (half-width) ternary model into the BinaryBERT binary model of doubled width, in place.
 
@@ -452,8 +518,10 @@ def widen_by_split(model: nn.Layer, layers: Optional[Iterable[str]] = None) -> n
     not preserve the function).  ``config.binbert_half_width["widened"]`` is set when present.
     """
     if quant_config_of(model) is None:
-        raise ValueError(f"{type(model).__name__} is not quantized: quantize_model(model, 'binarybert_ternary') "
-                         "and train the ternary model first")
+        raise ValueError(
+            f"{type(model).__name__} is not quantized: quantize_model(model, 'binarybert_ternary') "
+            "and train the ternary model first"
+        )
     split_ternary_model(model, layers)
     info = getattr(model.config, HALF_WIDTH_CONFIG_KEY, None)
     if info:

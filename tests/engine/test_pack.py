@@ -160,6 +160,15 @@ def test_pack_rejects_unsupported_models(tmp_path):
     with pytest.raises(ValueError, match="not initialised"):
         pack_model(fresh, tmp_path / "b")
     assert not (tmp_path / "b").exists()
+    # a binary student on BinaryBERT's half-width layout: q/k/v narrower than hidden_size
+    from paddle_binbert.splitting import halve_model
+
+    half = halve_model(BertForSequenceClassification(tiny_config()), importance="magnitude")
+    quantize_model(half, "bibert")
+    assert half.bert.encoder.layers[0].self_attn.q_proj.weight.shape[1] < half.config.hidden_size
+    with pytest.raises(ValueError, match="half-width"):
+        pack_model(half, tmp_path / "h")
+    assert not (tmp_path / "h").exists()
 
 
 # ------------------------------------------------------------------------------------- validation
