@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import yaml
 
 from ..accounting import parse_bits as accounting_parse_bits
+from ..io_utils import write_json_atomic
 from ..quant.config import ACTIVATION_QUANTIZER_BITS, WEIGHT_QUANTIZER_BITS, QuantConfig
 from ..trainer import RESULTS_FILE, write_results
 from .losses import DistillLossConfig
@@ -272,13 +273,6 @@ def check_chain_dir(output_dir: str, plan: Dict[str, Any]) -> None:
             )
 
 
-def _write_json_atomic(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, default=str)
-    os.replace(tmp, path)
-
-
 def summary_table(rows: List[Dict[str, Any]], metric: str) -> str:
     """Markdown table of the stages: bits, teacher, initialisation, dev metric, size, steps, time."""
     lines = [
@@ -333,7 +327,7 @@ def run_chain(
     os.makedirs(output_dir, exist_ok=True)
     plan = chain_plan(stages, args)
     check_chain_dir(output_dir, plan)
-    _write_json_atomic(os.path.join(output_dir, CHAIN_FILE), plan)
+    write_json_atomic(os.path.join(output_dir, CHAIN_FILE), plan)
 
     rows: List[Dict[str, Any]] = []
     previous_dir: Optional[str] = None
