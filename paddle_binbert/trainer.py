@@ -13,6 +13,7 @@ from paddlenlp.trainer.trainer_utils import get_last_checkpoint as _paddlenlp_la
 
 from paddle_binbert.data.metrics import compute_glue_metrics
 from paddle_binbert.data.sampler import LengthGroupedBatchSampler
+from paddle_binbert.io_utils import write_json_atomic
 
 __all__ = [
     "NO_DECAY_KEYWORDS",
@@ -371,6 +372,4 @@ def clear_previous_run(output_dir: str) -> None:
 
 def write_results(output_dir: str, results: Dict[str, Any]) -> str:
     """Write ``results.json`` atomically (temporary file + rename) and return its path."""
-    from .io_utils import write_json_atomic
-
     return write_json_atomic(os.path.join(output_dir, RESULTS_FILE), results)

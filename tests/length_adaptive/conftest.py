@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny import load_run_glue
+
 from ..tiny import save_tiny_bert
-from .helpers import ROOT, load_run_glue, sst2_args
+from .helpers import ROOT, sst2_args
 
 FIXTURES = ROOT / "tests" / "fixtures"
 

@@ -1,9 +1,7 @@
-"""Helpers shared by the length-adaptive tests: run_glue.py as a module, SST-2 and search-length
+"""Helpers shared by the length-adaptive tests: SST-2 and search-length
 command lines, counting the evaluated configurations."""
 
 from pathlib import Path
-
-from tests.tiny import load_run_glue  # noqa: F401  (re-exported for the length-adaptive tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,8 +3,9 @@
 import pytest
 
 from paddle_binbert.length_adaptive.search import GlueDevEvaluator
+from tests.tiny import load_run_glue
 
-from .helpers import load_run_glue, sst2_args
+from .helpers import sst2_args
 
 
 def test_run_glue_length_adaptive(la_run):
