@@ -113,6 +113,32 @@ def test_quantized_selection_keeps_cls_and_real_tokens(preset):
             assert valid[b, pos[b]].sum() == min(n_real, budget)  # padding never kept over a real token
 
 
+@pytest.mark.parametrize("preset", [None, "bibert", "bit", "binarybert"])
+@pytest.mark.parametrize("cls", [BertForSequenceClassification, BertForQuestionAnswering])
+def test_config_gives_the_same_outputs_whatever_the_padding(cls, preset):
+    """Budgets n_i = min(l_i, n_{i-1}): a batch padded only to its longest sequence (dynamic padding)
+    and the same batch padded further give the same outputs on the real tokens."""
+    model = build(cls, preset)
+    ids, types, mask = batch()
+    ids, types, mask = ids[1:], types[1:], mask[1:]  # 7 and 3 real tokens
+    runs = []
+    for width in (7, N, N + 8):  # dynamic padding, max padding, more padding
+        pad = max(width - N, 0)
+        grown = [
+            paddle.concat([t[:, :width], paddle.zeros([2, pad], dtype=t.dtype)], axis=1) for t in (ids, types, mask)
+        ]
+        out = length_adaptive_forward(model, *grown, length_config=(6, 3))
+        assert [p.shape[1] for p in out.kept_positions] == [6, 3]
+        if cls is BertForSequenceClassification:
+            runs.append([out.logits.numpy()])
+        else:  # span logits at the real positions
+            real = mask.numpy()[:, :7].astype(bool)
+            runs.append([out.start_logits.numpy()[:, :7][real], out.end_logits.numpy()[:, :7][real]])
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
 def test_restore_tokens_matches_numpy():
     rng = np.random.default_rng(0)
     buffer = rng.normal(size=(2, 6, 3)).astype("float32")

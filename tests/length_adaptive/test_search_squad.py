@@ -210,10 +210,11 @@ def test_measure_squad_windows_and_padding(qa_checkpoint, monkeypatch):
     monkeypatch.setattr(speed, "length_adaptive_forward", recording)
     batch = [examples[-2], examples[-1]]  # short contexts: one window each, shorter than 96
     rows = speed.measure_squad_end_to_end(model, tokenizer, batch, (40, 20), batch_sizes=(2,), repeats=1, **WINDOWS)
-    assert rows[0]["windows"] == 2 and rows[0]["config_ms"] > 0
+    assert rows[0]["windows"] == 2 and rows[0]["config_ms"] > 0 and rows[0]["config_dynamic_ms"] > 0
+    assert rows[0]["speedup_vs_dynamic"] == rows[0]["full_dynamic_ms"] / rows[0]["config_dynamic_ms"]
     longest = max(len(f.input_ids) for f in prepare_eval_features(batch, tokenizer, **WINDOWS))
     assert longest < 96
-    assert set(shapes) == {((2, 96), None), ((2, longest), None), ((2, 96), (40, 20))}
+    assert set(shapes) == {((2, 96), None), ((2, longest), None), ((2, 96), (40, 20)), ((2, longest), (40, 20))}
 
 
 def _error(argv, capsys) -> str:
