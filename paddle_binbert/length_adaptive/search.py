@@ -18,7 +18,7 @@ Length-Adaptive Transformer (Kim & Cho, ACL 2021), section "Evolutionary search"
 
 Tasks: GLUE classification checkpoints (:class:`GlueDevEvaluator`, dev split of ``--data_dir``, the
 task's main metric) and SQuAD v1.1 ``BertForQuestionAnswering`` checkpoints (:class:`SquadDevEvaluator`,
-``--task_name squad --predict_file FILE``: sliding windows padded to ``max_seq_length``, Drop-and-Restore
+``--task_name squad --predict_file FILE``: sliding windows of ``max_seq_length``, Drop-and-Restore
 so every token gets start/end logits, the project's SQuAD post-processing and official EM / F1; the
 score is F1).
 
@@ -195,9 +195,13 @@ class SearchCache:
         write_json_atomic(self.path, {"meta": self.meta, "entries": self.entries}, indent=1)
 
 
-class _PaddedDevEvaluator:
-    """Shared part of the dev evaluators: inputs padded to ``max_seq_length`` (budgets are absolute token
-    counts at that length), run in batches through :func:`length_adaptive_forward`.
+class _BatchedDevEvaluator:
+    """Shared part of the dev evaluators: the dev inputs, stored padded to ``max_seq_length``, run in
+    batches through :func:`length_adaptive_forward`, each batch trimmed to its longest sequence.
+
+    Budgets are absolute token counts at ``max_seq_length`` and ``n_i = min(l_i, n_{i-1})``, so the
+    trimming changes no output on the real tokens (padding is never kept over a real token and is
+    masked as a key; tests/length_adaptive/test_drop_restore.py) and saves the padding's work.
 
     Subclasses fill :attr:`input_ids`, :attr:`token_type_ids`, :attr:`attention_mask` (``[n, max_seq_length]``
     int64 arrays), set :attr:`metric` and turn the outputs of :meth:`_outputs` into metrics in ``__call__``.
@@ -205,31 +209,38 @@ class _PaddedDevEvaluator:
 
     metric: str = ""
 
-    def __init__(self, model: Any, arrays: Dict[str, np.ndarray], batch_size: int = 32) -> None:
+    def __init__(self, model: Any, arrays: Dict[str, np.ndarray], batch_size: int = 32, progress: bool = True) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.model = model
         self.batch_size = batch_size
+        self.progress = progress
         self.input_ids = arrays["input_ids"]
         self.token_type_ids = arrays["token_type_ids"]
         self.attention_mask = arrays["attention_mask"]
 
     def _outputs(self, config: Optional[Sequence[int]]):
-        """Yield the :class:`~.drop_restore.LengthAdaptiveOutput` of every batch, in order (eval mode, no grad)."""
+        """Yield the :class:`~.drop_restore.LengthAdaptiveOutput` of every batch, in order (eval mode, no
+        grad); token-level outputs are ``[batch, longest sequence of the batch]``."""
         import paddle
+        from tqdm.auto import tqdm
 
         from .drop_restore import length_adaptive_forward
 
         self.model.eval()
+        starts = range(0, len(self.input_ids), self.batch_size)
+        label = "full" if config is None else config_key(config)
         with paddle.no_grad():
-            for start in range(0, len(self.input_ids), self.batch_size):
+            for start in tqdm(starts, desc=f"dev {label}", unit="batch", leave=False, disable=not self.progress):
                 sl = slice(start, start + self.batch_size)
-                tensors = [paddle.to_tensor(a[sl]) for a in (self.input_ids, self.token_type_ids, self.attention_mask)]
+                width = max(int(self.attention_mask[sl].sum(axis=1).max()), 1)
+                arrays = (self.input_ids, self.token_type_ids, self.attention_mask)
+                tensors = [paddle.to_tensor(a[sl, :width]) for a in arrays]
                 yield length_adaptive_forward(self.model, *tensors, length_config=config)
 
 
-class GlueDevEvaluator(_PaddedDevEvaluator):
-    """Scores a length configuration on a GLUE dev split: inputs padded to ``max_seq_length`` (budgets
+class GlueDevEvaluator(_BatchedDevEvaluator):
+    """Scores a length configuration on a GLUE dev split: inputs truncated to ``max_seq_length`` (budgets
     are absolute token counts at that length), batched, :func:`length_adaptive_forward`, GLUE metrics.
 
     ``__call__(config)`` returns the metrics dict; :attr:`metric` names the main one.
@@ -271,12 +282,12 @@ class GlueDevEvaluator(_PaddedDevEvaluator):
         return compute_glue_metrics(self.task_name, np.concatenate(logits), self.labels)
 
 
-class SquadDevEvaluator(_PaddedDevEvaluator):
+class SquadDevEvaluator(_BatchedDevEvaluator):
     """Scores a length configuration on SQuAD v1.1 questions with a ``BertForQuestionAnswering``.
 
     The sliding windows of ``data`` (a :class:`~paddle_binbert.squad_trainer.SquadEvalData`, e.g. from
-    :func:`~paddle_binbert.squad_trainer.load_squad_eval`) are padded to ``max_seq_length`` (budgets are
-    absolute token counts at that length) and run in batches of ``batch_size`` windows through
+    :func:`~paddle_binbert.squad_trainer.load_squad_eval`, at most ``max_seq_length`` tokens: budgets are
+    absolute token counts at that length) run in batches of ``batch_size`` windows through
     :func:`length_adaptive_forward`, which restores the dropped tokens so every position gets a start
     and end logit. :func:`~paddle_binbert.data.squad.postprocess_predictions` (``n_best_size``,
     ``max_answer_length``) picks each question's answer over all its windows and
@@ -310,10 +321,12 @@ class SquadDevEvaluator(_PaddedDevEvaluator):
     def __call__(self, config: Optional[Sequence[int]]) -> Dict[str, float]:
         from ..data.squad import postprocess_predictions, squad_evaluate
 
+        width = self.input_ids.shape[1]
         starts, ends = [], []
-        for out in self._outputs(config):
-            starts.append(out.start_logits.numpy())
-            ends.append(out.end_logits.numpy())
+        for out in self._outputs(config):  # back to max_seq_length; padding positions are never answers
+            for logits, dest in ((out.start_logits, starts), (out.end_logits, ends)):
+                values = logits.numpy()
+                dest.append(np.pad(values, ((0, 0), (0, width - values.shape[1])), constant_values=-1e4))
         predictions, _ = postprocess_predictions(
             self.data.examples,
             self.data.features,
@@ -538,8 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_seq_length",
         type=int,
         default=None,
-        help="input length: every input (GLUE example or SQuAD window) is padded to it and the budgets are "
-        f"token counts at it; unset: {DEFAULT_MAX_SEQ_LENGTH[0]} for GLUE, {DEFAULT_MAX_SEQ_LENGTH[1]} for squad",
+        help="input length: every input (GLUE example or SQuAD window) is truncated to it and the budgets are "
+        f"token counts at it (each dev batch is padded to its longest input only, which gives the same "
+        f"outputs); unset: {DEFAULT_MAX_SEQ_LENGTH[0]} for GLUE, {DEFAULT_MAX_SEQ_LENGTH[1]} for squad",
     )
     p.add_argument("--batch_size", type=int, default=32, help="dev evaluation batch size (SQuAD: windows)")
     p.add_argument(

@@ -108,6 +108,20 @@ def test_squad_evaluator_matches_the_plain_model(qa_checkpoint, monkeypatch):
     assert [c for c, _ in seen] == [None] * batches + [(20, 8)] * batches
     assert not np.allclose(seen[0][1], seen[batches][1])
 
+    # each batch is trimmed to its longest window, which changes no answer: the same predictions as
+    # the configuration on every window padded to max_seq_length
+    lengths = evaluator.attention_mask.sum(axis=1)
+    widths = [s.shape[1] for _, s in seen[batches:]]
+    assert widths == [int(lengths[i : i + 5].max()) for i in range(0, len(lengths), 5)] and min(widths) < 96
+    arrays = (evaluator.input_ids, evaluator.token_type_ids, evaluator.attention_mask)
+    padded = [
+        forward(model, *(paddle.to_tensor(a[i : i + 5]) for a in arrays), length_config=(20, 8))
+        for i in range(0, len(lengths), 5)
+    ]
+    starts = np.concatenate([o.start_logits.numpy() for o in padded])
+    ends = np.concatenate([o.end_logits.numpy() for o in padded])
+    assert evaluator.last_predictions == postprocess_predictions(data.examples, data.features, starts, ends)[0]
+
 
 def test_costs_of_a_qa_model(qa_checkpoint):
     model = BertForQuestionAnswering.from_pretrained(str(qa_checkpoint))
