@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
+from .data.sampler import evenly_spaced
 from .data.squad import (
     SquadExample,
     SquadFeature,
@@ -73,7 +74,7 @@ def check_squad_file(path: Optional[str], flag: str) -> None:
         raise FileNotFoundError(f"{flag} {path} {what} (expected a SQuAD v1.1 JSON file)")
 
 
-def _read(path: str, max_examples: Optional[int]) -> Tuple[Dict[str, Any], List[SquadExample]]:
+def _read(path: str, max_examples: Optional[int], spread: bool = False) -> Tuple[Dict[str, Any], List[SquadExample]]:
     dataset = load_squad_json(path)
     examples = parse_squad(dataset, source=str(path))
     if not examples:
@@ -81,7 +82,7 @@ def _read(path: str, max_examples: Optional[int]) -> Tuple[Dict[str, Any], List[
     if max_examples is not None:
         if max_examples < 1:
             raise ValueError(f"max_examples must be positive, got {max_examples}")
-        examples = examples[:max_examples]
+        examples = evenly_spaced(examples, max_examples) if spread else examples[:max_examples]
         dataset = subset_squad(dataset, {ex.id for ex in examples})
     return dataset, examples
 
@@ -136,9 +137,12 @@ def load_squad_eval(
     doc_stride: int = 128,
     max_query_length: int = 64,
     max_examples: Optional[int] = None,
+    spread: bool = False,
 ) -> SquadEvalData:
-    """Read a SQuAD v1.1 dev file (first ``max_examples`` questions) and build its evaluation windows."""
-    dataset, examples = _read(path, max_examples)
+    """Read a SQuAD v1.1 dev file (the first ``max_examples`` questions, or with ``spread`` that many
+    spread evenly over the file: :func:`~paddle_binbert.data.sampler.evenly_spaced`) and build its
+    evaluation windows."""
+    dataset, examples = _read(path, max_examples, spread)
     features = prepare_eval_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length)
     return SquadEvalData(dataset, examples, features, str(path))
 

@@ -1,4 +1,4 @@
-"""Length-grouped random batch sampler.
+"""Length-grouped random batch sampler, and :func:`evenly_spaced` subsets of a dev set.
 
 Dynamic padding pads each batch to its longest sequence, so batches of similar lengths waste
 less compute. The sampler, for every epoch:
@@ -24,7 +24,19 @@ from typing import Any, Iterator, List, Optional, Sequence
 import numpy as np
 import paddle
 
-__all__ = ["LengthGroupedBatchSampler", "feature_lengths"]
+__all__ = ["LengthGroupedBatchSampler", "evenly_spaced", "feature_lengths"]
+
+
+def evenly_spaced(items: Sequence[Any], k: Optional[int]) -> List[Any]:
+    """``k`` items spread evenly over ``items``: ``items[i * n // k]`` for ``i < k`` (all if ``k`` is None
+    or ``>= n``), in order. Dev files are often grouped (SQuAD by article), so their first ``k`` items
+    cover only a few contexts; this subset covers the whole file."""
+    n = len(items)
+    if k is None or k >= n:
+        return list(items)
+    if k < 1:
+        raise ValueError(f"the subset size must be positive, got {k}")
+    return [items[i * n // k] for i in range(k)]
 
 
 def feature_lengths(dataset: Sequence[Any], key: str = "input_ids") -> List[int]:

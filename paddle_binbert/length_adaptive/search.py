@@ -40,6 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import run_setup
+from ..data.sampler import evenly_spaced
 from ..io_utils import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -560,7 +561,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_eval_examples",
         type=int,
         default=None,
-        help="score on the first N dev examples only (SQuAD: the first N questions, with all their windows)",
+        help="score on N dev examples only (SQuAD: N questions, with all their windows), chosen by --subset",
+    )
+    p.add_argument(
+        "--subset",
+        choices=("spread", "first"),
+        default="spread",
+        help="which N examples --max_eval_examples and --measure_examples take: 'spread' = evenly spaced over "
+        "the dev file (SQuAD files are ordered by article, so the first N questions share a few contexts and "
+        "their lengths), 'first' = the first N",
     )
     p.add_argument("--population_size", type=int, default=16, help="size of the initial population (spread in MACs)")
     p.add_argument("--evo_iter", type=int, default=10, help="number of evolution iterations")
@@ -603,13 +612,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--evaluate",
         action="store_true",
         help="with --length_config: score the full model and the configuration on the dev data (all of it, or "
-        "the first --max_eval_examples) and write evaluate.json, e.g. to check a pick found on a dev subset",
+        "--max_eval_examples of it) and write evaluate.json, e.g. to check a pick found on a dev subset",
     )
     p.add_argument(
         "--measure_examples",
         type=int,
         default=64,
-        help="first N dev examples timed by --measure (GLUE: texts, SQuAD: questions)",
+        help="N dev examples timed by --measure (GLUE: texts, SQuAD: questions), chosen by --subset",
     )
     g = p.add_argument_group("SQuAD v1.1 (--task_name squad)")
     g.add_argument(
@@ -748,6 +757,7 @@ def _load_dev(parser: argparse.ArgumentParser, args: argparse.Namespace, model: 
                 args.doc_stride,
                 args.max_query_length,
                 args.max_eval_examples,
+                spread=args.subset == "spread",
             )
         except ValueError as err:  # SquadFormatError names the file and the question
             parser.error(f"--predict_file: {err}")
@@ -768,12 +778,18 @@ def _load_dev(parser: argparse.ArgumentParser, args: argparse.Namespace, model: 
         from ..data.glue import get_task_spec, load_glue_features
 
         split = get_task_spec(args.task_name).dev_splits[0]
-        features = load_glue_features(
-            args.data_dir, args.task_name, split, tokenizer, args.max_seq_length, args.max_eval_examples
-        )
+        if args.subset == "spread":
+            features = load_glue_features(args.data_dir, args.task_name, split, tokenizer, args.max_seq_length)
+            features = evenly_spaced(features, args.max_eval_examples)
+        else:
+            features = load_glue_features(
+                args.data_dir, args.task_name, split, tokenizer, args.max_seq_length, args.max_eval_examples
+            )
         evaluator = GlueDevEvaluator(model, features, args.task_name, args.max_seq_length, pad_id, args.batch_size)
         meta.update(split=split, max_seq_length=args.max_seq_length, num_examples=len(features))
     meta["latency_batch_size"] = args.latency_batch_size
+    if args.max_eval_examples is not None:
+        meta["subset"] = args.subset
     return evaluator, meta
 
 
@@ -865,7 +881,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.squad:
             from .speed import measure_squad_end_to_end, speed_table
 
-            examples = _squad_questions(parser, args.predict_file, args.measure_examples)
+            examples = _squad_questions(parser, args.predict_file, args.measure_examples, args.subset)
             rows = measure_squad_end_to_end(
                 model, tokenizer, examples, config, args.max_seq_length, args.doc_stride, args.max_query_length
             )
@@ -875,7 +891,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .speed import measure_end_to_end, speed_table
 
             split = get_task_spec(args.task_name).dev_splits[0]
-            texts = _dev_texts(args.data_dir, args.task_name, split, args.measure_examples)
+            texts = _dev_texts(args.data_dir, args.task_name, split, args.measure_examples, args.subset)
             rows = measure_end_to_end(model, tokenizer, texts, config, args.max_seq_length)
             table = speed_table(rows, config)
         with open(os.path.join(args.output_dir, "speed.md"), "w", encoding="utf-8") as handle:
@@ -910,17 +926,21 @@ def _evaluate_config(
     return result
 
 
-def _dev_texts(data_dir: str, task: str, split: str, limit: int) -> List[Tuple[str, Optional[str]]]:
+def _take(items: Sequence[Any], limit: int, subset: str) -> List[Any]:
+    return evenly_spaced(items, limit) if subset == "spread" else list(items[:limit])
+
+
+def _dev_texts(data_dir: str, task: str, split: str, limit: int, subset: str) -> List[Tuple[str, Optional[str]]]:
     from ..data.glue import read_glue_examples
 
-    return [(ex.text_a, ex.text_b) for ex in read_glue_examples(data_dir, task, split)[:limit]]
+    return [(ex.text_a, ex.text_b) for ex in _take(read_glue_examples(data_dir, task, split), limit, subset)]
 
 
-def _squad_questions(parser: argparse.ArgumentParser, path: str, limit: int) -> List[Any]:
+def _squad_questions(parser: argparse.ArgumentParser, path: str, limit: int, subset: str) -> List[Any]:
     from ..data.squad import read_squad_examples
 
     try:
-        examples = read_squad_examples(path)[:limit]
+        examples = _take(read_squad_examples(path), limit, subset)
     except ValueError as err:
         parser.error(f"--predict_file: {err}")
     if not examples:
