@@ -21,7 +21,7 @@ from paddle_binbert.data.glue import (
     normalize_task_name,
     read_glue_examples,
 )
-from paddle_binbert.data.sampler import LengthGroupedBatchSampler, feature_lengths
+from paddle_binbert.data.sampler import LengthGroupedBatchSampler, evenly_spaced, feature_lengths
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GLUE = FIXTURES / "glue"
@@ -377,3 +377,13 @@ def test_fixture_files_exist() -> None:
         assert os.path.isfile(GLUE / task / "train.tsv")
         for split in spec.dev_splits:
             assert os.path.isfile(glue_split_path(GLUE / task, task, split))
+
+
+def test_evenly_spaced_subset() -> None:
+    items = list(range(10))
+    assert evenly_spaced(items, 3) == [0, 3, 6]
+    assert evenly_spaced(items, 10) == items == evenly_spaced(items, 25) == evenly_spaced(items, None)
+    picked = evenly_spaced(list(range(1000)), 300)
+    assert len(set(picked)) == 300 and picked == sorted(picked) and picked[-1] >= 990
+    with pytest.raises(ValueError, match="positive"):
+        evenly_spaced(items, 0)

@@ -137,6 +137,7 @@ def test_evaluate_mode_scores_full_model_and_config(tiny_la_checkpoint, glue_dir
     from paddlenlp.transformers import BertTokenizer
 
     from paddle_binbert.data.glue import load_glue_features
+    from paddle_binbert.data.sampler import evenly_spaced
     from paddle_binbert.models import load_model
 
     out = tmp_path / "evaluate"
@@ -154,6 +155,16 @@ def test_evaluate_mode_scores_full_model_and_config(tiny_la_checkpoint, glue_dir
     with pytest.raises(SystemExit):
         main(_argv(tiny_la_checkpoint, glue_dir, out, "--evaluate"))
     assert "--evaluate needs --length_config" in capsys.readouterr().err
+
+    # --max_eval_examples: evenly spaced dev examples by default, the first ones with --subset first
+    for subset, chosen in (("spread", evenly_spaced(features, 4)), ("first", features[:4])):
+        sub = tmp_path / subset
+        argv = _argv(tiny_la_checkpoint, glue_dir, sub, "--evaluate", "--length_config", "12,3")
+        assert main(argv + ["--max_eval_examples", "4", "--subset", subset]) == 0
+        result = json.loads((sub / "evaluate.json").read_text())
+        assert result["num_examples"] == 4 and result["subset"] == subset
+        small = GlueDevEvaluator(model, chosen, "SST-2", 24, tok.pad_token_id)
+        assert result["config_metrics"]["acc"] == pytest.approx(small((12, 3))["acc"])
 
 
 def test_missing_files_are_clear_errors(tmp_path, glue_dir, capsys):

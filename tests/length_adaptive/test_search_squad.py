@@ -123,6 +123,19 @@ def test_squad_evaluator_matches_the_plain_model(qa_checkpoint, monkeypatch):
     assert evaluator.last_predictions == postprocess_predictions(data.examples, data.features, starts, ends)[0]
 
 
+def test_spread_subset_covers_the_file(qa_checkpoint):
+    tokenizer = BertTokenizer.from_pretrained(str(qa_checkpoint))
+    everything = parse_squad(load_squad_json(SQUAD_FILE))
+    n = len(everything)
+    data = load_squad_eval(str(SQUAD_FILE), tokenizer, max_examples=3, spread=True, **WINDOWS)
+    want = [everything[i * n // 3].id for i in range(3)]
+    assert [ex.id for ex in data.examples] == want != [ex.id for ex in everything[:3]]
+    ids = {qa["id"] for article in data.dataset["data"] for par in article["paragraphs"] for qa in par["qas"]}
+    assert ids == set(want)
+    first = load_squad_eval(str(SQUAD_FILE), tokenizer, max_examples=3, **WINDOWS)
+    assert [ex.id for ex in first.examples] == [ex.id for ex in everything[:3]]
+
+
 def test_costs_of_a_qa_model(qa_checkpoint):
     model = BertForQuestionAnswering.from_pretrained(str(qa_checkpoint))
     want = length_config_macs(None, 96, 32, 64, num_layers=2, span_head=True)
@@ -171,6 +184,7 @@ def test_search_squad_end_to_end(qa_checkpoint, tmp_path, monkeypatch, capsys):
     assert pick["pick"]["score"] >= pick["full"]["score"] - 1.0
     assert cache["meta"]["task"] == "squad" and cache["meta"]["predict_file"] == str(SQUAD_FILE.resolve())
     assert cache["meta"]["num_examples"] == 6 and cache["meta"]["num_windows"] > 6
+    assert cache["meta"]["subset"] == "spread"
     full = cache["entries"]["96-96"]
     assert set(full["metrics"]) == {"exact_match", "f1"} and full["score"] == full["metrics"]["f1"]
     assert "| f1 |" in (out / "pareto.md").read_text()
