@@ -778,13 +778,8 @@ def _load_dev(parser: argparse.ArgumentParser, args: argparse.Namespace, model: 
         from ..data.glue import get_task_spec, load_glue_features
 
         split = get_task_spec(args.task_name).dev_splits[0]
-        if args.subset == "spread":
-            features = load_glue_features(args.data_dir, args.task_name, split, tokenizer, args.max_seq_length)
-            features = evenly_spaced(features, args.max_eval_examples)
-        else:
-            features = load_glue_features(
-                args.data_dir, args.task_name, split, tokenizer, args.max_seq_length, args.max_eval_examples
-            )
+        features = load_glue_features(args.data_dir, args.task_name, split, tokenizer, args.max_seq_length)
+        features = _take(features, args.max_eval_examples, args.subset)
         evaluator = GlueDevEvaluator(model, features, args.task_name, args.max_seq_length, pad_id, args.batch_size)
         meta.update(split=split, max_seq_length=args.max_seq_length, num_examples=len(features))
     meta["latency_batch_size"] = args.latency_batch_size
@@ -926,7 +921,8 @@ def _evaluate_config(
     return result
 
 
-def _take(items: Sequence[Any], limit: int, subset: str) -> List[Any]:
+def _take(items: Sequence[Any], limit: Optional[int], subset: str) -> List[Any]:
+    """``limit`` of ``items`` (all if None) by ``--subset``: evenly spaced or the first ones."""
     return evenly_spaced(items, limit) if subset == "spread" else list(items[:limit])
 
 
