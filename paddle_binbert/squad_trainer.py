@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
-from .data.sampler import evenly_spaced
+from .data.sampler import dev_subset
 from .data.squad import (
     SquadExample,
     SquadFeature,
@@ -82,7 +82,7 @@ def _read(path: str, max_examples: Optional[int], spread: bool = False) -> Tuple
     if max_examples is not None:
         if max_examples < 1:
             raise ValueError(f"max_examples must be positive, got {max_examples}")
-        examples = evenly_spaced(examples, max_examples) if spread else examples[:max_examples]
+        examples = dev_subset(examples, max_examples, spread)
         dataset = subset_squad(dataset, {ex.id for ex in examples})
     return dataset, examples
 

@@ -24,7 +24,7 @@ from typing import Any, Iterator, List, Optional, Sequence
 import numpy as np
 import paddle
 
-__all__ = ["LengthGroupedBatchSampler", "evenly_spaced", "feature_lengths"]
+__all__ = ["LengthGroupedBatchSampler", "dev_subset", "evenly_spaced", "feature_lengths"]
 
 
 def evenly_spaced(items: Sequence[Any], k: Optional[int]) -> List[Any]:
@@ -37,6 +37,11 @@ def evenly_spaced(items: Sequence[Any], k: Optional[int]) -> List[Any]:
     if k < 1:
         raise ValueError(f"the subset size must be positive, got {k}")
     return [items[i * n // k] for i in range(k)]
+
+
+def dev_subset(items: Sequence[Any], k: Optional[int], spread: bool) -> List[Any]:
+    """``k`` of ``items`` (all if None): :func:`evenly_spaced` with ``spread``, else the first ``k``."""
+    return evenly_spaced(items, k) if spread else list(items[:k])
 
 
 def feature_lengths(dataset: Sequence[Any], key: str = "input_ids") -> List[int]:

@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import run_setup
-from ..data.sampler import evenly_spaced
+from ..data.sampler import dev_subset
 from ..io_utils import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -210,12 +210,11 @@ class _BatchedDevEvaluator:
 
     metric: str = ""
 
-    def __init__(self, model: Any, arrays: Dict[str, np.ndarray], batch_size: int = 32, progress: bool = True) -> None:
+    def __init__(self, model: Any, arrays: Dict[str, np.ndarray], batch_size: int = 32) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.model = model
         self.batch_size = batch_size
-        self.progress = progress
         self.input_ids = arrays["input_ids"]
         self.token_type_ids = arrays["token_type_ids"]
         self.attention_mask = arrays["attention_mask"]
@@ -232,7 +231,7 @@ class _BatchedDevEvaluator:
         starts = range(0, len(self.input_ids), self.batch_size)
         label = "full" if config is None else config_key(config)
         with paddle.no_grad():
-            for start in tqdm(starts, desc=f"dev {label}", unit="batch", leave=False, disable=not self.progress):
+            for start in tqdm(starts, desc=f"dev {label}", unit="batch", leave=False):
                 sl = slice(start, start + self.batch_size)
                 width = max(int(self.attention_mask[sl].sum(axis=1).max()), 1)
                 arrays = (self.input_ids, self.token_type_ids, self.attention_mask)
@@ -322,17 +321,15 @@ class SquadDevEvaluator(_BatchedDevEvaluator):
     def __call__(self, config: Optional[Sequence[int]]) -> Dict[str, float]:
         from ..data.squad import postprocess_predictions, squad_evaluate
 
-        width = self.input_ids.shape[1]
         starts, ends = [], []
-        for out in self._outputs(config):  # back to max_seq_length; padding positions are never answers
-            for logits, dest in ((out.start_logits, starts), (out.end_logits, ends)):
-                values = logits.numpy()
-                dest.append(np.pad(values, ((0, 0), (0, width - values.shape[1])), constant_values=-1e4))
+        for out in self._outputs(config):  # one row per window, as wide as its batch (>= the window)
+            starts.extend(out.start_logits.numpy())
+            ends.extend(out.end_logits.numpy())
         predictions, _ = postprocess_predictions(
             self.data.examples,
             self.data.features,
-            np.concatenate(starts),
-            np.concatenate(ends),
+            starts,
+            ends,
             n_best_size=self.n_best_size,
             max_answer_length=self.max_answer_length,
         )
@@ -779,7 +776,7 @@ def _load_dev(parser: argparse.ArgumentParser, args: argparse.Namespace, model: 
 
         split = get_task_spec(args.task_name).dev_splits[0]
         features = load_glue_features(args.data_dir, args.task_name, split, tokenizer, args.max_seq_length)
-        features = _take(features, args.max_eval_examples, args.subset)
+        features = dev_subset(features, args.max_eval_examples, args.subset == "spread")
         evaluator = GlueDevEvaluator(model, features, args.task_name, args.max_seq_length, pad_id, args.batch_size)
         meta.update(split=split, max_seq_length=args.max_seq_length, num_examples=len(features))
     meta["latency_batch_size"] = args.latency_batch_size
@@ -921,22 +918,20 @@ def _evaluate_config(
     return result
 
 
-def _take(items: Sequence[Any], limit: Optional[int], subset: str) -> List[Any]:
-    """``limit`` of ``items`` (all if None) by ``--subset``: evenly spaced or the first ones."""
-    return evenly_spaced(items, limit) if subset == "spread" else list(items[:limit])
-
-
 def _dev_texts(data_dir: str, task: str, split: str, limit: int, subset: str) -> List[Tuple[str, Optional[str]]]:
     from ..data.glue import read_glue_examples
 
-    return [(ex.text_a, ex.text_b) for ex in _take(read_glue_examples(data_dir, task, split), limit, subset)]
+    return [
+        (ex.text_a, ex.text_b)
+        for ex in dev_subset(read_glue_examples(data_dir, task, split), limit, subset == "spread")
+    ]
 
 
 def _squad_questions(parser: argparse.ArgumentParser, path: str, limit: int, subset: str) -> List[Any]:
     from ..data.squad import read_squad_examples
 
     try:
-        examples = _take(read_squad_examples(path), limit, subset)
+        examples = dev_subset(read_squad_examples(path), limit, subset == "spread")
     except ValueError as err:
         parser.error(f"--predict_file: {err}")
     if not examples:

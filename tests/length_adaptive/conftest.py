@@ -5,9 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny import load_run_glue
-
-from ..tiny import save_tiny_bert
+from ..tiny import load_run_glue, save_tiny_bert
 from .helpers import ROOT, sst2_args
 
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -35,10 +35,9 @@ from paddle_binbert.models import quant_config_of
 from paddle_binbert.squad_finetune import build_parser as squad_parser
 from paddle_binbert.squad_finetune import checkpoint_has_qa_head
 from paddle_binbert.squad_finetune import main as run_squad
-from tests.tiny import load_run_glue
 
 from ..squad.helpers import write_squad_files
-from ..tiny import BIBERT_FLAGS, save_tiny_checkpoint
+from ..tiny import BIBERT_FLAGS, load_run_glue, save_tiny_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

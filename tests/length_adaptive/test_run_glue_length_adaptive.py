@@ -3,8 +3,8 @@
 import pytest
 
 from paddle_binbert.length_adaptive.search import GlueDevEvaluator
-from tests.tiny import load_run_glue
 
+from ..tiny import load_run_glue
 from .helpers import sst2_args
 
 
