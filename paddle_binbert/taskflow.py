@@ -48,7 +48,7 @@ __all__ = ["TASKS", "Taskflow", "main"]
 #: Taskflow task name -> :func:`paddle_binbert.checkpoints.load_checkpoint` task
 TASKS = {"text_classification": "sequence_classification", "question_answering": "question_answering"}
 
-_COMMON_OPTIONS = ("params_path", "config")
+_COMMON_OPTIONS = ("params_path", "config", "length_config")
 _TASK_OPTIONS = {
     "text_classification": ("top_k", "id2label"),
     "question_answering": ("doc_stride", "max_query_length", "n_best_size", "max_answer_length"),
@@ -93,7 +93,11 @@ class Taskflow:
         device: Paddle device (``"cpu"``, ``"gpu"``, ``"gpu:0"`` ...), set with ``paddle.set_device``.
         **kwargs: ``params_path`` (bare state dict to load, architecture from ``task_path`` or
             ``config``), ``config`` (architecture of ``params_path``: a name such as
-            ``bert-base-uncased`` or a config path); for classification ``top_k`` (labels
+            ``bert-base-uncased`` or a config path), ``length_config`` (Dynamic-TinyBERT token budgets
+            ``l_1 >= ... >= l_L``, one per layer, as a sequence or ``"30-18-9-6-6-6"``, e.g. the pick
+            of ``paddle-binbert search-length``: runs Drop-and-Restore, see
+            :func:`paddle_binbert.length_adaptive.length_adaptive_forward`; Paddle models only, the
+            packed engine always runs full length); for classification ``top_k`` (labels
             returned per input, default 1) and ``id2label`` (overrides the checkpoint's names;
             ``task_path/id2label.json`` is read too, as PaddleNLP does); for QA ``doc_stride``
             (step between window starts, default ``max_length // 3``), ``max_query_length``
@@ -126,11 +130,18 @@ class Taskflow:
         self.task_path = os.fspath(task_path)
         self.batch_size = int(batch_size)
         self.kwargs = dict(kwargs)
+        self.packed = self.kwargs.get("params_path") is None and is_packed_dir(self.task_path)
+        if self.packed and kwargs.get("length_config") is not None:
+            raise ValueError(
+                f"length_config: {self.task_path} holds a packed 1-bit model, whose engine always runs full length; "
+                "use the simulated (fake-quant) checkpoint folder for length-adaptive inference"
+            )
         if device:
             import paddle
 
             paddle.set_device(device)
         self.model, self.config = self._load_model()
+        self.length_config = self._length_config(kwargs.get("length_config"))
         self.tokenizer = self._load_tokenizer()
         max_positions = getattr(self.config, "max_position_embeddings", None)
         if max_positions and max_length > max_positions:
@@ -174,7 +185,7 @@ class Taskflow:
         if not os.path.isdir(self.task_path):
             raise FileNotFoundError(f"task_path {self.task_path} is not a folder")
         load_task = TASKS[self.task]
-        if self.kwargs.get("params_path") is None and is_packed_dir(self.task_path):
+        if self.packed:
             model = _load_packed(self.task_path)
             if hasattr(model, "eval"):
                 model.eval()
@@ -189,6 +200,16 @@ class Taskflow:
         else:
             model = load_checkpoint(self.task_path, task=load_task)
         return model, model.config
+
+    def _length_config(self, value: Any) -> Optional[Tuple[int, ...]]:
+        """``length_config=`` checked against the model: one non-increasing budget per layer."""
+        if value is None:
+            return None
+        from .length_adaptive import check_length_config
+        from .length_adaptive.search import parse_length_config
+
+        config = parse_length_config(value) if isinstance(value, str) else value
+        return check_length_config(config, int(self.config.num_hidden_layers))
 
     def _load_tokenizer(self) -> Any:
         from paddlenlp.transformers import BertTokenizer
@@ -217,6 +238,10 @@ class Taskflow:
             k: paddle.to_tensor(arrays[k], dtype="int64") for k in ("input_ids", "token_type_ids", "attention_mask")
         }
         with paddle.no_grad():
+            if self.length_config is not None:
+                from .length_adaptive import length_adaptive_forward
+
+                return length_adaptive_forward(self.model, length_config=self.length_config, **inputs)
             return self.model(**inputs)
 
     def __call__(self, inputs: Any) -> List[Dict[str, Any]]:
@@ -424,10 +449,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_length", type=int, default=128)
     parser.add_argument("--top_k", type=int, default=None, help="text_classification: labels per input")
+    parser.add_argument(
+        "--length_config",
+        default=None,
+        help="Dynamic-TinyBERT token budgets per layer, e.g. 30-18-9-6-6-6 (the pick of search-length); "
+        "default: full length",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("texts", nargs="*", help="inputs (text_classification: TEXT or TEXT<TAB>PAIR)")
     args = parser.parse_intermixed_args(argv)
-    kwargs: Dict[str, Any] = {k: getattr(args, k) for k in ("params_path", "config") if getattr(args, k)}
+    kwargs: Dict[str, Any] = {
+        k: getattr(args, k) for k in ("params_path", "config", "length_config") if getattr(args, k)
+    }
     if args.top_k is not None:
         if args.task != "text_classification":
             parser.error("--top_k applies to text_classification only")

@@ -141,6 +141,69 @@ def test_errors_name_the_valid_choices(cls_dirs, tmp_path):
         flow(["ok", 3])
 
 
+# ---------------------------------------------------------------------- length configurations (Dynamic-TinyBERT)
+
+LENGTH_CONFIG = (9, 5)
+
+
+@pytest.mark.parametrize("kind", ["fp", "bibert"])
+def test_length_config_matches_drop_and_restore_per_input(cls_dirs, kind):
+    from paddle_binbert import load_model
+    from paddle_binbert.length_adaptive import length_adaptive_forward
+
+    model = load_model(str(cls_dirs[kind])).eval()
+    assert model.config.num_hidden_layers == len(LENGTH_CONFIG)
+    tokenizer = BertTokenizer.from_pretrained(str(cls_dirs[kind]))
+    flow = Taskflow(
+        "text_classification",
+        task_path=str(cls_dirs[kind]),
+        batch_size=3,
+        max_length=MAX_LENGTH,
+        length_config="-".join(map(str, LENGTH_CONFIG)),
+        top_k=3,
+    )
+    assert flow.length_config == LENGTH_CONFIG
+    full = Taskflow("text_classification", task_path=str(cls_dirs[kind]), max_length=MAX_LENGTH, top_k=3)
+    changed = 0
+    for item, result, plain in zip(TEXTS, flow(TEXTS), full(TEXTS)):
+        a, b = (item, None) if isinstance(item, str) else item
+        enc = tokenizer(a, text_pair=b, max_length=MAX_LENGTH, truncation=True)
+        with paddle.no_grad():
+            out = length_adaptive_forward(
+                model,
+                paddle.to_tensor([enc["input_ids"]], dtype="int64"),
+                token_type_ids=paddle.to_tensor([enc["token_type_ids"]], dtype="int64"),
+                length_config=LENGTH_CONFIG,
+            )
+        probs = softmax(out.logits.numpy()[0].astype("float64"))
+        got = {p["label"]: p["score"] for p in result["predictions"]}
+        np.testing.assert_allclose([got[LABELS[i]] for i in range(3)], probs, atol=2e-5)
+        full_scores = {p["label"]: p["score"] for p in plain["predictions"]}
+        changed += not np.allclose([full_scores[LABELS[i]] for i in range(3)], probs, atol=1e-4)
+    assert changed > 0  # the budgets cut the longer inputs, so some scores move
+
+
+def test_length_config_errors(cls_dirs, tmp_path):
+    with pytest.raises(ValueError, match="2 layers"):
+        Taskflow("text_classification", task_path=str(cls_dirs["fp"]), length_config="9-7-5")
+    with pytest.raises(ValueError, match="non-increasing"):
+        Taskflow("text_classification", task_path=str(cls_dirs["fp"]), length_config=[4, 9])
+    packed = packed_copy(cls_dirs["bibert"], tmp_path / "packed")
+    with pytest.raises(ValueError, match="full length"):
+        Taskflow("text_classification", task_path=str(packed), length_config=LENGTH_CONFIG)
+
+
+def test_qa_length_config_answers_are_context_substrings(qa_dir):
+    context = danube_context()
+    items = [{"question": q, "context": context} for q in QUESTIONS]
+    full = Taskflow("question_answering", task_path=str(qa_dir), max_length=40, doc_stride=8)
+    same = Taskflow("question_answering", task_path=str(qa_dir), max_length=40, doc_stride=8, length_config=[40] * 2)
+    assert same(items) == full(items)  # budgets >= the window: the plain model
+    short = Taskflow("question_answering", task_path=str(qa_dir), max_length=40, doc_stride=8, length_config="30-12")
+    for item, result in zip(items, short(items)):
+        assert result["answer"] == item["context"][result["start"] : result["end"]]
+
+
 # ---------------------------------------------------------------------- bare .pdparams in a folder
 
 
@@ -274,3 +337,14 @@ def test_command_line(cls_dirs, tmp_path, capsys):
     flow = Taskflow("text_classification", task_path=str(cls_dirs["fp"]))
     expected: Optional[list] = flow(["plain", "first text", ("left", "right"), ("json", "pair")])
     assert [r["predictions"] for r in lines] == [r["predictions"] for r in expected]
+
+
+def test_command_line_length_config(cls_dirs, capsys):
+    long_input = LONG_TEXT.strip()
+    code = main(["text_classification", "--task_path", str(cls_dirs["fp"]), "--length_config", "9-5", long_input])
+    assert code == 0
+    (line,) = [json.loads(out) for out in capsys.readouterr().out.splitlines()]
+    flow = Taskflow("text_classification", task_path=str(cls_dirs["fp"]), length_config=(9, 5))
+    assert line == flow(long_input)[0]
+    assert main(["text_classification", "--task_path", str(cls_dirs["fp"]), "--length_config", "5-9", "x"]) == 2
+    assert "non-increasing" in capsys.readouterr().err
