@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
+import io
 import json
 import os
 import subprocess
@@ -77,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=32, help="batch size of every cell")
     p.add_argument("--eval_steps", type=int, default=40, help="student dev evaluation / checkpoint interval")
     p.add_argument("--python", default=sys.executable, help="interpreter running the cells")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="cells run at once (a task's students start once its teacher is done)")
+    p.add_argument("--threads_per_job", type=int, default=0,
+                   help="CPU threads per cell (OMP/MKL threads and CPU affinity); 0 = the CPUs / --jobs")
     p.add_argument("--table_only", action="store_true", help="only rewrite the table from finished cells")
     p.add_argument("--dry_run", action="store_true", help="print the cells' commands without running them")
     return p
@@ -96,6 +102,11 @@ def teacher_path(args: argparse.Namespace, task: str) -> Path:
 
 def has_checkpoint(path: Path) -> bool:
     return path.is_dir() and any(p.name.startswith("checkpoint-") or p.name.startswith("stage") for p in path.iterdir())
+
+
+def has_teacher_checkpoint(args: argparse.Namespace, task: str) -> bool:
+    """Whether the task's fine-tuned teacher is on disk (its run finished: ``results.json``)."""
+    return (teacher_path(args, task) / "results.json").is_file()
 
 
 def cell_command(args: argparse.Namespace, task: str, method: str) -> List[str]:
@@ -118,13 +129,13 @@ def cell_command(args: argparse.Namespace, task: str, method: str) -> List[str]:
             "--logging_steps", "10", "--output_dir", str(out), *METHODS[method]["flags"], *resume]
 
 
-def read_cell(args: argparse.Namespace, task: str, method: str) -> Optional[Dict[str, Any]]:
-    """The finished cell's numbers (metric in %, size, FLOPs, steps, minutes) or None."""
-    folder = teacher_path(args, task) if method == "teacher" else cell_dir(args, task, method)
-    path = folder / "results.json"
-    if not path.is_file():
-        return None
-    res = json.loads(path.read_text())
+def record_path(args: argparse.Namespace, task: str, method: str) -> Path:
+    """The committed copy of a finished cell's numbers: ``<out>/glue_table_cells/<task>/<method>.json``."""
+    return Path(args.out) / "glue_table_cells" / task / f"{method}.json"
+
+
+def cell_from_results(res: Dict[str, Any], task: str, method: str) -> Dict[str, Any]:
+    """One cell's numbers (metric in %, size, FLOPs, steps, minutes) from its run's ``results.json``."""
     if method == "teacher":
         metrics = {k: v for k, v in res["dev"][next(iter(res["dev"]))].items() if isinstance(v, float)}
         metric = res["main_metric"]
@@ -136,6 +147,32 @@ def read_cell(args: argparse.Namespace, task: str, method: str) -> Optional[Dict
         "steps": res.get("global_steps"), "minutes": res.get("wall_time_seconds", 0.0) / 60,
         "size_mib": res.get("student_size_mib"), "train_examples": res.get("num_train_examples"),
     }
+
+
+def read_cell(args: argparse.Namespace, task: str, method: str) -> Optional[Dict[str, Any]]:
+    """The finished cell's numbers, or None.
+
+    The run folder's ``results.json`` wins; without it (run folders are not committed) the cell's
+    committed record under ``<out>/glue_table_cells`` is used, so a fresh clone keeps the table.
+    """
+    folder = teacher_path(args, task) if method == "teacher" else cell_dir(args, task, method)
+    path = folder / "results.json"
+    if path.is_file():
+        return cell_from_results(json.loads(path.read_text()), task, method)
+    record = record_path(args, task, method)
+    return json.loads(record.read_text()) if record.is_file() else None
+
+
+def save_record(args: argparse.Namespace, task: str, method: str) -> None:
+    """Copy a finished run's numbers to its committed record (atomic)."""
+    from paddle_binbert.io_utils import write_json_atomic
+
+    folder = teacher_path(args, task) if method == "teacher" else cell_dir(args, task, method)
+    path = folder / "results.json"
+    if path.is_file():
+        record_path(args, task, method).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(record_path(args, task, method),
+                          cell_from_results(json.loads(path.read_text()), task, method))
 
 
 def model_costs(args: argparse.Namespace, method: str) -> Dict[str, float]:
@@ -193,29 +230,126 @@ def render(args: argparse.Namespace, tasks: List[str], methods: List[str]) -> st
 
 
 def write_table(args: argparse.Namespace, tasks: List[str], methods: List[str]) -> None:
+    """Rewrite ``glue_table.md`` and ``glue_table.csv`` in ``--out`` from the finished cells."""
+    from paddle_binbert.io_utils import write_text_atomic
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    md = render(args, tasks, methods)
-    tmp = out / "glue_table.md.tmp"
-    tmp.write_text(md)
-    os.replace(tmp, out / "glue_table.md")
-    tmp = out / "glue_table.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["task", "method", "bits", "size_mib", "gflops_128", "metric", "value", "f1", "steps",
-                         "minutes", "stored_size_mib", "train_examples_per_stage", "epochs_per_stage"])
-        for t in tasks:
-            for m in methods:
-                c = read_cell(args, t, m)
-                if c is None:
+    write_text_atomic(out / "glue_table.md", render(args, tasks, methods))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["task", "method", "bits", "size_mib", "gflops_128", "metric", "value", "f1", "steps",
+                     "minutes", "stored_size_mib", "train_examples_per_stage", "epochs_per_stage"])
+    for t in tasks:
+        for m in methods:
+            c = read_cell(args, t, m)
+            if c is None:
+                continue
+            costs = model_costs(args, m)
+            writer.writerow([t, m, METHODS[m]["bits"], f"{costs['size_mib']:.2f}", f"{costs['gflops']:.3f}",
+                             c["metric"], f"{c['value']:.2f}", "" if c["f1"] is None else f"{c['f1']:.2f}",
+                             c["steps"], f"{c['minutes']:.1f}",
+                             "" if c["size_mib"] is None else f"{c['size_mib']:.3f}",
+                             c["train_examples"], args.epochs if m != "teacher" else args.teacher_epochs])
+    write_text_atomic(out / "glue_table.csv", buf.getvalue())
+
+
+def cell_env(threads: int) -> Dict[str, str]:
+    """The environment of one cell: its math libraries limited to ``threads`` threads."""
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    return env
+
+
+def core_slots(jobs: int, threads: int) -> List[List[int]]:
+    """Disjoint CPU sets, one per concurrent cell (round-robin over the CPUs this process may use)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    return [[cpus[(j * threads + k) % len(cpus)] for k in range(threads)] for j in range(jobs)]
+
+
+def run_grid(args: argparse.Namespace, tasks: List[str], methods: List[str]) -> int:
+    """Run the unfinished cells, up to ``--jobs`` at once; returns the number of failed cells.
+
+    Teachers come first (a task's students need its teacher), then the methods task by task; a
+    student cell waits until its task's teacher has ``results.json`` and is skipped if it failed.
+    Each cell is pinned to its own CPUs (Linux) with that many math threads, so concurrent cells
+    do not oversubscribe the machine. Ctrl-C stops the running cells; rerunning resumes them.
+    """
+    order = [(t, "teacher") for t in tasks] + [(t, m) for t in tasks for m in methods if m != "teacher"]
+    jobs = max(1, args.jobs)
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = args.threads_per_job if args.threads_per_job > 0 else max(1, ncpu // jobs)
+    slots = core_slots(jobs, threads)
+    free = list(range(jobs))
+    pending: List[tuple] = []
+    todo = {t for t in tasks for m in methods if m != "teacher" and read_cell(args, t, m) is None}
+    for i, (t, m) in enumerate(order, 1):
+        # a teacher known only from its committed record has no checkpoint here: its students need it
+        done = has_teacher_checkpoint(args, t) or (t not in todo and read_cell(args, t, m) is not None) \
+            if m == "teacher" else read_cell(args, t, m) is not None
+        if done:
+            print(f"[{i}/{len(order)}] {t} {m}: done", flush=True)
+        elif m == "teacher" and teacher_path(args, t) != cell_dir(args, t, "teacher"):
+            raise SystemExit(f"--teacher_dir for {t} has no results.json: {teacher_path(args, t)}")
+        else:
+            pending.append((i, t, m))
+    failed: set = set()
+    running: Dict[Any, tuple] = {}
+    try:
+        while pending or running:
+            for item in list(pending):
+                i, t, m = item
+                if m != "teacher" and (t, "teacher") in failed:
+                    pending.remove(item)
+                    failed.add((t, m))
+                    print(f"[{i}/{len(order)}] {t} {m}: skipped (the {t} teacher failed)", flush=True)
                     continue
-                costs = model_costs(args, m)
-                writer.writerow([t, m, METHODS[m]["bits"], f"{costs['size_mib']:.2f}", f"{costs['gflops']:.3f}",
-                                 c["metric"], f"{c['value']:.2f}", "" if c["f1"] is None else f"{c['f1']:.2f}",
-                                 c["steps"], f"{c['minutes']:.1f}",
-                                 "" if c["size_mib"] is None else f"{c['size_mib']:.3f}",
-                                 c["train_examples"], args.epochs if m != "teacher" else args.teacher_epochs])
-    os.replace(tmp, out / "glue_table.csv")
+                if not free:
+                    break
+                if m != "teacher" and not has_teacher_checkpoint(args, t):
+                    continue  # its teacher is still training
+                pending.remove(item)
+                cmd = cell_command(args, t, m)
+                print(f"[{i}/{len(order)}] {t} {m}: {' '.join(cmd)}", flush=True)
+                if args.dry_run:
+                    continue
+                slot = free.pop(0)
+                folder = cell_dir(args, t, m)
+                folder.mkdir(parents=True, exist_ok=True)
+                log = open(folder / "run.log", "a")
+                pin = functools.partial(os.sched_setaffinity, 0, slots[slot]) \
+                    if hasattr(os, "sched_setaffinity") else None
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
+                                        env=cell_env(threads), preexec_fn=pin)
+                running[proc] = (i, t, m, slot, log, time.time())
+            if args.dry_run:
+                if pending and not running:  # students of teachers that a dry run does not train
+                    for i, t, m in pending:
+                        print(f"[{i}/{len(order)}] {t} {m}: {' '.join(cell_command(args, t, m))}", flush=True)
+                    pending = []
+                continue
+            time.sleep(2)
+            for proc in [p for p in running if p.poll() is not None]:
+                i, t, m, slot, log, start = running.pop(proc)
+                log.close()
+                free.append(slot)
+                code = proc.returncode
+                if code == 0 and read_cell(args, t, m) is not None:
+                    save_record(args, t, m)
+                    status = "ok"
+                else:
+                    failed.add((t, m))
+                    status = f"FAILED (exit {code}, see {cell_dir(args, t, m) / 'run.log'})"
+                print(f"[{i}/{len(order)}] {t} {m}: {status} in {(time.time() - start) / 60:.1f} min", flush=True)
+                write_table(args, tasks, methods)
+    except KeyboardInterrupt:
+        for proc in running:
+            proc.terminate()
+        for proc in running:
+            proc.wait()
+        print("interrupted: rerun the same command to resume the unfinished cells", flush=True)
+        raise
+    return len(failed)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -228,30 +362,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     for t in tasks:
         if not (Path(args.glue_dir) / t / "train.tsv").is_file():
             raise SystemExit(f"{Path(args.glue_dir) / t / 'train.tsv'} does not exist (--glue_dir)")
-    if not args.table_only:
-        # teachers first (every student needs its task's teacher), then methods task by task
-        order = [(t, "teacher") for t in tasks] + [(t, m) for t in tasks for m in methods if m != "teacher"]
-        for i, (t, m) in enumerate(order, 1):
-            if read_cell(args, t, m) is not None:
-                print(f"[{i}/{len(order)}] {t} {m}: done", flush=True)
-                continue
-            if m == "teacher" and teacher_path(args, t) != cell_dir(args, t, "teacher"):
-                raise SystemExit(f"--teacher_dir for {t} has no results.json: {teacher_path(args, t)}")
-            cmd = cell_command(args, t, m)
-            print(f"[{i}/{len(order)}] {t} {m}: {' '.join(cmd)}", flush=True)
-            if args.dry_run:
-                continue
-            folder = cell_dir(args, t, m)
-            folder.mkdir(parents=True, exist_ok=True)
-            start = time.time()
-            with open(folder / "run.log", "a") as log:
-                code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
-            status = "ok" if code == 0 else f"FAILED (exit {code}, see {folder / 'run.log'})"
-            print(f"[{i}/{len(order)}] {t} {m}: {status} in {(time.time() - start) / 60:.1f} min", flush=True)
-            write_table(args, tasks, methods)
+    for t in tasks:  # finished run folders -> committed records (also for cells run by hand)
+        for m in methods:
+            save_record(args, t, m)
+    failed = 0 if args.table_only else run_grid(args, tasks, methods)
     write_table(args, tasks, methods)
     print((Path(args.out) / "glue_table.md").read_text())
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

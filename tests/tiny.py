@@ -74,13 +74,16 @@ def save_tiny_bert(folder, vocab_file) -> None:
     )
 
 
-def load_run_glue():
-    """``examples/run_glue.py`` imported as a module (it is a script, not part of the package)."""
+def load_script(relative_path: str, name: str):
+    """The script ``relative_path`` (from the repository root) imported as module ``name``."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "run_glue_example", Path(__file__).resolve().parents[1] / "examples" / "run_glue.py"
-    )
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / relative_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_run_glue():
+    """``examples/run_glue.py`` imported as a module (it is a script, not part of the package)."""
+    return load_script("examples/run_glue.py", "run_glue_example")
