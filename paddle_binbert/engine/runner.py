@@ -169,18 +169,47 @@ class PackedRunnerBase:
         return self.meta["task"]
 
     def __call__(
-        self, input_ids: Any, token_type_ids: Any = None, attention_mask: Any = None
+        self,
+        input_ids: Any,
+        token_type_ids: Any = None,
+        attention_mask: Any = None,
+        length_config: Optional[Sequence[int]] = None,
     ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
-        logits, _ = self.forward(input_ids, token_type_ids, attention_mask)
+        logits, _ = self.forward(input_ids, token_type_ids, attention_mask, length_config=length_config)
         if self.task == "question_answering":
             return np.ascontiguousarray(logits[..., 0]), np.ascontiguousarray(logits[..., 1])
         return logits
 
     def forward(
-        self, input_ids: Any, token_type_ids: Any = None, attention_mask: Any = None
+        self,
+        input_ids: Any,
+        token_type_ids: Any = None,
+        attention_mask: Any = None,
+        length_config: Optional[Sequence[int]] = None,
     ) -> Tuple[np.ndarray, np.ndarray]:
         """(head output, last hidden state); implemented by each backend."""
         raise NotImplementedError
+
+    def check_length_config(self, length_config: Optional[Sequence[int]]) -> Optional[Tuple[int, ...]]:
+        """A validated Drop-and-Restore length configuration (one non-increasing token budget per
+        layer; see :mod:`paddle_binbert.length_adaptive.drop_restore`), or None.
+
+        The token significance is the attention a token receives; the BWN baseline's packed
+        attention (``sgn(softmax) = +1`` everywhere) computes no attention probabilities, so it
+        refuses configurations.
+        """
+        if length_config is None:
+            return None
+        from ..length_adaptive.drop_restore import check_length_config
+
+        config = check_length_config(length_config, int(self.meta["num_layers"]))
+        if self.meta["attention"] == "ones":
+            raise ValueError(
+                "length configurations need attention probabilities to rank tokens; this packed model's "
+                "attention is all-ones (the BWN baseline, sgn(softmax) = +1), which computes none. "
+                "Run the simulated student (paddle_binbert.load_model) with length_config instead"
+            )
+        return config
 
     def _prepare(self, input_ids: Any, token_type_ids: Any, attention_mask: Any) -> Tuple[np.ndarray, ...]:
         """Checked ``(ids, token types, additive key mask)`` arrays of one call."""
@@ -288,14 +317,27 @@ class PackedBertEngine(PackedRunnerBase):
         return out
 
     def forward(
-        self, input_ids: Any, token_type_ids: Any = None, attention_mask: Any = None
+        self,
+        input_ids: Any,
+        token_type_ids: Any = None,
+        attention_mask: Any = None,
+        length_config: Optional[Sequence[int]] = None,
     ) -> Tuple[np.ndarray, np.ndarray]:
         """(head output, last hidden state ``[batch, seq_len, hidden]``); the head output is
-        ``[batch, num_labels]`` or ``[batch, seq_len, 2]`` (QA)."""
+        ``[batch, num_labels]`` or ``[batch, seq_len, 2]`` (QA).
+
+        ``length_config`` ``(l_1, ..., l_L)``: Drop-and-Restore inside the kernels, the same rule as
+        :func:`~paddle_binbert.length_adaptive.length_adaptive_forward` (layer i's feed-forward block
+        runs over the ``min(l_i, n_{i-1})`` tokens that received the most attention in it, [CLS]
+        always kept, padding never kept over a real token; QA restores every position). A
+        classifier's hidden state then holds the kept tokens only, ``[batch, n_L, hidden]``.
+        """
         paddle = self._paddle
+        config = self.check_length_config(length_config)
         ids, types, mask = self._prepare(input_ids, token_type_ids, attention_mask)
         inputs = [paddle.to_tensor(ids), paddle.to_tensor(types), paddle.to_tensor(mask)]
-        logits, hidden = self._ops.binbert_bert_forward(*inputs, self._weights, self._icfg, self._fcfg)
+        icfg = self._icfg if config is None else self._icfg + list(config)
+        logits, hidden = self._ops.binbert_bert_forward(*inputs, self._weights, icfg, self._fcfg)
         return logits.numpy(), hidden.numpy()
 
     # ------------------------------------------------------------------ internals

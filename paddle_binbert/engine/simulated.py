@@ -25,7 +25,7 @@ weights as float32, like the student.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -147,14 +147,20 @@ class SimulatedBertEngine(PackedRunnerBase):
         return out
 
     def forward(
-        self, input_ids: Any, token_type_ids: Any = None, attention_mask: Any = None
+        self,
+        input_ids: Any,
+        token_type_ids: Any = None,
+        attention_mask: Any = None,
+        length_config: Optional[Sequence[int]] = None,
     ) -> Tuple[np.ndarray, np.ndarray]:
         """(head output, last hidden state ``[batch, seq_len, hidden]``); the head output is
-        ``[batch, num_labels]`` or ``[batch, seq_len, 2]`` (QA)."""
+        ``[batch, num_labels]`` or ``[batch, seq_len, 2]`` (QA). ``length_config``: Drop-and-Restore
+        as in the native engine (:meth:`PackedBertEngine.forward`)."""
+        config = self.check_length_config(length_config)
         ids, types, mask = self._prepare(input_ids, token_type_ids, attention_mask)
         start = time.perf_counter()
         with self._paddle.no_grad():
-            logits, hidden = self._run(ids, types, mask)
+            logits, hidden = self._run(ids, types, mask, config)
         if self.profiling:
             self._times.append(time.perf_counter() - start)
         return logits, hidden
@@ -184,26 +190,33 @@ class SimulatedBertEngine(PackedRunnerBase):
         x = word + self._pos[:n].unsqueeze(0) + token_type  # PaddleNLP's order of additions
         return F.layer_norm(x, [self._hidden], self._emb_norm[0], self._emb_norm[1], self._eps[0])
 
-    def _attention(self, layer: Dict[str, Any], x, mask):
+    def _attention(self, layer: Dict[str, Any], x, mask, want_probs: bool = False):
+        """The context ``[B, n, H]``; with ``want_probs`` also ``[B, heads, n, n]`` attention
+        probabilities for the token significance: BiBERT's bool attention itself, BiT's softmax
+        before its probability quantizer."""
         paddle, F = self._paddle, self._F
         attention = self.meta["attention"]
         if attention == "ones":  # sgn(softmax) = +1 everywhere: every key contributes its value signs
             v = layer["v"](paddle, self._sign(x, layer["v"].input_beta))
             sv = self._split(self._sign(v))
-            return self._merge(sv.sum(axis=2, keepdim=True).expand(sv.shape))
+            ctx = self._merge(sv.sum(axis=2, keepdim=True).expand(sv.shape))
+            return (ctx, None) if want_probs else ctx
         q, k, v = (layer[n](paddle, self._sign(x, layer[n].input_beta)) for n in ("q", "k", "v"))
         keymask = paddle.to_tensor(mask).reshape([mask.shape[0], 1, 1, mask.shape[1]])
         if attention == "bool":
             sq, sk, sv = (self._split(self._sign(a)) for a in (q, k, v))
             scores = paddle.matmul(sq, sk, transpose_y=True) * layer["cqk"] + keymask
-            return self._merge(paddle.matmul((scores > 0).astype("float32"), sv))
+            att = (scores > 0).astype("float32")
+            ctx = self._merge(paddle.matmul(att, sv))
+            return (ctx, att) if want_probs else ctx
         sq = self._split(self._sign(q, layer["query_beta"]))
         sk = self._split(self._sign(k, layer["key_beta"]))
         sv = self._split(self._sign(v, layer["value_beta"]))
         probs = F.softmax(paddle.matmul(sq, sk, transpose_y=True) * layer["cqk"] + keymask)
         u = paddle.clip((probs - layer["prob_beta"]) / layer["prob_alpha"], 0.0, 1.0)
         levels = (u + 0.5 >= 1.0).astype("float32")
-        return self._merge(paddle.matmul(levels, sv) * layer["cpv"])
+        ctx = self._merge(paddle.matmul(levels, sv) * layer["cpv"])
+        return (ctx, probs) if want_probs else ctx
 
     def _ffn2_input(self, y, lin: _Linear):
         """linear2's input levels from linear1's output (activation folded into the quantizer)."""
@@ -215,17 +228,39 @@ class SimulatedBertEngine(PackedRunnerBase):
         u = self._paddle.clip(s / lin.input_alpha, 0.0, 1.0)
         return (u + 0.5 >= 1.0).astype("float32")
 
-    def _run(self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def _run(
+        self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray, config: Optional[Tuple[int, ...]] = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        from ..length_adaptive.drop_restore import attention_significance, gather_tokens, restore_tokens, select_tokens
+
         paddle, F = self._paddle, self._F
         h, enc_eps = self._hidden, self._eps[1]
         x = self._embed(ids, types)
-        for layer in self._layers:
-            ctx = self._attention(layer, x, mask)
+        batch, seq_len = ids.shape
+        restore = config is not None and self.task == "question_answering"
+        positions = paddle.arange(seq_len, dtype="int64").unsqueeze(0).expand([batch, seq_len])
+        buffer = x
+        for i, layer in enumerate(self._layers):
+            keep = None if config is None else min(config[i], x.shape[1])
+            if keep is not None and keep < x.shape[1]:
+                ctx, probs = self._attention(layer, x, mask, want_probs=True)
+                mask4 = paddle.to_tensor(mask).reshape([batch, 1, 1, mask.shape[1]])
+                index = select_tokens(attention_significance(probs, mask4), keep)
+                if restore:
+                    buffer = restore_tokens(buffer, positions, x)
+                positions = paddle.take_along_axis(positions, index, axis=1)
+                # per-token from here on: drop before the out-projection, as the native engine does
+                x, ctx = gather_tokens(x, index), gather_tokens(ctx, index)
+                mask = np.take_along_axis(mask, index.numpy(), axis=1)
+            else:
+                ctx = self._attention(layer, x, mask)
             ao = layer["out"](paddle, self._sign(ctx, layer["out"].input_beta))
             x1 = F.layer_norm(x + ao, [h], layer["norm1"][0], layer["norm1"][1], enc_eps)
             y1 = layer["linear1"](paddle, self._sign(x1, layer["linear1"].input_beta))
             f2 = layer["linear2"](paddle, self._ffn2_input(y1, layer["linear2"]))
             x = F.layer_norm(x1 + f2, [h], layer["norm2"][0], layer["norm2"][1], enc_eps)
+        if restore and x.shape[1] < seq_len:
+            x = restore_tokens(buffer, positions, x)
         weight, bias = self._head
         if self._pooler is not None:
             pooled = paddle.tanh(self._pooler(paddle, self._sign(x[:, 0], self._pooler.input_beta)))

@@ -540,7 +540,15 @@ struct AttnArgs {
   int64_t ldo;
   const float* obeta;  // [H] or null
   const int32_t* lim;  // variant 0: per (batch, key) largest popcount(q XOR k) with S > 0 ([B, lp]; -1: never)
+  // or null; else per (batch, head, key) the attention the key receives, summed over the real
+  // (unmasked) queries ([B, heads, L], zeroed by the caller): variant 0 counts the queries with
+  // A = 1, variant 1 adds the softmax probabilities before their quantizer (Drop-and-Restore's
+  // token significance, Kim & Cho 2021)
+  double* sig;
 };
+
+// A query row is real (not padding) when its own key mask lets it be attended: mask > -1.
+inline bool real_query(const float* mask, int64_t i) { return mask[i] > -1.f; }
 
 // Per-(batch, head) workspace.
 struct HeadWork {
@@ -646,13 +654,18 @@ void attention_head_scalar(const AttnArgs& a, int64_t bb, int64_t hh, HeadWork& 
     return;
   }
   uint64_t* arow = w.arow.data();
+  double* sig = a.sig ? a.sig + (bb * a.heads + hh) * L : nullptr;
   for (int64_t i = 0; i < L; ++i) {
     std::fill(arow, arow + lw, 0);
+    const bool count = sig && real_query(mask, i);
     if (a.variant == 0) {
       for (int64_t j = 0; j < L; ++j) {
         int64_t pc = 0;
         for (int64_t ww = 0; ww < dw; ++ww) pc += popcount64(w.qh[i * dw + ww] ^ w.kt[ww * lp + j]);
-        if (pc <= a.lim[bb * lp + j]) arow[j / 64] |= uint64_t{1} << (j % 64);
+        if (pc <= a.lim[bb * lp + j]) {
+          arow[j / 64] |= uint64_t{1} << (j % 64);
+          if (count) sig[j] += 1.0;
+        }
       }
     } else {
       float mx = -std::numeric_limits<float>::infinity();
@@ -668,8 +681,11 @@ void attention_head_scalar(const AttnArgs& a, int64_t bb, int64_t hh, HeadWork& 
         w.srow[j] = std::exp(w.srow[j] - mx);
         sum += w.srow[j];
       }
-      for (int64_t j = 0; j < L; ++j)
-        if (prob_bit(w.srow[j] / sum, a.alpha_p, a.beta_p)) arow[j / 64] |= uint64_t{1} << (j % 64);
+      for (int64_t j = 0; j < L; ++j) {
+        const float p = w.srow[j] / sum;
+        if (prob_bit(p, a.alpha_p, a.beta_p)) arow[j / 64] |= uint64_t{1} << (j % 64);
+        if (count) sig[j] += static_cast<double>(p);
+      }
     }
     int64_t pa = 0;
     for (int64_t ww = 0; ww < lw; ++ww) pa += popcount64(arow[ww]);
@@ -780,6 +796,7 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
   const float* mask = a.mask + bb * L;
   const int32_t* lim = a.variant == 0 ? a.lim + bb * lp : nullptr;
   uint64_t* arow = w.arow.data();
+  double* sig = a.sig ? a.sig + (bb * a.heads + hh) * L : nullptr;
   for (int64_t i0 = 0; i0 < L; i0 += 4) {
     const int64_t nq = std::min<int64_t>(4, L - i0);
     std::fill(arow, arow + 4 * lw, 0);
@@ -801,6 +818,12 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
         arow[1 * lw + j / 64] |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc1, lv)) << sh;
         arow[2 * lw + j / 64] |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc2, lv)) << sh;
         arow[3 * lw + j / 64] |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc3, lv)) << sh;
+      }
+      if (sig) {
+        for (int64_t t = 0; t < nq; ++t) {
+          if (!real_query(mask, i0 + t)) continue;
+          for (int64_t j = 0; j < L; ++j) sig[j] += static_cast<double>((arow[t * lw + j / 64] >> (j % 64)) & 1u);
+        }
       }
     } else {
       // softmax in float, then the elastic unsigned quantizer of the probabilities
@@ -846,7 +869,10 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
           const __m512 c = _mm512_min_ps(_mm512_max_ps(u, zero), one);
           const __mmask16 bit = _mm512_cmp_ps_mask(_mm512_add_ps(c, half), one, _CMP_GE_OQ) & lm;
           arow[t * lw + j / 64] |= static_cast<uint64_t>(bit) << (j % 64);
+          if (sig) _mm512_storeu_ps(srow + j, p);  // the probabilities, for the significance below
         }
+        if (sig && real_query(mask, i))
+          for (int64_t j = 0; j < L; ++j) sig[j] += static_cast<double>(srow[j]);
       }
     }
     // context of the (up to) 4 queries: dot_c = 2 popcount(A AND V+_c) - popcount(A), 8 channels per step
@@ -1180,7 +1206,7 @@ void bb_gemm_q(int isa, int nthreads, const uint64_t* x, int64_t ldx, int64_t m,
 void bb_attention(int isa, int nthreads, int variant, const float* qkv, int64_t ld, int64_t qoff, int64_t koff,
                   int64_t voff, int64_t b, int64_t l, int64_t h, int64_t heads, const float* mask, const float* bq,
                   const float* bk, const float* bv, float cqk, float alpha_p, float beta_p, float cpv, float* ctx,
-                  int64_t ldc, uint64_t* out_bits, int64_t ldo, const float* obeta) {
+                  int64_t ldc, uint64_t* out_bits, int64_t ldo, const float* obeta, double* sig) {
   const int64_t d = h / heads, lp = round_up(l, 8);
   if (out_bits && d % 8 != 0) return;  // caller error: bit output needs whole bytes per head (d % 8 == 0)
   // bool attention: per key the largest popcount(q XOR k) with fl(fl((d - 2 pc) * cqk) + m) > 0
@@ -1212,7 +1238,7 @@ void bb_attention(int isa, int nthreads, int variant, const float* qkv, int64_t 
   }
   const AttnArgs a{variant, qkv,  ld,    qoff, koff,     voff, b,   l,   h,        heads,
                    mask,    bq,   bk,    bv,   cqk,      alpha_p, beta_p, cpv, ctx,  ldc,
-                   out_bits, ldo, obeta, variant == 0 ? lim.data() : nullptr};
+                   out_bits, ldo, obeta, variant == 0 ? lim.data() : nullptr, variant == 2 ? nullptr : sig};
   parallel_for(nthreads, b * heads, [&](int64_t t0, int64_t t1) {
     thread_local HeadWork w;
     for (int64_t t = t0; t < t1; ++t) {

@@ -14,9 +14,11 @@
 //
 // Packed tensors travel as int64 (Paddle has no uint64); the bits are reinterpreted, never converted.
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -37,7 +39,7 @@ void bb_gemm_q(int isa, int nthreads, const uint64_t* x, int64_t ldx, int64_t m,
 void bb_attention(int isa, int nthreads, int variant, const float* qkv, int64_t ld, int64_t qoff, int64_t koff,
                   int64_t voff, int64_t b, int64_t l, int64_t h, int64_t heads, const float* mask, const float* bq,
                   const float* bk, const float* bv, float cqk, float alpha_p, float beta_p, float cpv, float* ctx,
-                  int64_t ldc, uint64_t* out_bits, int64_t ldo, const float* obeta);
+                  int64_t ldc, uint64_t* out_bits, int64_t ldo, const float* obeta, double* sig);
 void bb_add_layernorm(int isa, int nthreads, const float* a, int64_t lda, const float* r, int64_t ldr, int64_t m,
                       int64_t h, const float* gamma, const float* beta, float eps, float* out, int64_t ldo,
                       uint64_t* bits, int64_t ldb, const float* qbeta);
@@ -282,7 +284,7 @@ std::vector<paddle::Tensor> Attention(const paddle::Tensor& q, const paddle::Ten
   bb_attention(check_isa(isa), check_threads(threads), variant, qkv.data(), 3 * h, 0, h, 2 * h, b, l, h, heads,
                mask.data<float>(), use_beta ? bq.data<float>() : nullptr, use_beta ? bk.data<float>() : nullptr,
                use_beta ? bv.data<float>() : nullptr, cqk, alpha_p, beta_p, cpv, ctx.data<float>(), h, nullptr, 0,
-               nullptr);
+               nullptr, nullptr);
   return {ctx};
 }
 
@@ -428,6 +430,42 @@ struct Workspace {
   std::vector<int32_t> pop;
 };
 
+// Drop-and-Restore token selection of one layer (Length-Adaptive Transformer, Kim & Cho 2021):
+// per batch row, the `keep` tokens with the largest significance s_j = sum over heads of sig
+// ([B, heads, lc]); padding keys get -1 (never kept over a real token), position 0 ([CLS]) 1e30
+// (always kept); ties go to the earlier position; the kept indices are returned in position order
+// ([B, keep]), as paddle_binbert.length_adaptive.select_tokens does.
+std::vector<int64_t> select_tokens(const std::vector<double>& sig, const float* mask, int64_t B, int64_t heads,
+                                   int64_t lc, int64_t keep) {
+  std::vector<int64_t> idx(static_cast<size_t>(B * keep));
+  std::vector<double> s(static_cast<size_t>(lc));
+  std::vector<int64_t> order(static_cast<size_t>(lc));
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t j = 0; j < lc; ++j) {
+      double v = 0.0;
+      for (int64_t h = 0; h < heads; ++h) v += sig[(b * heads + h) * lc + j];
+      s[j] = mask[b * lc + j] > -1.f ? v : -1.0;
+    }
+    s[0] = 1e30;
+    for (int64_t j = 0; j < lc; ++j) order[j] = j;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return s[x] > s[y]; });
+    std::sort(order.begin(), order.begin() + keep);
+    std::copy(order.begin(), order.begin() + keep, idx.begin() + b * keep);
+  }
+  return idx;
+}
+
+// Rows `idx` ([B, keep] indices into rows of lc per batch) of a [B * lc, ld] matrix moved to the
+// front, in place: row b * keep + k <- row b * lc + idx[b, k] (a destination never follows its source).
+template <typename T>
+void compact_rows(T* m, int64_t ld, const std::vector<int64_t>& idx, int64_t B, int64_t lc, int64_t keep) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t k = 0; k < keep; ++k) {
+      const int64_t src = b * lc + idx[b * keep + k], dst = b * keep + k;
+      if (src != dst) std::memmove(m + dst * ld, m + src * ld, static_cast<size_t>(ld) * sizeof(T));
+    }
+}
+
 }  // namespace
 
 std::vector<paddle::Tensor> BertForward(const paddle::Tensor& ids, const paddle::Tensor& types,
@@ -447,6 +485,15 @@ std::vector<paddle::Tensor> BertForward(const paddle::Tensor& ids, const paddle:
   const int isa = check_isa(icfg[kIsa]), nt = check_threads(icfg[kThreads]);
   const float emb_eps = fcfg[0], enc_eps = fcfg[1], gelu_thr = fcfg[2];
   const int64_t n_tensors = kEmbTensors + static_cast<int64_t>(layers) * kLayerTensors + 7;
+  // Length configuration (Drop-and-Restore): icfg[kNumCfg + i] = token budget of layer i (<= 0: all
+  // tokens). Without it (icfg of kNumCfg entries) every layer runs over every token.
+  PD_CHECK(static_cast<int>(icfg.size()) == kNumCfg || static_cast<int>(icfg.size()) == kNumCfg + layers,
+           "binbert_bert_forward: icfg must have ", kNumCfg, " entries, or ", kNumCfg + layers,
+           " with a token budget per layer");
+  const bool budgets = static_cast<int>(icfg.size()) == kNumCfg + layers;
+  PD_CHECK(!budgets || icfg[kQkvMode] != 1,
+           "binbert_bert_forward: length configurations need attention probabilities; the all-ones attention "
+           "(BWN baseline) computes none");
   PD_CHECK(static_cast<int64_t>(W.size()) == n_tensors, "binbert_bert_forward: expected ", n_tensors,
            " weight tensors, got ", W.size());
   PD_CHECK(H % heads == 0, "binbert_bert_forward: hidden not divisible by heads");
@@ -489,28 +536,38 @@ std::vector<paddle::Tensor> BertForward(const paddle::Tensor& ids, const paddle:
   };
   bb_add_layernorm(isa, nt, X, H, nullptr, 0, M, H, W[4].data<float>(), W[5].data<float>(), emb_eps, X, H,
                    layers > 0 ? XB : nullptr, HW, layers > 0 ? qkv_input_beta(0) : nullptr);
+  // current token count, rows and key mask; the original position of every row (Restore)
+  int64_t Lc = L, Mc = M;
+  std::vector<float> mask_cur;
   const float* maskp = mask.data<float>();
+  std::vector<int64_t> pos;
+  const bool restore = budgets && icfg[kTask] != 0;  // span heads need a vector at every position
+  std::vector<float> R;                              // [B, L, H]: rows as they were when dropped
+  std::vector<double> sig;
   tm.lap(kEmbed);
 
   for (int li = 0; li < layers; ++li) {
     const int base = kEmbTensors + li * kLayerTensors;
     const std::string pre = "layer " + std::to_string(li) + " ";
+    const int64_t keep = budgets && icfg[kNumCfg + li] > 0 ? std::min<int64_t>(icfg[kNumCfg + li], Lc) : Lc;
+    const bool drop = keep < Lc;
+    if (drop) sig.assign(static_cast<size_t>(B * heads * Lc), 0.0);
     // ---- Q, K, V projections (XB holds the bits of X for the first of them)
     if (qkv_mode == 0) {  // one GEMM over [q; k; v] rows: the three share the sign quantizer of X
       const Lin lq = get_lin(W, base, 3 * H, H, false, (pre + "qkv").c_str());
-      bb_gemm(isa, nt, XB, HW, M, lq.w, lq.n, HW, H, 0, nullptr, lq.alpha, lq.bias, QKV, 3 * H);
+      bb_gemm(isa, nt, XB, HW, Mc, lq.w, lq.n, HW, H, 0, nullptr, lq.alpha, lq.bias, QKV, 3 * H);
     } else if (qkv_mode == 1) {  // only V is needed (all-ones attention)
       const Lin lv = get_lin(W, base + 10, H, H, has_beta, (pre + "v_proj").c_str());
-      bb_gemm(isa, nt, XB, HW, M, lv.w, lv.n, HW, H, 0, nullptr, lv.alpha, lv.bias, QKV + 2 * H, 3 * H);
+      bb_gemm(isa, nt, XB, HW, Mc, lv.w, lv.n, HW, H, 0, nullptr, lv.alpha, lv.bias, QKV + 2 * H, 3 * H);
     } else {  // separate input quantizers (BiT: own beta per projection)
       const char* names[3] = {"q_proj", "k_proj", "v_proj"};
       for (int j = 0; j < 3; ++j) {
         const Lin lj = get_lin(W, base + 5 * j, H, H, has_beta, (pre + names[j]).c_str());
         if (j > 0) {
-          bb_pack_rows(isa, nt, X, H, M, H, lj.beta, 0, 0, 1.f, gelu_thr, XB, HW, nullptr);
+          bb_pack_rows(isa, nt, X, H, Mc, H, lj.beta, 0, 0, 1.f, gelu_thr, XB, HW, nullptr);
           tm.lap(kPackStage);
         }
-        bb_gemm(isa, nt, XB, HW, M, lj.w, lj.n, HW, H, 0, nullptr, lj.alpha, lj.bias, QKV + j * H, 3 * H);
+        bb_gemm(isa, nt, XB, HW, Mc, lj.w, lj.n, HW, H, 0, nullptr, lj.alpha, lj.bias, QKV + j * H, 3 * H);
       }
     }
     tm.lap(kGemmQkv);
@@ -528,32 +585,60 @@ std::vector<paddle::Tensor> BertForward(const paddle::Tensor& ids, const paddle:
     }
     const Lin lo = get_lin(W, base + 15, H, H, has_beta, (pre + "out_proj").c_str());
     const bool direct_bits = (H / heads) % 8 == 0;
-    bb_attention(isa, nt, attn, QKV, 3 * H, 0, H, 2 * H, B, L, H, heads, maskp, bq, bk, bv, W[ab].data<float>()[0],
+    bb_attention(isa, nt, attn, QKV, 3 * H, 0, H, 2 * H, B, Lc, H, heads, maskp, bq, bk, bv, W[ab].data<float>()[0],
                  W[ab + 2].data<float>()[0], W[ab + 3].data<float>()[0], W[ab + 1].data<float>()[0], CTX, H,
-                 direct_bits ? CB : nullptr, HW, lo.beta);
+                 direct_bits ? CB : nullptr, HW, lo.beta, drop ? sig.data() : nullptr);
     tm.lap(kAttention);
     if (!direct_bits) {
-      bb_pack_rows(isa, nt, CTX, H, M, H, lo.beta, 0, 0, 1.f, gelu_thr, CB, HW, nullptr);
+      bb_pack_rows(isa, nt, CTX, H, Mc, H, lo.beta, 0, 0, 1.f, gelu_thr, CB, HW, nullptr);
       tm.lap(kPackStage);
     }
+    if (drop) {  // keep the `keep` most significant tokens (rows of X and of the out-projection's input bits)
+      if (pos.empty()) {
+        pos.resize(static_cast<size_t>(M));
+        for (int64_t r = 0; r < M; ++r) pos[r] = r % L;
+      }
+      if (restore) {  // a dropped token keeps the output of the last layer it went through
+        float* Rp = grow(R, M * H);
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t j = 0; j < Lc; ++j)
+            std::copy(X + (b * Lc + j) * H, X + (b * Lc + j + 1) * H, Rp + (b * L + pos[b * Lc + j]) * H);
+      }
+      const std::vector<int64_t> idx = select_tokens(sig, maskp, B, heads, Lc, keep);
+      compact_rows(X, H, idx, B, Lc, keep);
+      compact_rows(CB, HW, idx, B, Lc, keep);
+      std::vector<float> m2(static_cast<size_t>(B * keep));
+      std::vector<int64_t> p2(static_cast<size_t>(B * keep));
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t k = 0; k < keep; ++k) {
+          m2[b * keep + k] = maskp[b * Lc + idx[b * keep + k]];
+          p2[b * keep + k] = pos[b * Lc + idx[b * keep + k]];
+        }
+      mask_cur.swap(m2);
+      pos.swap(p2);
+      maskp = mask_cur.data();
+      Lc = keep;
+      Mc = B * keep;
+      tm.lap(kAttention);
+    }
     // ---- output projection, residual + LayerNorm (+ the bits of FFN1's input)
-    bb_gemm(isa, nt, CB, HW, M, lo.w, lo.n, HW, H, 0, nullptr, lo.alpha, lo.bias, AO, H);
+    bb_gemm(isa, nt, CB, HW, Mc, lo.w, lo.n, HW, H, 0, nullptr, lo.alpha, lo.bias, AO, H);
     tm.lap(kGemmOut);
     const int nb = base + kNormOff;
     for (int j = 0; j < 4; ++j) need(W[nb + j], H, paddle::DataType::FLOAT32, pre + "LayerNorm parameters");
     const Lin l1 = get_lin(W, base + 20, I, H, has_beta, (pre + "linear1").c_str());
-    bb_add_layernorm(isa, nt, X, H, AO, H, M, H, W[nb].data<float>(), W[nb + 1].data<float>(), enc_eps, X1, H, XB, HW,
+    bb_add_layernorm(isa, nt, X, H, AO, H, Mc, H, W[nb].data<float>(), W[nb + 1].data<float>(), enc_eps, X1, H, XB, HW,
                      l1.beta);
     tm.lap(kLayerNorm);
     // ---- FFN: linear1 emits the bits of linear2's input quantizer (activation folded in) directly
     const Lin l2 = get_lin(W, base + 25, H, I, has_beta, (pre + "linear2").c_str());
-    bb_gemm_q(isa, nt, XB, HW, M, l1.w, l1.n, HW, H, 0, nullptr, l1.alpha, l1.bias, FB, IW, q2 ? POP : nullptr, l2.beta,
+    bb_gemm_q(isa, nt, XB, HW, Mc, l1.w, l1.n, HW, H, 0, nullptr, l1.alpha, l1.bias, FB, IW, q2 ? POP : nullptr, l2.beta,
               act, q2, l2.in_alpha, gelu_thr);
     tm.lap(kGemmFfn1);
-    bb_gemm(isa, nt, FB, IW, M, l2.w, l2.n, IW, I, q2, POP, l2.alpha, l2.bias, F2, H);
+    bb_gemm(isa, nt, FB, IW, Mc, l2.w, l2.n, IW, I, q2, POP, l2.alpha, l2.bias, F2, H);
     tm.lap(kGemmFfn2);
     const bool last = li + 1 == layers;
-    bb_add_layernorm(isa, nt, X1, H, F2, H, M, H, W[nb + 2].data<float>(), W[nb + 3].data<float>(), enc_eps, X, H,
+    bb_add_layernorm(isa, nt, X1, H, F2, H, Mc, H, W[nb + 2].data<float>(), W[nb + 3].data<float>(), enc_eps, X, H,
                      last ? nullptr : XB, HW, last ? nullptr : qkv_input_beta(li + 1));
     tm.lap(kLayerNorm);
   }
@@ -567,15 +652,24 @@ std::vector<paddle::Tensor> BertForward(const paddle::Tensor& ids, const paddle:
   need(hb_t, C, paddle::DataType::FLOAT32, "head bias");
   const float* hwp = hw_t.data<float>();
   const float* hbp = hb_t.data<float>();
-  auto hidden = paddle::empty({B, L, H}, paddle::DataType::FLOAT32, paddle::CPUPlace());
-  std::copy(X, X + M * H, hidden.data<float>());
+  // Restore: the last layer's outputs back at their positions, the dropped rows from R
+  const float* Xf = X;
+  int64_t Lf = Lc;
+  if (restore && Lc < L) {
+    float* Rp = R.data();
+    for (int64_t r = 0; r < Mc; ++r) std::copy(X + r * H, X + (r + 1) * H, Rp + ((r / Lc) * L + pos[r]) * H);
+    Xf = Rp;
+    Lf = L;
+  }
+  auto hidden = paddle::empty({B, Lf, H}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  std::copy(Xf, Xf + B * Lf * H, hidden.data<float>());
   paddle::Tensor logits;
   const float* feat = nullptr;
   int64_t rows = 0;
   if (icfg[kTask] == 0) {  // classification: pooler (quantized dense + tanh) on the first token
     const Lin lp = get_lin(W, tail, H, H, has_beta, "pooler.dense");
     float* P = grow(ws.pooled, B * H);
-    bb_pack_rows(isa, nt, X, L * H, B, H, lp.beta, 0, 0, 1.f, gelu_thr, XB, HW, nullptr);
+    bb_pack_rows(isa, nt, Xf, Lf * H, B, H, lp.beta, 0, 0, 1.f, gelu_thr, XB, HW, nullptr);
     bb_gemm(isa, nt, XB, HW, B, lp.w, lp.n, HW, H, 0, nullptr, lp.alpha, lp.bias, P, H);
     if (icfg[kPoolTanh])
       for (int64_t i = 0; i < B * H; ++i) P[i] = std::tanh(P[i]);
@@ -583,9 +677,9 @@ std::vector<paddle::Tensor> BertForward(const paddle::Tensor& ids, const paddle:
     rows = B;
     logits = paddle::empty({B, C}, paddle::DataType::FLOAT32, paddle::CPUPlace());
   } else {  // token classification head (QA): every position
-    feat = X;
-    rows = M;
-    logits = paddle::empty({B, L, C}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+    feat = Xf;
+    rows = B * Lf;
+    logits = paddle::empty({B, Lf, C}, paddle::DataType::FLOAT32, paddle::CPUPlace());
   }
   float* lg = logits.data<float>();
   for (int64_t r = 0; r < rows; ++r) {  // small FP head: double accumulation, serial
