@@ -133,8 +133,9 @@ class Taskflow:
         self.packed = self.kwargs.get("params_path") is None and is_packed_dir(self.task_path)
         if self.packed and kwargs.get("length_config") is not None:
             raise ValueError(
-                f"length_config: {self.task_path} holds a packed 1-bit model, whose engine always runs full length; "
-                "use the simulated (fake-quant) checkpoint folder for length-adaptive inference"
+                f"length_config: {self.task_path} holds a packed 1-bit model; Taskflow runs it at full length "
+                "(call the engine directly: paddle_binbert.engine.load(path)(ids, types, mask, length_config=C)), "
+                "or use the simulated (fake-quant) checkpoint folder for length-adaptive inference"
             )
         if device:
             import paddle
