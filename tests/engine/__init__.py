@@ -9,8 +9,23 @@ import paddle
 from paddlenlp.transformers import BertConfig
 
 from paddle_binbert import quantize_model
+from paddle_binbert.engine.ops import ISA_CODES
 
 PRESETS = ("bibert", "bit", "bwn")
+#: instruction sets of the kernels, name -> code
+ISAS = dict(ISA_CODES)
+
+
+def require_isa(name: str) -> int:
+    """The code of instruction set ``name``; skips the test when this CPU lacks it."""
+    import pytest
+
+    from paddle_binbert import engine
+
+    code = ISAS[name]
+    if code > engine.cpu_info()["best_isa"]:
+        pytest.skip(f"this CPU has no {name}")
+    return code
 
 
 def tiny_config(

@@ -11,24 +11,17 @@ from paddle_binbert import engine
 from paddle_binbert.engine import ops as engine_ops
 from paddle_binbert.export import load_packed, pack_bits, pack_model, round_fp_islands, unpack_bits
 
-from . import PRESETS, engine_output, make_student, random_batch, rel_err, simulated_output, tiny_config
-
-ISAS = {"portable": 0, "avx2": 1, "avx512": 2}
-
-
-@pytest.fixture(scope="module")
-def ops():
-    try:
-        return engine_ops.load_ops()
-    except engine_ops.EngineUnavailableError as err:  # e.g. no C++ compiler on this machine
-        pytest.skip(str(err))
-
-
-def _isa(ops, name):
-    code = ISAS[name]
-    if code > engine.cpu_info()["best_isa"]:
-        pytest.skip(f"this CPU has no {name}")
-    return code
+from . import (
+    ISAS,
+    PRESETS,
+    engine_output,
+    make_student,
+    random_batch,
+    rel_err,
+    require_isa,
+    simulated_output,
+    tiny_config,
+)
 
 
 def _t(a):
@@ -67,7 +60,7 @@ def _split(x, heads):
 @pytest.mark.parametrize("isa", list(ISAS))
 @pytest.mark.parametrize("k", [1, 48, 64, 100, 130, 768])
 def test_pack_kernel(ops, isa, k):
-    code = _isa(ops, isa)
+    code = require_isa(isa)
     rng = np.random.default_rng(k)
     x = rng.standard_normal((9, k)).astype(np.float32) * 3
     x[0, : min(k, 4)] = np.float32([0.0, -0.0, -5.5546556, -5.554655])[: min(k, 4)]  # ties, the GELU threshold
@@ -88,7 +81,7 @@ def test_pack_kernel(ops, isa, k):
 @pytest.mark.parametrize("mode", [0, 1])
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 50, 63), (7, 97, 130), (4, 48, 64), (9, 200, 700), (33, 96, 1000)])
 def test_binary_gemm_exact(ops, isa, mode, m, n, k):
-    code = _isa(ops, isa)
+    code = require_isa(isa)
     rng = np.random.default_rng(m * 1000 + n + k)
     xbits = rng.random((m, k)) < 0.5
     wbits = rng.random((n, k)) < 0.5
@@ -104,7 +97,7 @@ def test_binary_gemm_exact(ops, isa, mode, m, n, k):
 @pytest.mark.parametrize("n", [40, 48, 100, 200])
 def test_linear_and_quantized_output(ops, isa, n):
     """binbert_linear (activation packed on the fly) and binbert_gemm_q (output quantized on the fly)."""
-    code = _isa(ops, isa)
+    code = require_isa(isa)
     k, m = 130, 11
     rng = np.random.default_rng(n)
     x = rng.standard_normal((m, k)).astype(np.float32)
@@ -149,7 +142,7 @@ def test_linear_and_quantized_output(ops, isa, n):
 @pytest.mark.parametrize("isa", list(ISAS))
 @pytest.mark.parametrize("b,seq,h,heads", [(2, 12, 48, 4), (1, 1, 64, 4), (2, 70, 128, 2), (1, 130, 24, 1)])
 def test_bool_and_ones_attention(ops, isa, b, seq, h, heads):
-    code = _isa(ops, isa)
+    code = require_isa(isa)
     d = h // heads
     rng = np.random.default_rng(seq + h)
     q, k, v = (rng.standard_normal((b, seq, h)).astype(np.float32) for _ in range(3))
@@ -175,7 +168,7 @@ def test_bool_and_ones_attention(ops, isa, b, seq, h, heads):
 @pytest.mark.parametrize("b,seq,h,heads", [(2, 12, 48, 4), (1, 70, 64, 2)])
 def test_bit_attention(ops, isa, b, seq, h, heads):
     """BiT: softmax in float, probabilities binarized to {0, alpha_p}, times the binarized V."""
-    code = _isa(ops, isa)
+    code = require_isa(isa)
     d = h // heads
     rng = np.random.default_rng(seq)
     q, k, v = (rng.standard_normal((b, seq, h)).astype(np.float32) for _ in range(3))
@@ -230,8 +223,8 @@ def test_engine_matches_simulated_student(ops, tmp_path, preset, cls, size):
 
 @pytest.mark.parametrize("isa", list(ISAS))
 @pytest.mark.parametrize("preset", PRESETS)
-def test_engine_every_isa(ops, tmp_path, isa, preset):
-    code = _isa(ops, isa)
+def test_engine_everyrequire_isa(tmp_path, isa, preset):
+    code = require_isa(isa)
     student, eng = _packed_engine(tmp_path, preset, BertForSequenceClassification, isa=isa, num_threads=2)
     assert eng.isa == code and eng.isa_name == isa
     ids, types = random_batch(3, 40, seed=3)

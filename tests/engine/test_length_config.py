@@ -8,21 +8,10 @@ import pytest
 from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification
 
 from paddle_binbert import engine
-from paddle_binbert.engine import ops as engine_ops
 from paddle_binbert.export import pack_model
 from paddle_binbert.length_adaptive import length_adaptive_forward
 
-from . import make_student, random_batch, rel_err, tiny_config
-
-ISAS = {"portable": 0, "avx2": 1, "avx512": 2}
-
-
-@pytest.fixture(scope="module")
-def ops():
-    try:
-        return engine_ops.load_ops()
-    except engine_ops.EngineUnavailableError as err:  # e.g. no C++ compiler on this machine
-        pytest.skip(str(err))
+from . import ISAS, make_student, random_batch, rel_err, require_isa, tiny_config
 
 
 def _reference(student, ids, types, config):
@@ -66,8 +55,7 @@ def test_engine_length_config_matches_the_length_adaptive_student(ops, tmp_path,
 @pytest.mark.parametrize("isa", list(ISAS))
 @pytest.mark.parametrize("preset", ["bibert", "bit"])
 def test_every_isa_and_thread_count_selects_the_same_tokens(ops, tmp_path, isa, preset):
-    if ISAS[isa] > engine.cpu_info()["best_isa"]:
-        pytest.skip(f"this CPU has no {isa}")
+    require_isa(isa)
     student = make_student(preset, BertForQuestionAnswering, config=tiny_config(hidden=64, heads=4, layers=3))
     folder = pack_model(student, tmp_path / "packed")
     ids, types = random_batch(3, 40, seed=7)
