@@ -106,7 +106,7 @@ def has_checkpoint(path: Path) -> bool:
 
 def has_teacher_checkpoint(args: argparse.Namespace, task: str) -> bool:
     """Whether the task's fine-tuned teacher is on disk (its run finished: ``results.json``)."""
-    return (teacher_path(args, task) / "results.json").is_file()
+    return results_path(args, task, "teacher").is_file()
 
 
 def cell_command(args: argparse.Namespace, task: str, method: str) -> List[str]:
@@ -149,14 +149,19 @@ def cell_from_results(res: Dict[str, Any], task: str, method: str) -> Dict[str, 
     }
 
 
+def results_path(args: argparse.Namespace, task: str, method: str) -> Path:
+    """The ``results.json`` a cell's run writes (the teacher's may come from ``--teacher_dir``)."""
+    folder = teacher_path(args, task) if method == "teacher" else cell_dir(args, task, method)
+    return folder / "results.json"
+
+
 def read_cell(args: argparse.Namespace, task: str, method: str) -> Optional[Dict[str, Any]]:
     """The finished cell's numbers, or None.
 
     The run folder's ``results.json`` wins; without it (run folders are not committed) the cell's
     committed record under ``<out>/glue_table_cells`` is used, so a fresh clone keeps the table.
     """
-    folder = teacher_path(args, task) if method == "teacher" else cell_dir(args, task, method)
-    path = folder / "results.json"
+    path = results_path(args, task, method)
     if path.is_file():
         return cell_from_results(json.loads(path.read_text()), task, method)
     record = record_path(args, task, method)
@@ -167,12 +172,10 @@ def save_record(args: argparse.Namespace, task: str, method: str) -> None:
     """Copy a finished run's numbers to its committed record (atomic)."""
     from paddle_binbert.io_utils import write_json_atomic
 
-    folder = teacher_path(args, task) if method == "teacher" else cell_dir(args, task, method)
-    path = folder / "results.json"
+    path, record = results_path(args, task, method), record_path(args, task, method)
     if path.is_file():
-        record_path(args, task, method).parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(record_path(args, task, method),
-                          cell_from_results(json.loads(path.read_text()), task, method))
+        record.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(record, cell_from_results(json.loads(path.read_text()), task, method))
 
 
 def model_costs(args: argparse.Namespace, method: str) -> Dict[str, float]:
@@ -261,9 +264,14 @@ def cell_env(threads: int) -> Dict[str, str]:
     return env
 
 
+def usable_cpus() -> List[int]:
+    """The CPUs this process may run on."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def core_slots(jobs: int, threads: int) -> List[List[int]]:
-    """Disjoint CPU sets, one per concurrent cell (round-robin over the CPUs this process may use)."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    """Disjoint CPU sets, one per concurrent cell (round-robin over :func:`usable_cpus`)."""
+    cpus = usable_cpus()
     return [[cpus[(j * threads + k) % len(cpus)] for k in range(threads)] for j in range(jobs)]
 
 
@@ -277,8 +285,7 @@ def run_grid(args: argparse.Namespace, tasks: List[str], methods: List[str]) -> 
     """
     order = [(t, "teacher") for t in tasks] + [(t, m) for t in tasks for m in methods if m != "teacher"]
     jobs = max(1, args.jobs)
-    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = args.threads_per_job if args.threads_per_job > 0 else max(1, ncpu // jobs)
+    threads = args.threads_per_job if args.threads_per_job > 0 else max(1, len(usable_cpus()) // jobs)
     slots = core_slots(jobs, threads)
     free = list(range(jobs))
     pending: List[tuple] = []
