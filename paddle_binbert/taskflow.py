@@ -96,8 +96,8 @@ class Taskflow:
             ``bert-base-uncased`` or a config path), ``length_config`` (Dynamic-TinyBERT token budgets
             ``l_1 >= ... >= l_L``, one per layer, as a sequence or ``"30-18-9-6-6-6"``, e.g. the pick
             of ``paddle-binbert search-length``: runs Drop-and-Restore, see
-            :func:`paddle_binbert.length_adaptive.length_adaptive_forward`; Paddle models only, the
-            packed engine always runs full length); for classification ``top_k`` (labels
+            :func:`paddle_binbert.length_adaptive.length_adaptive_forward`; packed 1-bit folders run it
+            inside the engine's kernels, ``engine.load(path)(..., length_config=C)``); for classification ``top_k`` (labels
             returned per input, default 1) and ``id2label`` (overrides the checkpoint's names;
             ``task_path/id2label.json`` is read too, as PaddleNLP does); for QA ``doc_stride``
             (step between window starts, default ``max_length // 3``), ``max_query_length``
@@ -131,12 +131,6 @@ class Taskflow:
         self.batch_size = int(batch_size)
         self.kwargs = dict(kwargs)
         self.packed = self.kwargs.get("params_path") is None and is_packed_dir(self.task_path)
-        if self.packed and kwargs.get("length_config") is not None:
-            raise ValueError(
-                f"length_config: {self.task_path} holds a packed 1-bit model; Taskflow runs it at full length "
-                "(call the engine directly: paddle_binbert.engine.load(path)(ids, types, mask, length_config=C)), "
-                "or use the simulated (fake-quant) checkpoint folder for length-adaptive inference"
-            )
         if device:
             import paddle
 
@@ -210,7 +204,10 @@ class Taskflow:
         from .length_adaptive.search import parse_length_config
 
         config = parse_length_config(value) if isinstance(value, str) else value
-        return check_length_config(config, int(self.config.num_hidden_layers))
+        config = check_length_config(config, int(self.config.num_hidden_layers))
+        if self.packed and hasattr(self.model, "check_length_config"):
+            config = self.model.check_length_config(config)  # e.g. BWN's all-ones attention refuses configurations
+        return config
 
     def _load_tokenizer(self) -> Any:
         from paddlenlp.transformers import BertTokenizer
@@ -239,6 +236,8 @@ class Taskflow:
             k: paddle.to_tensor(arrays[k], dtype="int64") for k in ("input_ids", "token_type_ids", "attention_mask")
         }
         with paddle.no_grad():
+            if self.packed and self.length_config is not None:  # Drop-and-Restore inside the engine's kernels
+                return self.model(**inputs, length_config=self.length_config)
             if self.length_config is not None:
                 from .length_adaptive import length_adaptive_forward
 

@@ -142,24 +142,37 @@ def test_simulated_float16_islands(tmp_path):
     assert rel_err(engine_output(eng, ids, types), simulated_output(student, ids, types)) < 1e-4
 
 
-@pytest.mark.parametrize("task", ["text_classification", "question_answering"])
-def test_taskflow_on_packed_model_without_compiler(tmp_path, no_compiler, task):
-    """Taskflow on a packed folder works on a machine without a compiler, with the student's answers."""
-    from paddle_binbert.taskflow import Taskflow
-
+def _packed_and_student(tmp_path, task, preset="bibert"):
+    """A tiny student saved twice: packed (``packed/``) and as a fake-quant checkpoint (``student/``)."""
     cls = BertForSequenceClassification if task == "text_classification" else BertForQuestionAnswering
-    student = make_student("bibert", cls, config=tiny_config(vocab=1353, max_pos=64))
+    student = make_student(preset, cls, config=tiny_config(vocab=1353, max_pos=64))
     if cls is BertForSequenceClassification:  # predictions far from ties
         student.classifier.weight.set_value(student.classifier.weight * 40.0)
     tokenizer = BertTokenizer(vocab_file=str(VOCAB))
     packed = pack_model(student, tmp_path / "packed", tokenizer=tokenizer)
     student.save_pretrained(str(tmp_path / "student"))
     tokenizer.save_pretrained(str(tmp_path / "student"))
-    flow = Taskflow(task, task_path=str(packed), max_length=32)
+    return packed, tmp_path / "student"
+
+
+LONG = "the story goes on and on and the film is long , but the cat sat on the mat " * 2
+
+
+@pytest.mark.parametrize("length_config", [None, "6-3"])
+@pytest.mark.parametrize("task", ["text_classification", "question_answering"])
+def test_taskflow_on_packed_model_without_compiler(tmp_path, no_compiler, task, length_config):
+    """Taskflow on a packed folder works on a machine without a compiler, with the student's answers,
+    at full length and with a length configuration (Drop-and-Restore in the engine vs
+    ``length_adaptive_forward`` on the student)."""
+    from paddle_binbert.taskflow import Taskflow
+
+    packed, student = _packed_and_student(tmp_path, task)
+    options = {} if length_config is None else {"length_config": length_config}
+    flow = Taskflow(task, task_path=str(packed), max_length=32, **options)
     assert isinstance(flow.model, engine.SimulatedBertEngine)
-    reference = Taskflow(task, task_path=str(tmp_path / "student"), max_length=32)
+    reference = Taskflow(task, task_path=str(student), max_length=32, **options)
     if task == "text_classification":
-        inputs = ["a gripping , funny film", ("the cat sat on the mat", "a cat is sitting"), "the story goes on"]
+        inputs = ["a gripping , funny film", ("the cat sat on the mat", "a cat is sitting"), "the story goes on", LONG]
         got, ref = flow(inputs), reference(inputs)
         assert [[p["label"] for p in r["predictions"]] for r in got] == [
             [p["label"] for p in r["predictions"]] for r in ref
@@ -167,7 +180,26 @@ def test_taskflow_on_packed_model_without_compiler(tmp_path, no_compiler, task):
         for g, r in zip(got, ref):
             assert g["predictions"][0]["score"] == pytest.approx(r["predictions"][0]["score"], rel=1e-4)
     else:
-        inputs = [{"question": "who sat on the mat ?", "context": "the cat sat on the mat and the film goes on ."}]
+        inputs = [
+            {"question": "who sat on the mat ?", "context": "the cat sat on the mat and the film goes on ."},
+            {"question": "what goes on ?", "context": LONG},
+        ]
         got, ref = flow(inputs), reference(inputs)
         assert [(r["answer"], r["start"], r["end"]) for r in got] == [(r["answer"], r["start"], r["end"]) for r in ref]
-        assert got[0]["score"] == pytest.approx(ref[0]["score"], rel=1e-3)
+        for g, r in zip(got, ref):
+            assert g["score"] == pytest.approx(r["score"], rel=1e-3)
+    if length_config is not None and task == "question_answering":  # the budgets change the long context's answer
+        full = Taskflow(task, task_path=str(packed), max_length=32)(inputs)
+        assert full[-1]["score"] != pytest.approx(got[-1]["score"], rel=1e-4)
+
+
+def test_taskflow_packed_length_config_errors(tmp_path, no_compiler):
+    """Bad configurations fail when the Taskflow is built: wrong layer count, and BWN's all-ones attention."""
+    from paddle_binbert.taskflow import Taskflow
+
+    packed, _ = _packed_and_student(tmp_path, "text_classification")
+    with pytest.raises(ValueError, match="2 layers"):
+        Taskflow("text_classification", task_path=str(packed), length_config="9-7-5")
+    bwn, _ = _packed_and_student(tmp_path / "bwn", "text_classification", preset="bwn")
+    with pytest.raises(ValueError, match="all-ones"):
+        Taskflow("text_classification", task_path=str(bwn), length_config="20-10")
