@@ -97,8 +97,9 @@ class Taskflow:
             ``l_1 >= ... >= l_L``, one per layer, as a sequence or ``"30-18-9-6-6-6"``, e.g. the pick
             of ``paddle-binbert search-length``: runs Drop-and-Restore, see
             :func:`paddle_binbert.length_adaptive.length_adaptive_forward`; packed 1-bit folders run it
-            inside the engine's kernels, ``engine.load(path)(..., length_config=C)``); for classification ``top_k`` (labels
-            returned per input, default 1) and ``id2label`` (overrides the checkpoint's names;
+            inside the engine's kernels, ``engine.load(path)(..., length_config=C)``); for
+            classification ``top_k`` (labels returned per input, default 1) and ``id2label``
+            (overrides the checkpoint's names;
             ``task_path/id2label.json`` is read too, as PaddleNLP does); for QA ``doc_stride``
             (step between window starts, default ``max_length // 3``), ``max_query_length``
             (default ``min(64, max_length // 2)``), ``n_best_size`` (20) and ``max_answer_length``
