@@ -2,7 +2,7 @@
 # The mini-SQuAD Dynamic-TinyBERT measurement of the README (benchmarks/results/length_squad/):
 #   1. MiniLM-L6 teacher fine-tuned on the first 4,000 mini_train questions (260 steps);
 #   2. LengthDrop fine-tuning of the teacher (sandwich rule, inplace distillation; LD_EXAMPLES
-#      questions, 1 epoch);
+#      questions, 1 epoch, --length_drop_ratio_bound LD_RATIO);
 #   3. evolutionary length-configuration search on SEARCH_EXAMPLES questions spread over mini_dev;
 #   4. the pick scored on all of mini_dev (--evaluate) and timed end to end (--measure).
 # Every step is skipped when its output exists and the training steps resume from their last
@@ -16,6 +16,7 @@ SQUAD=${SQUAD:-../shared/data/squad}
 RUNS=${RUNS:-runs/squad}
 LD_EXAMPLES=${LD_EXAMPLES:-3000}
 LD_LR=${LD_LR:-3e-5}
+LD_RATIO=${LD_RATIO:-0.2}
 SEARCH_EXAMPLES=${SEARCH_EXAMPLES:-600}
 NAME=${NAME:-lengthdrop_${LD_EXAMPLES}}
 OUT="benchmarks/results/length_squad/$NAME"
@@ -35,7 +36,7 @@ if [ ! -f "$LD/results.json" ]; then
   "$PY" examples/run_squad.py --model_name_or_path "$RUNS/teacher" --train_file "$TRAIN" --predict_file "$DEV" \
     --batch_size 16 --learning_rate "$LD_LR" --num_train_epochs 1 --max_train_examples "$LD_EXAMPLES" \
     --eval_steps "$HALF" --logging_steps 10 --output_dir "$LD" \
-    --length_adaptive --num_sandwich 2 --length_drop_ratio_bound 0.2 --layer_dropout_prob 0.2 $(resume "$LD")
+    --length_adaptive --num_sandwich 2 --length_drop_ratio_bound "$LD_RATIO" --layer_dropout_prob 0.2 $(resume "$LD")
 fi
 SEARCH="$RUNS/${NAME}_search"
 if [ ! -f "$SEARCH/pick.json" ]; then
