@@ -3,6 +3,7 @@
 # training sentences (1 epoch), then a BiBERT 1-1-1 student distilled from it for 1 epoch with the
 # BiBERT release's flags (max_seq_length 64). Resumable: re-run the script after an interruption.
 # Copies both results.json files to benchmarks/results/sst2_full/ at the end.
+# TEACHER_ONLY=1 stops after the teacher (benchmarks/length_sst2_bit.sh starts from it).
 #   GLUE=../shared/data/glue RUNS=runs bash benchmarks/sst2_full.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ if [ ! -f "$RUNS/sst2_teacher/results.json" ]; then
     --eval_steps 500 --save_steps 500 --logging_steps 50 --output_dir "$RUNS/sst2_teacher" \
     $(resume "$RUNS/sst2_teacher")
 fi
+[ "${TEACHER_ONLY:-0}" = 1 ] && exit 0
 if [ ! -f "$RUNS/sst2_bibert/results.json" ]; then
   "$PY" examples/task_distill.py --model_type bert --student_model_name_or_path "$RUNS/sst2_teacher" \
     --teacher_model_type bert --teacher_path "$RUNS/sst2_teacher" --task_name SST-2 \

@@ -612,6 +612,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_eval_examples of it) and write evaluate.json, e.g. to check a pick found on a dev subset",
     )
     p.add_argument(
+        "--measure_backend",
+        choices=("paddle", "engine"),
+        default="paddle",
+        help="what --measure times: 'paddle' = the checkpoint as a Paddle model (FP or simulated quantization); "
+        "'engine' = a binarized student (bibert / bit preset) packed into the 1-bit engine "
+        "(paddle_binbert.engine), i.e. the deployed model, with the same inputs",
+    )
+    p.add_argument(
         "--measure_examples",
         type=int,
         default=64,
@@ -643,6 +651,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
     from ..data.squad import is_squad_task
     from ..squad_finetune import check_squad_windows
 
+    if args.measure_backend != "paddle" and not args.measure:
+        parser.error(f"--measure_backend {args.measure_backend} only applies with --measure")
     args.squad = is_squad_task(args.task_name)
     if args.squad:
         args.task_name = "squad"
@@ -870,12 +880,20 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.measure:
         config = tuple(summary["pick_config"])
+        forward = _engine_forward(parser, args, model, tokenizer) if args.measure_backend == "engine" else None
         if args.squad:
             from .speed import measure_squad_end_to_end, speed_table
 
             examples = _squad_questions(parser, args.predict_file, args.measure_examples, args.subset)
             rows = measure_squad_end_to_end(
-                model, tokenizer, examples, config, args.max_seq_length, args.doc_stride, args.max_query_length
+                model,
+                tokenizer,
+                examples,
+                config,
+                args.max_seq_length,
+                args.doc_stride,
+                args.max_query_length,
+                forward=forward,
             )
             table = speed_table(rows, config, squad=True)
         else:
@@ -884,8 +902,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             split = get_task_spec(args.task_name).dev_splits[0]
             texts = _dev_texts(args.data_dir, args.task_name, split, args.measure_examples, args.subset)
-            rows = measure_end_to_end(model, tokenizer, texts, config, args.max_seq_length)
+            rows = measure_end_to_end(model, tokenizer, texts, config, args.max_seq_length, forward=forward)
             table = speed_table(rows, config)
+        if forward is not None:
+            table = f"Packed 1-bit engine ({forward.backend} backend). " + table
         with open(os.path.join(args.output_dir, "speed.md"), "w", encoding="utf-8") as handle:
             handle.write(table + "\n")
         print(table)
@@ -916,6 +936,25 @@ def _evaluate_config(
         result["config_metrics"][evaluator.metric],
     )
     return result
+
+
+def _engine_forward(parser: argparse.ArgumentParser, args: argparse.Namespace, model: Any, tokenizer: Any):
+    """``--measure_backend engine``: pack the checkpoint into ``output_dir/packed`` and wrap the engine
+    for :mod:`.speed`. The runner's ``backend`` ("native" or, without a compiler, "simulated") is kept
+    on the returned function so the table says which one ran."""
+    from .. import engine
+    from ..export import pack_model
+    from .speed import engine_forward
+
+    packed_dir = os.path.join(args.output_dir, "packed")
+    try:
+        pack_model(model, packed_dir, tokenizer=tokenizer)
+    except (ValueError, NotImplementedError) as err:
+        parser.error(f"--measure_backend engine: {args.checkpoint} cannot be packed: {err}")
+    runner = engine.load(packed_dir)
+    forward = engine_forward(runner)
+    forward.backend = runner.backend
+    return forward
 
 
 def _dev_texts(data_dir: str, task: str, split: str, limit: int, subset: str) -> List[Tuple[str, Optional[str]]]:

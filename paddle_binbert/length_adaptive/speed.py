@@ -13,6 +13,9 @@ Per batch size, in the same run and interleaved (so machine load affects both al
 * the length configuration with dynamic padding,
 
 each the median over ``repeats`` passes over the examples, after one untimed batch of each.
+By default the model is a Paddle BERT run by
+:func:`~paddle_binbert.length_adaptive.length_adaptive_forward`; ``forward=`` times any other
+runner with the same inputs, e.g. the packed 1-bit engine (:func:`engine_forward`).
 ``speedup`` = full / configuration, both padded to ``max_seq_length`` (the Length-Adaptive Transformer's
 setting); ``speedup_vs_dynamic`` = full / configuration, both with dynamic padding (deployment).
 
@@ -32,11 +35,14 @@ import paddle
 
 from .drop_restore import LengthAdaptiveOutput, length_adaptive_forward
 
-__all__ = ["measure_end_to_end", "measure_squad_end_to_end", "speed_table"]
+__all__ = ["engine_forward", "measure_end_to_end", "measure_squad_end_to_end", "speed_table"]
 
 Text = Tuple[str, Optional[str]]
 #: ``encode(batch of items, pad_to_max)`` -> ``(input_ids, token_type_ids, attention_mask)`` int64 tensors
 Encoder = Callable[[Sequence[Any], bool], Tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor]]
+#: ``forward(input_ids, token_type_ids, attention_mask, length_config or None)``; returns once the
+#: outputs are on the host
+Forward = Callable[[paddle.Tensor, paddle.Tensor, paddle.Tensor, Optional[Tuple[int, ...]]], Any]
 
 
 def _synchronise(out: LengthAdaptiveOutput) -> None:
@@ -46,8 +52,27 @@ def _synchronise(out: LengthAdaptiveOutput) -> None:
         tensor.numpy()
 
 
+def _paddle_forward(model: Any) -> Forward:
+    """Drop-and-Restore forward of a Paddle BERT, outputs fetched to the host."""
+
+    def forward(ids, types, mask, config):
+        _synchronise(length_adaptive_forward(model, ids, types, mask, length_config=config))
+
+    return forward
+
+
+def engine_forward(runner: Any) -> Forward:
+    """The ``forward=`` of :func:`measure_end_to_end` / :func:`measure_squad_end_to_end` for a
+    packed model loaded by :func:`paddle_binbert.engine.load` (its outputs are numpy arrays)."""
+
+    def forward(ids, types, mask, config):
+        runner.forward(ids, types, mask, length_config=config)
+
+    return forward
+
+
 def _run(
-    model: Any,
+    forward: Forward,
     items: Sequence[Any],
     batch_size: int,
     encode: Encoder,
@@ -57,8 +82,7 @@ def _run(
     """Milliseconds per item of encode -> forward -> outputs over ``items`` in batches of ``batch_size``."""
     start = time.perf_counter()
     for i in range(0, len(items), batch_size):
-        tensors = encode(items[i : i + batch_size], pad_to_max)
-        _synchronise(length_adaptive_forward(model, *tensors, length_config=config))
+        forward(*encode(items[i : i + batch_size], pad_to_max), config)
     return 1000.0 * (time.perf_counter() - start) / len(items)
 
 
@@ -69,6 +93,7 @@ def _measure(
     length_config: Sequence[int],
     batch_sizes: Sequence[int],
     repeats: int,
+    forward: Optional[Forward] = None,
 ) -> List[Dict[str, Any]]:
     if not items:
         raise ValueError("no examples to time")
@@ -80,18 +105,22 @@ def _measure(
         "config_ms": (True, tuple(length_config)),
         "config_dynamic_ms": (False, tuple(length_config)),
     }
-    was_training = model.training
-    model.eval()
+    if model is None and forward is None:
+        raise ValueError("give a model or a forward= runner to time")
+    run = forward or _paddle_forward(model)
+    was_training = model is not None and model.training
+    if model is not None:
+        model.eval()
     rows = []
     try:
         with paddle.no_grad():
             for bs in batch_sizes:
                 for pad_to_max, config in variants.values():  # warm-up
-                    _run(model, items[:bs], bs, encode, pad_to_max, config)
+                    _run(run, items[:bs], bs, encode, pad_to_max, config)
                 runs: Dict[str, List[float]] = {k: [] for k in variants}
                 for _ in range(repeats):
                     for key, (pad_to_max, config) in variants.items():
-                        runs[key].append(_run(model, items, bs, encode, pad_to_max, config))
+                        runs[key].append(_run(run, items, bs, encode, pad_to_max, config))
                 row: Dict[str, Any] = {"batch_size": bs, **{k: statistics.median(v) for k, v in runs.items()}}
                 row["speedup"] = row["full_padded_ms"] / row["config_ms"]
                 row["speedup_vs_dynamic"] = row["full_dynamic_ms"] / row["config_dynamic_ms"]
@@ -110,10 +139,13 @@ def measure_end_to_end(
     max_seq_length: int,
     batch_sizes: Sequence[int] = (1, 32),
     repeats: int = 3,
+    forward: Optional[Forward] = None,
 ) -> List[Dict[str, Any]]:
     """Milliseconds per example (tokenise -> logits) of the full model and of ``length_config``.
 
     Args:
+        model: a Paddle BERT classifier (FP or quantized), or None when ``forward`` is given.
+        forward: time this runner instead of ``model`` (e.g. ``engine_forward(engine.load(dir))``).
         texts: ``(text_a, text_b or None)`` pairs.
         length_config: the budgets at ``max_seq_length``.
 
@@ -138,7 +170,7 @@ def measure_end_to_end(
             enc = tokenizer([a for a, _ in chunk], **kwargs)
         return tuple(paddle.to_tensor(enc[k], dtype="int64") for k in ("input_ids", "token_type_ids", "attention_mask"))
 
-    return _measure(model, texts, encode, length_config, batch_sizes, repeats)
+    return _measure(model, texts, encode, length_config, batch_sizes, repeats, forward)
 
 
 def measure_squad_end_to_end(
@@ -151,6 +183,7 @@ def measure_squad_end_to_end(
     max_query_length: int = 64,
     batch_sizes: Sequence[int] = (1, 32),
     repeats: int = 3,
+    forward: Optional[Forward] = None,
 ) -> List[Dict[str, Any]]:
     """Milliseconds per question (question + context -> windows -> start/end logits) of a
     ``BertForQuestionAnswering``, full model and ``length_config``.
@@ -162,7 +195,9 @@ def measure_squad_end_to_end(
     decoding is not timed (it is the same for every variant).
 
     Args:
+        model: a Paddle ``BertForQuestionAnswering``, or None when ``forward`` is given.
         examples: :class:`~paddle_binbert.data.squad.SquadExample` questions.
+        forward: time this runner instead of ``model`` (see :func:`measure_end_to_end`).
         length_config: the budgets at ``max_seq_length``.
 
     Returns:
@@ -178,7 +213,7 @@ def measure_squad_end_to_end(
         arrays = collate_features(features, pad_id, max_length=max_seq_length if pad_to_max else None)
         return tuple(paddle.to_tensor(arrays[k]) for k in ("input_ids", "token_type_ids", "attention_mask"))
 
-    rows = _measure(model, examples, encode, length_config, batch_sizes, repeats)
+    rows = _measure(model, examples, encode, length_config, batch_sizes, repeats, forward)
     windows = len(prepare_eval_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length))
     for row in rows:
         row["windows"] = windows

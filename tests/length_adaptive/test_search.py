@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import paddle
 import pytest
 
 from paddle_binbert.length_adaptive import length_config_macs
@@ -131,6 +132,47 @@ def test_measure_mode(tiny_la_checkpoint, glue_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(argv[:-4] + ["--length_config", "6,12"])
     assert "non-increasing" in capsys.readouterr().err
+
+
+def test_measure_engine_backend_times_the_packed_student(tiny_la_checkpoint, glue_dir, tmp_path, monkeypatch, capsys):
+    """--measure_backend engine packs the BiT student and every timed pass goes through the engine."""
+    from paddlenlp.transformers import BertTokenizer
+
+    from paddle_binbert import quantize_model
+    from paddle_binbert.engine.simulated import SimulatedBertEngine
+    from paddle_binbert.models import load_model
+
+    student_dir = tmp_path / "bit_student"
+    student = quantize_model(load_model(str(tiny_la_checkpoint)), "bit")
+    student(paddle.randint(1, 50, [2, 10]))  # BiT's elastic scales are set from a first batch
+    student.save_pretrained(str(student_dir))
+    BertTokenizer.from_pretrained(str(tiny_la_checkpoint)).save_pretrained(str(student_dir))
+    monkeypatch.setenv("PADDLE_BINBERT_ENGINE", "simulated")  # the same code path without compiling
+    configs = []
+    original = SimulatedBertEngine.forward
+
+    def spy(self, ids, types=None, mask=None, length_config=None):
+        configs.append(None if length_config is None else tuple(length_config))
+        return original(self, ids, types, mask, length_config=length_config)
+
+    monkeypatch.setattr(SimulatedBertEngine, "forward", spy)
+    out = tmp_path / "measure_engine"
+    argv = _argv(student_dir, glue_dir, out, "--measure", "--length_config", "12,6", "--measure_examples", "8")
+    assert main(argv + ["--measure_backend", "engine"]) == 0
+    table = (out / "speed.md").read_text()
+    assert table.startswith("Packed 1-bit engine (simulated backend).") and "| 32 |" in table
+    assert (out / "packed" / "model.safetensors").is_file()
+    # every timed pass (and warm-up) runs the full model and the configuration alike
+    assert configs.count(None) > 0 and configs.count(None) == configs.count((12, 6))
+
+    # an FP checkpoint cannot be packed; the flag needs --measure
+    with pytest.raises(SystemExit):
+        main(_argv(tiny_la_checkpoint, glue_dir, tmp_path / "fp", "--measure", "--length_config", "12,6",
+                   "--measure_backend", "engine"))
+    assert "cannot be packed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(_argv(student_dir, glue_dir, tmp_path / "x", "--length_config", "12,6", "--measure_backend", "engine"))
+    assert "only applies with --measure" in capsys.readouterr().err
 
 
 def test_evaluate_mode_scores_full_model_and_config(tiny_la_checkpoint, glue_dir, tmp_path, capsys):
