@@ -102,7 +102,8 @@ def main() -> None:
                 f"{1000 * statistics.median(eng_t):.2f} | {packed_mib:.2f} |",
             ]
             notes.append(
-                f"{label}: prediction agreement {100 * agree:.2f}%; largest |logit difference| / max |logit| = {rel:.2e}."
+                f"{label}: prediction agreement {100 * agree:.2f}%; "
+                f"largest |logit difference| / max |logit| = {rel:.2e}."
             )
     lines += ["", *notes]
     table = "\n".join(lines)

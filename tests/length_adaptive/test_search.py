@@ -167,8 +167,18 @@ def test_measure_engine_backend_times_the_packed_student(tiny_la_checkpoint, glu
 
     # an FP checkpoint cannot be packed; the flag needs --measure
     with pytest.raises(SystemExit):
-        main(_argv(tiny_la_checkpoint, glue_dir, tmp_path / "fp", "--measure", "--length_config", "12,6",
-                   "--measure_backend", "engine"))
+        main(
+            _argv(
+                tiny_la_checkpoint,
+                glue_dir,
+                tmp_path / "fp",
+                "--measure",
+                "--length_config",
+                "12,6",
+                "--measure_backend",
+                "engine",
+            )
+        )
     assert "cannot be packed" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(_argv(student_dir, glue_dir, tmp_path / "x", "--length_config", "12,6", "--measure_backend", "engine"))
