@@ -146,7 +146,7 @@ def main(argv: List[str] = None) -> int:
         "# Packed 1-bit engine: length configurations vs full length",
         "",
         f"Command: `python benchmarks/bench_engine_length.py --threads {args.threads} --models {args.models} "
-        f"--presets {args.presets}`  ",
+        f"--presets {args.presets} --rounds {args.rounds} --seq_length {args.seq_length}`  ",
         f"Machine: {cpu}, {os.cpu_count()} CPUs, engine threads "
         f"{args.threads}; load average before / after: {' '.join(f'{v:.1f}' for v in load_before)} / "
         f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}.  ",
