@@ -10,10 +10,14 @@ import paddle
 from paddlenlp.trainer import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
 from paddlenlp.trainer.trainer_utils import IntervalStrategy
 from paddlenlp.trainer.trainer_utils import get_last_checkpoint as _paddlenlp_last_checkpoint
+from paddlenlp.utils.log import logger
 
 from paddle_binbert.data.metrics import compute_glue_metrics
 from paddle_binbert.data.sampler import LengthGroupedBatchSampler
 from paddle_binbert.io_utils import write_json_atomic
+from paddle_binbert.quant.calibration import calibrate, calibration_batches, data_init_quantizers
+from paddle_binbert.train.curves import CURVE_FILE, LearningCurveCallback
+from paddle_binbert.train.optimizers import OPTIMIZERS, BertAdam
 
 __all__ = [
     "NO_DECAY_KEYWORDS",
@@ -82,6 +86,10 @@ class BinBertTrainer(Trainer):
     * the training dataloader uses :class:`LengthGroupedBatchSampler` (shuffled, examples of
       similar length batched together, deterministic for ``args.seed``, sharded by data-parallel
       rank); pass ``group_by_length=False`` for PaddleNLP's plain random batches;
+    * every evaluation adds a row to ``OUTPUT_DIR/learning_curve.csv``
+      (:class:`~paddle_binbert.train.curves.LearningCurveCallback`);
+    * learned activation scales are calibrated on random batches before training
+      (``calibration_batches``), and ``optimizer_name`` picks AdamW or BertAdam;
     * weight decay skips every parameter for which :meth:`no_decay` is True (biases, LayerNorm,
       quantizer and clip parameters by default); override :meth:`no_decay` to change the rule.
 
@@ -92,6 +100,12 @@ class BinBertTrainer(Trainer):
         train_lengths: optional per-example lengths of ``train_dataset`` (else read from ``input_ids``).
         eval_logits_only: keep only the first model output (the logits) as predictions in evaluation.
         evaluate_at_end: also evaluate and checkpoint after the last step (see :class:`FinalEvaluationCallback`).
+        optimizer_name: ``adamw`` (Paddle's AdamW, global gradient-norm clipping at
+            ``args.max_grad_norm``) or ``bertadam`` (:class:`~paddle_binbert.train.BertAdam`: the
+            releases' optimizer, no bias correction, eps 1e-6, per-tensor clipping at ``max_grad_norm``).
+        calibration_batches: before training from scratch, initialise the data-initialised
+            quantizers (BiT elastic, LSQ) from this many random training batches
+            (:func:`~paddle_binbert.quant.calibration.calibrate`); 0: from the first training batch.
         clip_lr: peak learning rate of the quantizer parameters (BiT's alpha/beta, LSQ steps, clip
             values; quantizers.md: ``--clip_lr``, default 1e-4 in the scripts); they follow the same
             warmup/decay schedule. None: the model's learning rate for every parameter.
@@ -107,9 +121,17 @@ class BinBertTrainer(Trainer):
         eval_logits_only: bool = True,
         evaluate_at_end: bool = True,
         clip_lr: Optional[float] = None,
+        calibration_batches: int = 8,
+        optimizer_name: str = "adamw",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if optimizer_name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer_name!r}; valid: {', '.join(OPTIMIZERS)}")
+        self.optimizer_name = optimizer_name
+        if calibration_batches < 0:
+            raise ValueError(f"calibration_batches must be >= 0, got {calibration_batches}")
+        self.calibration_batches = int(calibration_batches)
         if clip_lr is not None and clip_lr <= 0:
             raise ValueError(f"clip_lr must be positive, got {clip_lr}")
         self.clip_lr = clip_lr
@@ -117,6 +139,7 @@ class BinBertTrainer(Trainer):
         self.eval_logits_only = eval_logits_only
         if evaluate_at_end:
             self.add_callback(FinalEvaluationCallback())
+        self.add_callback(LearningCurveCallback(os.path.join(self.args.output_dir, CURVE_FILE)))
         self.group_by_length = group_by_length
         self.mega_batch_mult = mega_batch_mult
         self.train_lengths = train_lengths
@@ -126,8 +149,30 @@ class BinBertTrainer(Trainer):
         accumulators are named ``<structured name>_moment1_0`` (see :func:`stable_parameter_names`)
         however many optimizers the process created before (a chain's earlier stages), and a resumed
         run finds them in the checkpoint."""
+        resuming = bool(kwargs.get("resume_from_checkpoint") or (args and args[0]))
+        if not resuming:
+            self.calibrate_quantizers()
         with paddle.utils.unique_name.guard():
             return super().train(*args, **kwargs)
+
+    def calibrate_quantizers(self) -> int:
+        """Initialise the model's uninitialised elastic / LSQ quantizers from ``calibration_batches``
+        random training batches (seeded by ``args.seed``), logged; returns how many were set."""
+        if self.calibration_batches == 0 or self.train_dataset is None or not data_init_quantizers(self.model, True):
+            return 0
+        batches = calibration_batches(
+            self.train_dataset,
+            self.data_collator,
+            self.calibration_batches,
+            self.args.per_device_train_batch_size,
+            seed=self.args.seed,
+        )
+        count = calibrate(self.model, batches)
+        logger.info(
+            f"initialised {count} activation quantizers from {len(batches)} random training batches "
+            f"of {self.args.per_device_train_batch_size}"
+        )
+        return count
 
     def no_decay(self, name: str, param: paddle.Tensor) -> bool:
         """Whether a parameter (structured name such as ``bert.encoder.layers.0.norm1.weight``) gets no weight decay."""
@@ -208,10 +253,19 @@ class BinBertTrainer(Trainer):
             def apply_decay_param_fun(param_name: str) -> bool:
                 return param_name in decay_names
 
+            max_grad_norm = self.args.max_grad_norm
+            if self.optimizer_name == "bertadam":
+                self.optimizer = BertAdam(
+                    learning_rate=self.lr_scheduler if lr_scheduler is None else lr_scheduler,
+                    parameters=self.parameter_groups(),
+                    weight_decay=self.args.weight_decay,
+                    max_grad_norm=max_grad_norm,
+                    apply_decay_param_fun=apply_decay_param_fun,
+                )
+                return self.optimizer
             optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args)
             if hasattr(optimizer_cls, "_create_master_weight") and self.args.fp16_opt_level == "O2":
                 optimizer_kwargs["multi_precision"] = True
-            max_grad_norm = self.args.max_grad_norm
             self.optimizer = optimizer_cls(
                 learning_rate=self.lr_scheduler if lr_scheduler is None else lr_scheduler,
                 apply_decay_param_fun=apply_decay_param_fun,
@@ -337,7 +391,7 @@ def previous_run_files(output_dir: str) -> List[str]:
         for d in os.listdir(output_dir)
         if d.startswith("checkpoint-") or (d.startswith("stage") and os.path.isdir(os.path.join(output_dir, d)))
     )
-    for name in (RESULTS_FILE, "chain.json"):
+    for name in (RESULTS_FILE, "chain.json", CURVE_FILE):
         if os.path.isfile(os.path.join(output_dir, name)):
             found.append(name)
     return found

@@ -36,16 +36,23 @@ _EPS = 1e-12
 TERMS = ("pred", "hard_label", "att_mse", "hid_mse", "hid_distance", "query", "key", "value")
 
 
-def soft_cross_entropy(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
-    """Soft cross-entropy (TinyBERT, Jiao et al. 2020; Hinton et al. 2015).
+def soft_cross_entropy(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, sum_classes: bool = False
+) -> Tensor:
+    """Soft cross-entropy (TinyBERT, Jiao et al. 2020; Hinton et al. 2015), no ``T^2`` factor.
 
-    ``SCE = mean_b sum_c -softmax(z_t / T)_bc * log_softmax(z_s / T)_bc`` (no ``T^2`` factor).
+    ``SCE = mean_{b,c} -softmax(z_t / T)_bc * log_softmax(z_s / T)_bc``: the mean over batch *and*
+    classes, i.e. the per-example cross-entropy divided by the number of classes, as the BiBERT,
+    BiT and TinyBERT releases compute it (distillation.md); this fixes the prediction term's weight
+    against the other terms of a recipe. ``sum_classes=True``: ``mean_b sum_c`` (the per-example
+    cross-entropy), used over sequence positions by :func:`span_soft_cross_entropy`.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     target = F.softmax(teacher_logits.detach() / temperature, axis=-1)
     log_prob = F.log_softmax(student_logits / temperature, axis=-1)
-    return (-target * log_prob).sum(axis=-1).mean()
+    loss = -target * log_prob
+    return loss.sum(axis=-1).mean() if sum_classes else loss.mean()
 
 
 def _mse(student: Tensor, teacher: Tensor) -> Tensor:
@@ -104,13 +111,14 @@ def span_soft_cross_entropy(
 
     ``L = (SCE(z_s^start, z_t^start; T) + SCE(z_s^end, z_t^end; T)) / 2`` with
     :func:`soft_cross_entropy` over the sequence positions of ``[B, L]`` logits (softmax over L),
-    padded positions (``mask == 0``) masked out of both distributions first. This is TinyBERT's
+    padded positions (``mask == 0``) masked out of both distributions first. Here SCE is summed over
+    positions (the per-example cross-entropy): a mean over them would depend on the batch's padding. This is TinyBERT's
     prediction-layer loss (Jiao et al., 2020) applied to the two pointer distributions of BERT's
     SQuAD head (Devlin et al., 2019), as in the SQuAD experiments of BinaryBERT (Bai et al., 2021)
     and BiT (Liu et al., 2022).
     """
-    start = soft_cross_entropy(mask_logits(student_start, mask), mask_logits(teacher_start, mask), temperature)
-    end = soft_cross_entropy(mask_logits(student_end, mask), mask_logits(teacher_end, mask), temperature)
+    start = soft_cross_entropy(mask_logits(student_start, mask), mask_logits(teacher_start, mask), temperature, True)
+    end = soft_cross_entropy(mask_logits(student_end, mask), mask_logits(teacher_end, mask), temperature, True)
     return (start + end) / 2
 
 

@@ -41,6 +41,7 @@ from .. import run_setup
 from ..data.glue import GLUE_TASKS, check_glue_files, get_task_spec
 from ..length_adaptive.cli import add_length_drop_args, check_length_drop_args, length_drop_config, length_drop_settings
 from ..quant.config import QuantConfig
+from ..train.optimizers import OPTIMIZERS
 from .chain import ChainStage, binarybert_pipeline, parse_chain, run_chain, stage_dir_name
 from .losses import DistillLossConfig
 from .recipes import METHODS, get_method, loss_config_from_flags
@@ -194,6 +195,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="peak learning rate of the quantizer parameters "
         "(BiT's alpha/beta, LSQ steps, clip values); same schedule, no weight decay",
     )
+    g.add_argument(
+        "--optimizer",
+        default="adamw",
+        choices=list(OPTIMIZERS),
+        help="adamw: Paddle's AdamW, global gradient-norm clipping at 1.0; bertadam: the BERT / BiBERT / BiT "
+        "releases' BertAdam (no bias correction, eps 1e-6, each tensor's gradient clipped to norm 1.0)",
+    )
+    g.add_argument(
+        "--calibration_batches",
+        type=int,
+        default=8,
+        help="before training from scratch, set the learned activation scales (BiT elastic alpha, LSQ steps) from "
+        "the mean |x| of this many random training batches; 0: from the first training batch (BiT release), "
+        "which under length-grouped batches holds one sentence length only",
+    )
+    g.add_argument(
+        "--no_group_by_length",
+        action="store_true",
+        help="plain random batches instead of length-grouped ones (grouping pads less, so it trains faster on CPU)",
+    )
     g.add_argument("--seed", type=int, default=42, help="random seed")
     g.add_argument("--logging_steps", type=int, default=50, help="log losses every N steps")
     g.add_argument("--eval_steps", type=int, default=None, help="evaluate and checkpoint every N steps (task default)")
@@ -291,6 +312,8 @@ def check_distill_training(parser: argparse.ArgumentParser, args: argparse.Names
     run_setup.check_positive(parser, args)
     if args.learning_rate <= 0 or args.temperature <= 0 or args.clip_lr <= 0:
         parser.error("--learning_rate, --clip_lr and --temperature must be positive")
+    if args.calibration_batches < 0:
+        parser.error(f"--calibration_batches must be >= 0, got {args.calibration_batches}")
     run_setup.check_schedule(parser, args)
     check_length_drop_args(parser, args)
 
@@ -469,6 +492,9 @@ def make_distill_trainer(
         teacher=teacher,
         loss_config=loss_config,
         clip_lr=args.clip_lr,
+        optimizer_name=args.optimizer,
+        calibration_batches=args.calibration_batches,
+        group_by_length=not args.no_group_by_length,
         length_drop=length_drop,
         **task_kwargs,
     )

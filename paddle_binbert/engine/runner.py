@@ -16,7 +16,8 @@ The whole network (embeddings, every encoder layer, pooler and head) runs in one
   ``y_j = alpha_j * dot + b_j`` with ``dot = K - 2 popcount(x XOR w)`` (or
   ``2 popcount(a AND w) - popcount(a)`` for BiT's unsigned FFN2 input);
 - attention: BiBERT ``A = 1[dot / sqrt(d) + M > 0]``, context by AND-popcount; BiT softmax in
-  float then ``{0, alpha}`` probabilities; the BWN baseline's ``sgn(softmax) = +1`` everywhere;
+  float then ``{0, alpha}`` probabilities; the BWN baseline's ``sgn(softmax) = +1`` at every real
+  key; in every variant a masked key gets attention 0, as in the model;
 - FP islands (embedding sum + LayerNorm, residual + LayerNorm, pooler tanh, classifier) in C++.
 
 GELU before a sign quantizer: ``sgn(GELU(x)) = +1`` iff ``x >= 0`` or ``GELU(x)`` is ``-0.0``,
@@ -195,7 +196,7 @@ class PackedRunnerBase:
         layer; see :mod:`paddle_binbert.length_adaptive.drop_restore`), or None.
 
         The token significance is the attention a token receives; the BWN baseline's packed
-        attention (``sgn(softmax) = +1`` everywhere) computes no attention probabilities, so it
+        attention (``sgn(softmax) = +1`` at every real key) computes no attention probabilities, so it
         refuses configurations.
         """
         if length_config is None:

@@ -13,7 +13,8 @@ packed file as the native engine and computes the same function:
 - the word embedding row ``v`` is ``alpha_v * (+-1)``, unpacked from the gathered rows only;
 - attention: BiBERT's ``1[sgn(Q) sgn(K)^T / sqrt(d) + M > 0] sgn(V)``; BiT's softmax with
   ``{0, 1}`` probability levels times ``alpha_p * alpha_v``; the BWN baseline's ``sgn(softmax)``
-  (``+1`` everywhere, so the context is the sum of the value signs);
+  (``+1`` at every real key, so the context is the sum of the real keys' value signs). In every
+  variant a masked key (``M <= -1``) gets attention 0, as in the model (specs/attention.md, "Padding");
 - FP islands (embedding sum + LayerNorm, residual + LayerNorm, pooler tanh, head) with Paddle's
   own operators, as the simulated (fake-quant) student runs them.
 
@@ -30,6 +31,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from ..export.pack import PackedModel, unpack_bits
+from ..models.attention import MASKED_KEY_THRESHOLD
 from .runner import PackedRunnerBase
 
 __all__ = ["SimulatedBertEngine"]
@@ -196,17 +198,19 @@ class SimulatedBertEngine(PackedRunnerBase):
         before its probability quantizer."""
         paddle, F = self._paddle, self._F
         attention = self.meta["attention"]
-        if attention == "ones":  # sgn(softmax) = +1 everywhere: every key contributes its value signs
+        real = paddle.to_tensor((mask > np.float32(MASKED_KEY_THRESHOLD)).astype(np.float32))  # [B, n] real keys
+        if attention == "ones":  # sgn(softmax) = +1 at every real key: they contribute their value signs
             v = layer["v"](paddle, self._sign(x, layer["v"].input_beta))
-            sv = self._split(self._sign(v))
+            sv = self._split(self._sign(v)) * real.reshape([mask.shape[0], 1, mask.shape[1], 1])
             ctx = self._merge(sv.sum(axis=2, keepdim=True).expand(sv.shape))
             return (ctx, None) if want_probs else ctx
+        real = real.reshape([mask.shape[0], 1, 1, mask.shape[1]])
         q, k, v = (layer[n](paddle, self._sign(x, layer[n].input_beta)) for n in ("q", "k", "v"))
         keymask = paddle.to_tensor(mask).reshape([mask.shape[0], 1, 1, mask.shape[1]])
         if attention == "bool":
             sq, sk, sv = (self._split(self._sign(a)) for a in (q, k, v))
             scores = paddle.matmul(sq, sk, transpose_y=True) * layer["cqk"] + keymask
-            att = (scores > 0).astype("float32")
+            att = (scores > 0).astype("float32") * real
             ctx = self._merge(paddle.matmul(att, sv))
             return (ctx, att) if want_probs else ctx
         sq = self._split(self._sign(q, layer["query_beta"]))
@@ -214,7 +218,7 @@ class SimulatedBertEngine(PackedRunnerBase):
         sv = self._split(self._sign(v, layer["value_beta"]))
         probs = F.softmax(paddle.matmul(sq, sk, transpose_y=True) * layer["cqk"] + keymask)
         u = paddle.clip((probs - layer["prob_beta"]) / layer["prob_alpha"], 0.0, 1.0)
-        levels = (u + 0.5 >= 1.0).astype("float32")
+        levels = (u + 0.5 >= 1.0).astype("float32") * real
         ctx = self._merge(paddle.matmul(levels, sv) * layer["cpv"])
         return (ctx, probs) if want_probs else ctx
 

@@ -321,7 +321,7 @@ def _engine_meta(student, quant) -> Dict[str, Any]:
     if attn0.variant == "bi":
         attention = "bool"
     elif isinstance(attn0.prob_quantizer, SignQuantizer):
-        attention = "ones"  # sgn(softmax) is +1 everywhere: the BWN baseline's degenerate attention
+        attention = "ones"  # sgn(softmax) is +1 at every real key: the BWN baseline's degenerate attention
     elif isinstance(attn0.prob_quantizer, ElasticQuantizer) and not attn0.prob_quantizer.signed:
         attention = "softmax_elastic"
     else:

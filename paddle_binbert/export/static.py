@@ -205,7 +205,9 @@ def folded_weight_quantizers(model: nn.Layer) -> Iterator[int]:
 
     ``Q_w(W)`` is computed once here, in dygraph, by the layer's own :meth:`quantized_weight` (the
     embedding quantizers are row-wise, so quantizing the whole table gives the rows the forward pass
-    would quantize after the look-up). The original parameters and quantizers are put back on exit.
+    would quantize after the look-up). A folded binary ``QuantLinear`` keeps computing its product
+    integer part first (``folded_binary_weight``). The original parameters and quantizers are put back
+    on exit.
     Split layers (``splitting.tws``, two latent halves) are left as they are.
     """
     from ..quant.layers import QuantEmbedding, QuantLinear
@@ -221,14 +223,19 @@ def folded_weight_quantizers(model: nn.Layer) -> Iterator[int]:
                 folded.shape, str(folded.dtype).split(".")[-1], default_initializer=nn.initializer.Assign(folded)
             )
             param.stop_gradient = True
-            saved.append((layer, layer.weight, layer.weight_quantizer))
+            binary = isinstance(layer, QuantLinear) and layer.has_binary_weight()
+            saved.append((layer, layer.weight, layer.weight_quantizer, binary))
             layer.weight = param
             layer.weight_quantizer = None
+            if binary:  # keep the integer-product-first formulation (QuantLinear) with the folded weight
+                layer.folded_binary_weight = True
         yield len(saved)
     finally:
-        for layer, weight, quantizer in reversed(saved):
+        for layer, weight, quantizer, binary in reversed(saved):
             layer.weight = weight
             layer.weight_quantizer = quantizer
+            if binary:
+                layer.folded_binary_weight = False
 
 
 # ------------------------------------------------------------------------------ wrapper and saving

@@ -5,10 +5,19 @@ mask (0 for real tokens, -1e4 for padding keys):
 
 - ``quant``  (BinaryBERT, k-bit):  P = softmax(Qq Kq^T / sqrt(d) + M); context = Q_a(P) Vq.
   With 32-bit activations this is exactly PaddleNLP's attention.
-- ``bi``     (BiBERT, Bi-Attention): S = sgn(Q) sgn(K)^T / sqrt(d) + M; A = bool(S) = 1[S > 0]
-  (STE 1[|S| <= 1]); context = A sgn(V), not normalised.
+- ``bi``     (BiBERT, Bi-Attention; Qin et al., 2022, eq. 8): S = sgn(Q) sgn(K)^T / sqrt(d) + M;
+  A = bool(S) = 1[S > 0] (STE 1[|S| <= 1]); context = A sgn(V), not normalised. In training,
+  attention dropout acts on S before bool(), as in the BiBERT release: A = bool(dropout(S)), so a
+  dropped score gives A = 0 and A stays in {0, 1} (no 1/(1-p) rescaling of A).
 - ``bit``    (BiT): Q, K, V elastic-signed; P = softmax(Qq Kq^T / sqrt(d) + M);
   context = elastic_unsigned(P) Vq (probabilities in {0, alpha}).
+
+Padding, in every variant: a masked key (additive mask M <= -1, e.g. PaddleNLP's -1e4) contributes
+nothing, whatever the probability quantizer: the quantized probabilities are multiplied by
+1[M > -1] after quantization, so Q_a(0) != 0 (the ``bwn`` preset's sgn(0) = +1, an elastic beta
+below -alpha/2) cannot attend a padded key. Unmasked entries are multiplied by 1 (unchanged); FP
+probabilities (no quantizer) are left as softmax gives them (exactly 0 at a -1e4 key). The
+``quant`` and ``bit`` variants apply attention dropout (training only) to these probabilities.
 
 Whatever the variant, when ``record`` is on the layer keeps an :class:`AttentionRecord` of the
 last call: Q, K, V before their activation quantizer (``[B, L, hidden]``, for BiBERT's DMD) and
@@ -27,7 +36,11 @@ from paddle.nn.layer.transformer import _convert_attention_mask
 
 from ..quant.quantizers import BoolQuantizer, Quantizer
 
-__all__ = ["AttentionRecord", "QuantMultiHeadAttention"]
+__all__ = ["AttentionRecord", "QuantMultiHeadAttention", "MASKED_KEY_THRESHOLD"]
+
+#: an additive mask entry at or below this masks its key (PaddleNLP pads with -1e4, bool masks give
+#: -1e9); the packed engine and Drop-and-Restore use the same rule (a real token has M > -1)
+MASKED_KEY_THRESHOLD = -1.0
 
 
 @dataclass
@@ -86,6 +99,21 @@ class QuantMultiHeadAttention(nn.Layer):
     def _quant(quantizer: Optional[Quantizer], x: paddle.Tensor) -> paddle.Tensor:
         return x if quantizer is None else quantizer(x)
 
+    def _dropout(self, x: paddle.Tensor) -> paddle.Tensor:
+        """Attention dropout (training only; kept entries scaled by 1 / (1 - p))."""
+        if not self.dropout:
+            return x
+        return F.dropout(x, self.dropout, training=self.training, mode="upscale_in_train")
+
+    def _zero_masked_keys(self, probs: paddle.Tensor, mask: Optional[paddle.Tensor]) -> paddle.Tensor:
+        """``Q_a(P) * 1[M > -1]``: a quantized probability of a masked key is 0 (specs/attention.md,
+        "Padding"). ``M`` broadcasts to ``[B, heads, L, L]``; unmasked entries are multiplied by 1.
+        Unquantized (FP) probabilities are returned as they are: softmax already gives exactly 0 at a
+        -1e4 key, and the FP path stays PaddleNLP's attention operation for operation."""
+        if mask is None or self.prob_quantizer is None:
+            return probs
+        return probs * (mask > MASKED_KEY_THRESHOLD).astype(probs.dtype)
+
     def forward(self, query, key=None, value=None, attn_mask=None, cache=None):
         """Self-attention over ``query`` (``key``/``value`` must be the same tensor or None)."""
         if cache is not None:
@@ -101,13 +129,18 @@ class QuantMultiHeadAttention(nn.Layer):
             scores = paddle.matmul(qq, kq, transpose_y=True) * (self.head_dim**-0.5)
         else:  # same operation order as paddle.nn.MultiHeadAttention, for bit-exact FP
             scores = paddle.matmul(qq * (self.head_dim**-0.5), kq, transpose_y=True)
-        if attn_mask is not None:
-            scores = scores + _convert_attention_mask(attn_mask, scores.dtype)
+        mask = None if attn_mask is None else _convert_attention_mask(attn_mask, scores.dtype)
+        if mask is not None:
+            scores = scores + mask
 
-        probs = scores if self.variant == "bi" else F.softmax(scores)
-        probs = self._quant(self.prob_quantizer, probs)
-        if self.dropout:
-            probs = F.dropout(probs, self.dropout, training=self.training, mode="upscale_in_train")
+        if self.variant == "bi":
+            # BiBERT release: dropout on the masked scores, then bool(); A stays in {0, 1}
+            dropped = self._dropout(scores)
+            probs = self._quant(self.prob_quantizer, dropped)
+            probs = self._zero_masked_keys(probs, mask)
+        else:
+            probs = self._quant(self.prob_quantizer, F.softmax(scores))
+            probs = self._dropout(self._zero_masked_keys(probs, mask))
 
         out = paddle.matmul(probs, vq).transpose([0, 2, 1, 3])
         out = out.reshape([0, 0, self.embed_dim])

@@ -34,6 +34,7 @@ __all__ = [
     "elastic_unsigned",
     "lsq",
     "uniform_clip",
+    "binary_linear",
 ]
 
 
@@ -343,3 +344,73 @@ def uniform_clip(x: paddle.Tensor, clip_val: paddle.Tensor, bits: int) -> paddle
     dL/dx = g * 1[|x| <= c];  dL/dc = sum(g * sgn(x) * 1[|x| > c]).
     """
     return _UniformClip.apply(x, clip_val, bits)
+
+
+# --------------------------------------------------------------------------------------------
+# Binary linear: integer product first, scales after (what the packed engine computes)
+# --------------------------------------------------------------------------------------------
+
+
+class _BinaryLinear(PyLayer):
+    @staticmethod
+    def forward(ctx, xq, wq, bias, x_scale, unsigned):
+        ctx.needs = _needs_grad(xq, wq, bias)
+        ctx.has_bias, ctx.has_scale = bias is not None, x_scale is not None
+        ctx.save_for_backward(xq, wq)
+        levels = (xq != 0).astype(xq.dtype) if unsigned else sgn(xq)
+        scale = wq.abs().max(axis=0)  # alpha_w[out]: |wq[i, j]| = alpha_j for every i
+        if x_scale is not None:
+            scale = (x_scale if unsigned else x_scale.abs()) * scale
+        y = paddle.matmul(levels, sgn(wq)) * scale
+        return y if bias is None else y + bias
+
+    @staticmethod
+    def backward(ctx, g):
+        # F.linear(xq, wq, bias)'s backward, with the same products (checked bit for bit by
+        # tests/quant/test_binary_linear.py): the straight-through estimators behind xq and wq
+        # receive exactly the gradients they received from the float formulation.
+        xq, wq = ctx.saved_tensor()
+        need_x, need_w = ctx.needs[0], ctx.needs[1]
+        n_in, n_out = wq.shape
+        g2 = g.reshape([-1, n_out])
+        gx = paddle.matmul(g, wq, transpose_y=True) if need_x else None
+        gw = paddle.matmul(xq.reshape([-1, n_in]), g2, transpose_x=True) if need_w else None
+        grads = [gx, gw]  # one entry per tensor input: xq, wq[, bias][, x_scale (never a gradient)]
+        if ctx.has_bias:
+            grads.append(g2.sum(axis=0) if ctx.needs[2] else None)
+        if ctx.has_scale:
+            grads.append(None)
+        return tuple(grads)
+
+
+def binary_linear(
+    xq: paddle.Tensor,
+    wq: paddle.Tensor,
+    bias: Optional[paddle.Tensor] = None,
+    x_scale: Optional[paddle.Tensor] = None,
+    unsigned: bool = False,
+) -> paddle.Tensor:
+    """A linear of binary operands, integer product first (the packed engine's order).
+
+    ``wq`` ``[in, out]`` is a binary weight ``wq[i, j] = alpha_j * s_ij``, ``s_ij`` in {-1, +1} (one
+    scale per output column, or one for the whole matrix); ``xq = a * t`` is a binary activation with
+    ``t`` in {-1, +1} (``unsigned=False``) or {0, 1} (``unsigned=True``) and scalar scale ``a``
+    (``x_scale``, a ``[1]`` tensor; ``None`` for a = 1: sign / bool activations).  Then
+
+        y = (t @ s) * (|a| * alpha) + b      (signed; t = sgn(xq), alpha_j = max_i |wq[i, j]|)
+        y = (t @ s) * (a * alpha) + b        (unsigned; t = 1[xq != 0])
+
+    evaluated as ``fl(fl(dot * fl(a * alpha_j)) + b_j)``, which is the engine's
+    ``alpha_j * dot + b_j`` with its folded ``alpha_j = a * alpha_w_j``.  ``dot = t @ s`` holds
+    integers of magnitude <= in, exact in float32 (in < 2^24), so a pre-activation with
+    ``dot = 0`` and ``b = 0`` is exactly 0 (``sgn(0) = +1``) as in the engine's popcount, where
+    ``xq @ wq`` would accumulate ``+-alpha_j`` in float and round to either sign.
+
+    Mathematically ``y = xq @ wq + b``.  Backward: that of ``F.linear(xq, wq, bias)``, bit for bit
+    (dL/dxq = g @ wq^T, dL/dwq = xq^T g over all leading axes, dL/db = sum of g over them); the
+    scales are read from ``xq``/``wq``/``x_scale`` only for the forward value, so the gradients
+    reach ``a`` and the latent weights through the quantizers that made ``xq`` and ``wq``.
+    """
+    if x_scale is not None:
+        x_scale = x_scale.detach()
+    return _BinaryLinear.apply(xq, wq, bias, x_scale, bool(unsigned))

@@ -4,25 +4,54 @@
 ``None`` for a quantizer means full precision, so a ``QuantLinear`` with both ``None`` is
 exactly ``nn.Linear``. Parameter names (``weight``, ``bias``) are those of the Paddle layers
 they replace, so state dicts of FP and quantized models line up.
+
+When both operands are binary (a 1-bit weight ``alpha_j * (+-1)`` and a sign / bool / elastic
+activation ``a * (+-1)`` or ``a * {0, 1}``) the product is computed as the packed engine computes it,
+integer dot product first: y = (t @ s) * (a * alpha) + b (:func:`~.functional.binary_linear`), with
+the gradients of the float formulation.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .quantizers import Quantizer
+from . import functional as QF
+from .quantizers import (
+    BiBertWeightQuantizer,
+    BoolQuantizer,
+    BwnCenteredWeightQuantizer,
+    BwnWeightQuantizer,
+    ElasticQuantizer,
+    Quantizer,
+    SignQuantizer,
+)
 
-__all__ = ["QuantLinear", "QuantEmbedding"]
+__all__ = ["QuantLinear", "QuantEmbedding", "BINARY_WEIGHT_QUANTIZERS"]
+
+#: weight quantizers whose output is ``alpha * (+-1)`` (one alpha per output column at axis 0 / None)
+BINARY_WEIGHT_QUANTIZERS = (BiBertWeightQuantizer, BwnWeightQuantizer, BwnCenteredWeightQuantizer)
 
 
 class QuantLinear(nn.Layer):
     """Linear layer with quantized weight and input: y = Q_a(x) @ Q_w(W) + b (b stays FP).
 
     W has Paddle's ``[in, out]`` layout; per-output-channel weight scales reduce axis 0.
+
+    Binary x binary (weight quantizer ``bibert`` / ``bwn`` / ``bwn_centered`` over axis 0 or the
+    whole matrix; input quantizer ``sign``, ``bool`` or ``elastic``): with Q_w(W) = alpha_j * s_ij and
+    Q_a(x) = a * t (t in {-1, +1}, or {0, 1} for bool / unsigned elastic; a = 1 for sign / bool),
+
+        y_j = (t @ s)_j * (a * alpha_j) + b_j,
+
+    the integer product first and the scales after, as the packed engine computes it (exact
+    ties: a zero dot product with a zero bias gives exactly 0). The gradients are those of
+    F.linear(Q_a(x), Q_w(W), b), so every straight-through estimator is unchanged.
+    ``folded_binary_weight`` marks a layer whose ``weight`` already holds a binary Q_w(W) and whose
+    weight quantizer was removed (static export, :func:`~paddle_binbert.export.folded_weight_quantizers`).
     """
 
     def __init__(
@@ -39,6 +68,7 @@ class QuantLinear(nn.Layer):
         self.bias = self.create_parameter([out_features], is_bias=True) if bias else None
         self.weight_quantizer = weight_quantizer
         self.input_quantizer = input_quantizer
+        self.folded_binary_weight = False
 
     @classmethod
     def from_linear(
@@ -59,10 +89,34 @@ class QuantLinear(nn.Layer):
         """Q_w(W), the weight the forward pass multiplies with."""
         return self.weight if self.weight_quantizer is None else self.weight_quantizer(self.weight)
 
+    def has_binary_weight(self) -> bool:
+        """Whether Q_w(W) is alpha_j * (+-1) with one alpha per output column (or one in all)."""
+        q = self.weight_quantizer
+        if q is None:
+            return self.folded_binary_weight
+        return isinstance(q, BINARY_WEIGHT_QUANTIZERS) and q.axis in (None, 0, -2)
+
+    def _binary_input(self) -> Optional[Tuple[Optional[paddle.Tensor], bool]]:
+        """``(a, unsigned)`` of a binary input quantizer (``a`` None for scale 1), else None.
+        Read after the quantizer ran (an elastic quantizer may set ``a`` from its first batch)."""
+        q = self.input_quantizer
+        if isinstance(q, SignQuantizer):
+            return None, False
+        if isinstance(q, BoolQuantizer):
+            return None, True
+        if isinstance(q, ElasticQuantizer):
+            return q.alpha, not q.signed
+        return None
+
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         if self.input_quantizer is not None:
             x = self.input_quantizer(x)
-        return F.linear(x, self.quantized_weight(), self.bias)
+        wq = self.quantized_weight()
+        binary_input = self._binary_input() if self.has_binary_weight() else None
+        if binary_input is None:
+            return F.linear(x, wq, self.bias)
+        x_scale, unsigned = binary_input
+        return QF.binary_linear(x, wq, self.bias, x_scale, unsigned)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"

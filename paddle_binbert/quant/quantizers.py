@@ -2,8 +2,10 @@
 
 A weight quantizer maps a latent FP weight to its quantized value and has no parameters.
 An activation quantizer may own learnable parameters (elastic alpha/beta, LSQ step, PACT
-clip); those are initialised from the first batch they see and saved with the model (the
-``initialized`` buffer makes a loaded model keep its trained values).
+clip); those are initialised from data and saved with the model (the ``initialized`` buffer makes
+a loaded model keep its trained values). Training calls :func:`~paddle_binbert.quant.calibration.calibrate`
+first, which sets them from several random batches; a quantizer that was never calibrated falls
+back to the first batch it sees.
 
 Look-up: ``get_quantizer("sign")``, ``get_quantizer("bibert", axis=0)``,
 ``get_quantizer("lsq_signed", bits=4)``; ``available_quantizers()`` lists the names.
@@ -28,6 +30,7 @@ __all__ = [
     "UniformWeightQuantizer",
     "SignQuantizer",
     "BoolQuantizer",
+    "DataInitQuantizer",
     "ElasticQuantizer",
     "LsqQuantizer",
     "UniformClipQuantizer",
@@ -126,21 +129,57 @@ class BoolQuantizer(Quantizer):
         return QF.bool_ste(x)
 
 
-class _FirstBatchInit(Quantizer):
-    """Activation quantizer whose learnable scale is set from the first batch it sees."""
+class DataInitQuantizer(Quantizer):
+    """Activation quantizer whose learnable parameters are initialised from activation statistics.
+
+    The statistic is ``m = mean|x|`` (each subclass turns it into its scale in :meth:`_init_from_stat`).
+    Two ways to set it, both once (the ``initialized`` buffer is saved with the model):
+
+    * calibration (:func:`~paddle_binbert.quant.calibration.calibrate`): between
+      :meth:`start_calibration` and :meth:`finish_calibration`, every forward adds its batch's
+      ``mean|x|`` to a running average and sets the parameters from it, so that the layers after
+      this one see a representative quantized input while the statistic is gathered;
+    * otherwise the first batch the quantizer sees (the BiT release's rule). Under length-grouped
+      batching that batch holds sentences of a single length and gives a poor scale (issue 23).
+    """
 
     def __init__(self):
         super().__init__()
         self.register_buffer("initialized", paddle.zeros([1], dtype="float32"), persistable=True)
+        self._calibration: Optional[list] = None  # [sum of batch statistics, number of batches]
 
-    def _init_from(self, x: paddle.Tensor) -> None:
+    def _init_from_stat(self, mean_abs: paddle.Tensor) -> None:
         raise NotImplementedError
 
+    @property
+    def is_initialized(self) -> bool:
+        """Whether the learnable parameters hold data-initialised (or trained) values."""
+        return self.initialized.item() != 0.0
+
+    def start_calibration(self) -> None:
+        """Gather ``mean|x|`` over the following forwards (re-initialises an initialised quantizer)."""
+        self._calibration = [0.0, 0]
+
+    def finish_calibration(self) -> int:
+        """Stop gathering; mark the parameters initialised if any batch was seen. Returns the batch count."""
+        seen = 0 if self._calibration is None else self._calibration[1]
+        self._calibration = None
+        if seen:
+            self.initialized.set_value(paddle.ones([1], dtype="float32"))
+        return seen
+
     def maybe_initialize(self, x: paddle.Tensor) -> None:
-        """Initialise the learnable parameters from ``x`` once (first batch)."""
+        """Calibrating: add ``mean|x|`` of this batch to the running average and set the parameters from
+        it. Otherwise initialise from ``x`` once (the first batch), then never again."""
+        if self._calibration is not None:
+            with paddle.no_grad():
+                self._calibration[0] += float(x.detach().abs().mean())
+                self._calibration[1] += 1
+                self._init_from_stat(paddle.to_tensor(self._calibration[0] / self._calibration[1], dtype="float32"))
+            return
         if self.initialized.item() == 0.0:
             with paddle.no_grad():
-                self._init_from(x.detach())
+                self._init_from_stat(x.detach().abs().mean())
                 self.initialized.set_value(paddle.ones([1], dtype="float32"))
 
 
@@ -148,7 +187,7 @@ def _scalar_param(layer: nn.Layer, value: float) -> paddle.Tensor:
     return layer.create_parameter([1], default_initializer=nn.initializer.Constant(value))
 
 
-class ElasticQuantizer(_FirstBatchInit):
+class ElasticQuantizer(DataInitQuantizer):
     """BiT elastic binary activation (Liu et al., 2022), one alpha and a per-channel beta.
 
     signed:   xq = alpha * sgn(x - beta);                alpha0 = 2 * mean|x|
@@ -165,9 +204,9 @@ class ElasticQuantizer(_FirstBatchInit):
         self.alpha = _scalar_param(self, 1.0)
         self.beta = self.create_parameter([self.num_channels], default_initializer=nn.initializer.Constant(0.0))
 
-    def _init_from(self, x: paddle.Tensor) -> None:
+    def _init_from_stat(self, mean_abs: paddle.Tensor) -> None:
         factor = 2.0 if self.signed else 4.0
-        self.alpha.set_value(paddle.clip(factor * x.abs().mean(), min=1e-8).reshape([1]))
+        self.alpha.set_value(paddle.clip(factor * mean_abs, min=1e-8).reshape([1]))
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         self.maybe_initialize(x)
@@ -178,7 +217,7 @@ class ElasticQuantizer(_FirstBatchInit):
         return f"signed={self.signed}, num_channels={self.num_channels}"
 
 
-class LsqQuantizer(_FirstBatchInit):
+class LsqQuantizer(DataInitQuantizer):
     """Learned step size quantizer (Esser et al., 2020); s0 = 2 * mean|x| / sqrt(Qp)."""
 
     def __init__(self, bits: int = 4, signed: bool = True):
@@ -189,9 +228,9 @@ class LsqQuantizer(_FirstBatchInit):
         self.signed = bool(signed)
         self.step = _scalar_param(self, 1.0)
 
-    def _init_from(self, x: paddle.Tensor) -> None:
+    def _init_from_stat(self, mean_abs: paddle.Tensor) -> None:
         _, qp = QF.lsq_range(self.bits, self.signed)
-        self.step.set_value(paddle.clip(2.0 * x.abs().mean() / qp**0.5, min=1e-8).reshape([1]))
+        self.step.set_value(paddle.clip(2.0 * mean_abs / qp**0.5, min=1e-8).reshape([1]))
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         self.maybe_initialize(x)

@@ -23,8 +23,9 @@ def _np_log_softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _np_sce(zs: np.ndarray, zt: np.ndarray, temp: float) -> float:
+    """The releases' SCE: mean over batch and classes."""
     pt = np.exp(_np_log_softmax(zt / temp))
-    return float((-(pt * _np_log_softmax(zs / temp)).sum(-1)).mean())
+    return float((-(pt * _np_log_softmax(zs / temp))).mean())
 
 
 def _np_mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,6 +57,9 @@ def test_soft_cross_entropy(temp: float) -> None:
     zs, zt = _rand(4, 3) * 3, _rand(4, 3) * 3
     got = L.soft_cross_entropy(_t(zs), _t(zt), temp).item()
     assert got == pytest.approx(_np_sce(zs, zt, temp), rel=1e-5)
+    # sum over classes: the per-example cross-entropy, 3 classes -> 3x the releases' mean
+    summed = L.soft_cross_entropy(_t(zs), _t(zt), temp, sum_classes=True).item()
+    assert summed == pytest.approx(3 * _np_sce(zs, zt, temp), rel=1e-5)
     with pytest.raises(ValueError):
         L.soft_cross_entropy(_t(zs), _t(zt), 0.0)
 

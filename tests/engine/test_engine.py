@@ -159,15 +159,19 @@ def test_bool_and_ones_attention(ops, isa, b, seq, h, heads):
         _t(q), _t(k), _t(v), _t(mask), z, z, z, 0, heads, float(scale), 1.0, 0.0, 1.0, False, code, 2
     )
     np.testing.assert_array_equal(out.numpy(), ref)
-    ones = np.broadcast_to(sv.sum(axis=2, keepdims=True), sv.shape).transpose(0, 2, 1, 3).reshape(b, seq, h)
+    real = (mask > -1)[:, None, :, None]  # padded keys contribute nothing (specs/attention.md)
+    ones = (sv * real).sum(axis=2, keepdims=True)
+    ones = np.broadcast_to(ones, sv.shape).transpose(0, 2, 1, 3).reshape(b, seq, h)
     out = ops.binbert_attention(_t(q), _t(k), _t(v), _t(mask), z, z, z, 2, heads, 1.0, 1.0, 0.0, 1.0, False, code, 2)
     np.testing.assert_array_equal(out.numpy(), ones)
 
 
 @pytest.mark.parametrize("isa", list(ISAS))
 @pytest.mark.parametrize("b,seq,h,heads", [(2, 12, 48, 4), (1, 70, 64, 2)])
-def test_bit_attention(ops, isa, b, seq, h, heads):
-    """BiT: softmax in float, probabilities binarized to {0, alpha_p}, times the binarized V."""
+@pytest.mark.parametrize("bp", [0.01, -0.1])
+def test_bit_attention(ops, isa, b, seq, h, heads, bp):
+    """BiT: softmax in float, probabilities binarized to {0, alpha_p}, times the binarized V; a masked
+    key gets level 0 even when the quantizer maps P = 0 to alpha_p (beta_p = -0.1 < -alpha_p / 2)."""
     code = require_isa(isa)
     d = h // heads
     rng = np.random.default_rng(seq)
@@ -176,7 +180,7 @@ def test_bit_attention(ops, isa, b, seq, h, heads):
     mask = np.zeros((b, seq), np.float32)
     if b > 1:
         mask[1, seq // 2 :] = -1e4
-    aq, ak, av, ap, bp = 0.9, 1.1, 0.7, 0.12, 0.01
+    aq, ak, av, ap = 0.9, 1.1, 0.7, 0.12
     cqk = np.float32(np.float32(np.float32(aq) * np.float32(d**-0.5)) * np.float32(ak))
     cpv = np.float32(np.float32(ap) * np.float32(av))
     sq, sk, sv = (_split(np.where(a - be >= 0, 1.0, -1.0), heads) for a, be in ((q, bq), (k, bk), (v, bv)))
@@ -184,7 +188,7 @@ def test_bit_attention(ops, isa, b, seq, h, heads):
     p = np.exp(s - s.max(axis=-1, keepdims=True))
     p /= p.sum(axis=-1, keepdims=True)
     u = (p - bp) / ap
-    level = (np.clip(u, 0, 1) >= 0.5).astype(np.float64)
+    level = (np.clip(u, 0, 1) >= 0.5).astype(np.float64) * (mask > -1)[:, None, None, :]
     ref = ((level @ sv) * np.float64(cpv)).transpose(0, 2, 1, 3).reshape(b, seq, h)
     out = ops.binbert_attention(
         _t(q), _t(k), _t(v), _t(mask), _t(bq), _t(bk), _t(bv), 1, heads, float(cqk), ap, bp, float(cpv), True, code, 2

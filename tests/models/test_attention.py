@@ -109,3 +109,49 @@ def test_cross_attention_is_rejected():
     x, _ = inputs()
     with pytest.raises(NotImplementedError):
         attn(x, paddle.randn([B, L, H]))
+
+
+def make_with_dropout(variant, p):
+    mha, attn = make(variant)
+    attn.dropout = p
+    return attn
+
+
+def test_bi_attention_dropout_acts_on_scores_before_bool():
+    """Training: A = bool(dropout(S)) as in the BiBERT release, so the attention entering A @ sgn(V)
+    stays exactly in {0, 1} (no 1 / (1 - p) upscaling) and dropout only removes attended keys."""
+    attn = make_with_dropout("bi", 0.5)
+    attn.need_weights = True
+    x, mask = inputs()
+    attn.eval()
+    _, a_eval = attn(x, x, x, mask)
+    attn.train()
+    attn.record = True
+    paddle.seed(5)
+    out, a_train = attn(x, x, x, mask)
+    a_eval, a_train = a_eval.numpy(), a_train.numpy()
+    assert set(np.unique(a_train)) <= {0.0, 1.0}
+    assert (a_train <= a_eval).all(), "dropout may only turn attended keys off"
+    assert a_train.sum() < a_eval.sum(), "p = 0.5 should drop some attended keys"
+    v = heads(sgn(attn.last_record.value.numpy()))
+    np.testing.assert_allclose(out.numpy(), merge_out(a_train @ v, attn), rtol=1e-5, atol=1e-5)
+
+
+def test_bi_attention_dropout_changes_nothing_in_eval():
+    x, mask = inputs()
+    _, plain = make("bi")
+    attn = make_with_dropout("bi", 0.5)
+    plain.eval()
+    attn.eval()
+    np.testing.assert_array_equal(attn(x, x, x, mask).numpy(), plain(x, x, x, mask).numpy())
+
+
+def test_bi_attention_dropout_backward_runs():
+    """Training backward goes through dropout(S) and the bool STE."""
+    attn = make_with_dropout("bi", 0.3)
+    attn.train()
+    x, mask = inputs()
+    x.stop_gradient = False
+    paddle.seed(6)
+    attn(x, x, x, mask).sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0

@@ -521,7 +521,9 @@ BB_AVX512 void gemm_avx512_range(const GemmArgs& a, int64_t t0, int64_t t1) {
 // Attention
 // ------------------------------------------------------------------------------------------
 struct AttnArgs {
-  int variant;  // 0: BiBERT bool, 1: softmax + elastic {0, alpha} probabilities (BiT), 2: all-ones probabilities
+  // 0: BiBERT bool, 1: softmax + elastic {0, alpha} probabilities (BiT), 2: all-ones probabilities (BWN
+  // baseline). In every variant a masked key (mask <= -1) gets attention 0 (specs/attention.md, "Padding").
+  int variant;
   const float* qkv;
   int64_t ld;
   int64_t qoff, koff, voff;
@@ -547,8 +549,10 @@ struct AttnArgs {
   double* sig;
 };
 
-// A query row is real (not padding) when its own key mask lets it be attended: mask > -1.
-inline bool real_query(const float* mask, int64_t i) { return mask[i] > -1.f; }
+// A key is real (not padding) when its additive mask is above -1 (PaddleNLP pads with -1e4); a query
+// row is real when its own key mask lets it be attended. The model's rule (attention.py).
+inline bool real_key(const float* mask, int64_t j) { return mask[j] > -1.f; }
+inline bool real_query(const float* mask, int64_t i) { return real_key(mask, i); }
 
 // Per-(batch, head) workspace.
 struct HeadWork {
@@ -558,6 +562,7 @@ struct HeadWork {
   std::vector<uint64_t> vt;    // [lw][dp]      value bits per channel over keys (dp = d rounded up to 8)
   std::vector<float> srow;     // [l16 + 16]
   std::vector<uint64_t> arow;  // [4][lw]       attention bits of up to 4 queries
+  std::vector<uint64_t> kreal;  // [lw]          bits of the real (unmasked) keys
 };
 
 inline bool prob_bit(float p, float alpha_p, float beta_p) {
@@ -589,6 +594,19 @@ void prepare_work(HeadWork& w, int64_t L, int64_t d) {
   w.vt.assign(lw * round_up(d, 8), 0);
   w.srow.resize(round_up(L, 16) + 16);
   w.arow.assign(4 * lw, 0);
+  w.kreal.assign(lw, 0);
+}
+
+// Bits of the real keys of one batch row; returns their count.
+inline int64_t real_key_bits(HeadWork& w, const float* mask, int64_t L) {
+  int64_t n = 0;
+  for (int64_t j = 0; j < L; ++j) {
+    if (real_key(mask, j)) {
+      w.kreal[j / 64] |= uint64_t{1} << (j % 64);
+      ++n;
+    }
+  }
+  return n;
 }
 
 // V bits per key -> per channel (over keys), through 64 x 64 transposes.
@@ -641,13 +659,15 @@ void attention_head_scalar(const AttnArgs& a, int64_t bb, int64_t hh, HeadWork& 
   }
   transpose_values(w, d, lw, dp);
   const float* mask = a.mask + bb * L;
+  const int64_t nreal = real_key_bits(w, mask, L);
   int64_t dots[8];
-  if (a.variant == 2) {  // probabilities all +1: ctx[i, c] = sum_j sgn(v_jc), the same for every query
+  if (a.variant == 2) {  // probabilities +1 at the real keys, 0 at masked ones:
+    // ctx[i, c] = sum_{j real} sgn(v_jc) = 2 popcount(R AND V+_c) - |R|, the same for every query
     std::vector<int64_t> col(dp, 0);
     for (int64_t c = 0; c < d; ++c) {
       int64_t pc = 0;
-      for (int64_t ww = 0; ww < lw; ++ww) pc += popcount64(w.vt[ww * dp + c]);
-      col[c] = 2 * pc - L;
+      for (int64_t ww = 0; ww < lw; ++ww) pc += popcount64(w.vt[ww * dp + c] & w.kreal[ww]);
+      col[c] = 2 * pc - nreal;
     }
     for (int64_t i = 0; i < L; ++i)
       for (int64_t c0 = 0; c0 < d; c0 += 8) store_ctx8_scalar(a, bb * L + i, hh, d, c0, col.data() + c0);
@@ -683,7 +703,7 @@ void attention_head_scalar(const AttnArgs& a, int64_t bb, int64_t hh, HeadWork& 
       }
       for (int64_t j = 0; j < L; ++j) {
         const float p = w.srow[j] / sum;
-        if (prob_bit(p, a.alpha_p, a.beta_p)) arow[j / 64] |= uint64_t{1} << (j % 64);
+        if (real_key(mask, j) && prob_bit(p, a.alpha_p, a.beta_p)) arow[j / 64] |= uint64_t{1} << (j % 64);
         if (count) sig[j] += static_cast<double>(p);
       }
     }
@@ -778,13 +798,15 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
     }
   }
   transpose_values(w, d, lw, dp);
+  const float* mask = a.mask + bb * L;
+  const int64_t nreal = real_key_bits(w, mask, L);
 
-  if (a.variant == 2) {  // every probability quantizes to +1: one context row per (batch, head)
+  if (a.variant == 2) {  // +1 at the real keys, 0 at masked ones: one context row per (batch, head)
     std::vector<int64_t> col(dp, 0);
     for (int64_t c = 0; c < d; ++c) {
       int64_t pc = 0;
-      for (int64_t ww = 0; ww < lw; ++ww) pc += _mm_popcnt_u64(w.vt[ww * dp + c]);
-      col[c] = 2 * pc - L;
+      for (int64_t ww = 0; ww < lw; ++ww) pc += _mm_popcnt_u64(w.vt[ww * dp + c] & w.kreal[ww]);
+      col[c] = 2 * pc - nreal;
     }
     for (int64_t i = 0; i < L; ++i)
       for (int64_t c0 = 0; c0 < d; c0 += 8)
@@ -793,7 +815,6 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
     return;
   }
 
-  const float* mask = a.mask + bb * L;
   const int32_t* lim = a.variant == 0 ? a.lim + bb * lp : nullptr;
   uint64_t* arow = w.arow.data();
   double* sig = a.sig ? a.sig + (bb * a.heads + hh) * L : nullptr;
@@ -871,6 +892,7 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
           arow[t * lw + j / 64] |= static_cast<uint64_t>(bit) << (j % 64);
           if (sig) _mm512_storeu_ps(srow + j, p);  // the probabilities, for the significance below
         }
+        for (int64_t ww = 0; ww < lw; ++ww) arow[t * lw + ww] &= w.kreal[ww];  // masked keys: 0
         if (sig && real_query(mask, i))
           for (int64_t j = 0; j < L; ++j) sig[j] += static_cast<double>(srow[j]);
       }
@@ -1210,7 +1232,7 @@ void bb_attention(int isa, int nthreads, int variant, const float* qkv, int64_t 
   const int64_t d = h / heads, lp = round_up(l, 8);
   if (out_bits && d % 8 != 0) return;  // caller error: bit output needs whole bytes per head (d % 8 == 0)
   // bool attention: per key the largest popcount(q XOR k) with fl(fl((d - 2 pc) * cqk) + m) > 0
-  // (non-increasing in pc, so a bisection finds it; -1 when no pc qualifies, and for padding keys)
+  // (non-increasing in pc, so a bisection finds it; -1 when no pc qualifies, and for masked keys)
   std::vector<int32_t> lim;
   if (variant == 0) {
     lim.assign(b * lp, -1);
@@ -1218,7 +1240,7 @@ void bb_attention(int isa, int nthreads, int variant, const float* qkv, int64_t 
     for (int64_t bb = 0; bb < b; ++bb) {
       for (int64_t j = 0; j < l; ++j) {
         const float m = mask[bb * l + j];
-        if (!positive(0, m)) continue;
+        if (!real_key(mask + bb * l, j) || !positive(0, m)) continue;
         int64_t lo = 0, hi = d + 1;  // positive(lo) holds; hi is past the end or fails
         while (hi - lo > 1) {
           const int64_t mid = (lo + hi) / 2;

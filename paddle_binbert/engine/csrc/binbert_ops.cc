@@ -257,7 +257,8 @@ PD_BUILD_OP(binbert_linear)
 // bq/bk/bv [H] betas of the Q/K/V quantizers -> context [B, L, H].
 // variant 0 (BiBERT): A = 1[fl(dot * cqk) + mask > 0], ctx = (2 pc(A & V+) - pc(A)) * cpv
 // variant 1 (BiT):    P = softmax(fl(dot * cqk) + mask), A = elastic_unsigned(P), same ctx
-// variant 2 (BWN):    every probability quantizes to +1, ctx = sum_j sgn(v_j) * cpv
+// variant 2 (BWN):    every real key's probability quantizes to +1, ctx = sum_{j real} sgn(v_j) * cpv
+// In every variant A = 0 at a masked key (mask <= -1), whatever its quantized probability.
 std::vector<paddle::Tensor> Attention(const paddle::Tensor& q, const paddle::Tensor& k, const paddle::Tensor& v,
                                       const paddle::Tensor& mask, const paddle::Tensor& bq, const paddle::Tensor& bk,
                                       const paddle::Tensor& bv, int variant, int heads, float cqk, float alpha_p,

@@ -1,0 +1,180 @@
+#!/usr/bin/env python
+"""Collect the learning curves of distillation runs into one CSV and one PNG per task.
+
+    python benchmarks/learning_curves.py --task_name SST-2 --data_dir ../shared/data/glue/SST-2 \
+        --run bit=../runs/sst2_bit --run bibert=../runs/sst2_bibert [--teacher ../runs/sst2_teacher] \
+        [--out benchmarks/results/curves] [--x examples|step|wall_minutes]
+
+Each ``--run LABEL=DIR`` reads ``DIR/learning_curve.csv`` (written by every training run after
+each evaluation; a multi-stage run's stages are read in order from ``DIR/stage*/``, their steps and
+minutes laid end to end). ``OUT/<task>.csv`` gets one row per run and evaluation (label, stage, step,
+examples, wall minutes, the task's main metric); ``OUT/<task>.png`` plots the main metric against
+``--x`` for every run, with horizontal lines for the teacher (``--teacher``: its ``results.json``,
+else the students' recorded teacher metric) and the majority class of the dev set. Runs still in
+progress can be collected at any time: the files are rewritten atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from collections import Counter
+from typing import Dict, List, Optional, Tuple
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from paddle_binbert.data.glue import get_task_spec, read_glue_examples  # noqa: E402
+from paddle_binbert.data.metrics import main_metric_name  # noqa: E402
+from paddle_binbert.io_utils import write_text_atomic  # noqa: E402
+from paddle_binbert.train.curves import CURVE_FILE, read_curve  # noqa: E402
+
+COLUMNS = ("run", "stage", "step", "examples", "wall_minutes", "metric", "value")
+
+
+def stage_folders(run_dir: str) -> List[Tuple[str, str]]:
+    """``[(stage name, folder)]``: the run's ``stage*`` folders in order, or the run folder itself."""
+    stages = sorted(
+        (d for d in os.listdir(run_dir) if d.startswith("stage") and os.path.isdir(os.path.join(run_dir, d))),
+        key=lambda d: int("".join(c for c in d[5:].split("_")[0] if c.isdigit()) or 0),
+    )
+    return [(d, os.path.join(run_dir, d)) for d in stages] or [("", run_dir)]
+
+
+def collect_run(label: str, run_dir: str, metric: str) -> List[Dict[str, object]]:
+    """The rows of one run (stages laid end to end in steps, examples and minutes)."""
+    rows: List[Dict[str, object]] = []
+    offset = {"step": 0, "examples": 0, "wall_minutes": 0.0}
+    for stage, folder in stage_folders(run_dir):
+        curve = read_curve(os.path.join(folder, CURVE_FILE))
+        for r in curve:
+            if r.get(metric, "") == "":
+                continue
+            rows.append(
+                {
+                    "run": label,
+                    "stage": stage,
+                    "step": offset["step"] + int(r["step"]),
+                    "examples": offset["examples"] + int(r["examples"]),
+                    "wall_minutes": round(offset["wall_minutes"] + float(r["wall_minutes"]), 3),
+                    "metric": metric,
+                    "value": float(r[metric]),
+                }
+            )
+        if curve:
+            last = curve[-1]
+            offset = {
+                "step": offset["step"] + int(last["step"]),
+                "examples": offset["examples"] + int(last["examples"]),
+                "wall_minutes": offset["wall_minutes"] + float(last["wall_minutes"]),
+            }
+    return rows
+
+
+def teacher_metric(teacher_dir: Optional[str], run_dirs: List[str], metric: str) -> Optional[float]:
+    """The teacher's dev metric: ``--teacher``'s results.json, else the first student's record of it."""
+    candidates = [(teacher_dir, ("eval", "dev", "best"))] if teacher_dir else []
+    candidates += [(d, ("teacher",)) for d in run_dirs]
+    for folder, keys in candidates:
+        path = os.path.join(folder, "results.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        for key in keys:
+            section = record.get(key)
+            if isinstance(section, dict) and isinstance(section.get(metric), (int, float)):
+                return float(section[metric])
+            if isinstance(section, dict):  # {"dev": {...}} layouts
+                for inner in section.values():
+                    if isinstance(inner, dict) and isinstance(inner.get(metric), (int, float)):
+                        return float(inner[metric])
+    return None
+
+
+def majority_rate(data_dir: str, task_name: str) -> Optional[float]:
+    """Accuracy of always predicting the dev set's most frequent label (None for regression)."""
+    if get_task_spec(task_name).is_regression:
+        return None
+    labels = [e.label for e in read_glue_examples(data_dir, task_name, "dev")]
+    return Counter(labels).most_common(1)[0][1] / len(labels)
+
+
+def write_csv(path: str, rows: List[Dict[str, object]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def plot(path: str, rows, task: str, metric: str, x: str, teacher: Optional[float], majority: Optional[float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for label in dict.fromkeys(r["run"] for r in rows):
+        pts = [(r[x], r["value"]) for r in rows if r["run"] == label]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=label)
+    if teacher is not None:
+        ax.axhline(teacher, color="black", linestyle="--", linewidth=1, label=f"teacher ({teacher:.3f})")
+    if majority is not None:
+        ax.axhline(majority, color="gray", linestyle=":", linewidth=1, label=f"majority class ({majority:.3f})")
+    ax.set_xlabel({"examples": "training examples seen", "step": "optimizer steps", "wall_minutes": "wall minutes"}[x])
+    ax.set_ylabel(f"dev {metric}")
+    ax.set_title(f"{task}: binarized students (dev {metric})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def parse_run(text: str) -> Tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--run takes LABEL=DIR, got {text!r}")
+    label, folder = text.split("=", 1)
+    if not label or not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"--run {text!r}: empty label or {folder!r} is not a folder")
+    return label, folder
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--task_name", required=True, help="GLUE task of the runs (names the output files)")
+    p.add_argument("--data_dir", required=True, help="the task's data folder (majority class of the dev set)")
+    p.add_argument("--run", action="append", type=parse_run, required=True, help="LABEL=RUN_DIR, repeatable")
+    p.add_argument("--teacher", default=None, help="teacher run folder (its results.json gives the teacher line)")
+    p.add_argument("--out", default="benchmarks/results/curves", help="output folder")
+    p.add_argument("--x", default="examples", choices=["examples", "step", "wall_minutes"], help="x axis of the plot")
+    a = p.parse_args(argv)
+    metric = main_metric_name(a.task_name)
+    rows = [r for label, folder in a.run for r in collect_run(label, folder, metric)]
+    if not rows:
+        p.error(f"no evaluation with {metric!r} in any {CURVE_FILE} of the runs")
+    os.makedirs(a.out, exist_ok=True)
+    name = get_task_spec(a.task_name).name.lower().replace("-", "")
+    write_csv(os.path.join(a.out, f"{name}.csv"), rows)
+    teacher = teacher_metric(a.teacher, [folder for _, folder in a.run], metric)
+    plot(
+        os.path.join(a.out, f"{name}.png"),
+        rows,
+        a.task_name,
+        metric,
+        a.x,
+        teacher,
+        majority_rate(a.data_dir, a.task_name),
+    )
+    print(f"{len(rows)} points of {len(a.run)} runs -> {a.out}/{name}.csv, {name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
