@@ -43,6 +43,7 @@ from .losses import DistillLossConfig
 from .task_distill import (
     LENGTH_DROP_NOTE,
     _tokenizer_dir,
+    apply_training_defaults,
     check_distill_chain,
     check_distill_models,
     check_distill_training,
@@ -58,7 +59,6 @@ from .task_distill import build_parser as build_glue_parser
 from .trainer import DistillationTrainer
 
 __all__ = [
-    "SQUAD_DEFAULTS",
     "SQUAD_FILES",
     "SquadDistillationTrainer",
     "build_parser",
@@ -72,9 +72,8 @@ __all__ = [
 
 logger = logging.getLogger("squad_distill")
 
-#: SQuAD training defaults (distillation.md, "Training defaults"): batch 16, lr 3e-5, warmup 0.2,
-#: max_seq_len 384, doc_stride 128, 3 epochs; evaluation once per epoch unless --eval_steps.
-SQUAD_DEFAULTS: Dict[str, Any] = dict(learning_rate=3e-5, num_train_epochs=3.0, max_seq_length=384)
+# SQuAD training defaults (batch 16, lr 3e-5, max_seq_len 384, 3 epochs) are in configs/tasks/squad.yaml;
+# warmup 0.2 is the parser's default here; evaluation once per epoch unless --eval_steps.
 #: file names looked up in ``--data_dir`` when ``--train_file`` / ``--predict_file`` are not given
 SQUAD_FILES = {"train_file": "train-v1.1.json", "predict_file": "dev-v1.1.json"}
 
@@ -170,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add_squad_arguments(p, data_required=False)
-    p.set_defaults(batch_size=16, warmup_ratio=0.2)
+    p.set_defaults(warmup_ratio=0.2)
     return p
 
 
@@ -198,10 +197,8 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             "give --train_file and --predict_file (or --data_dir holding "
             f"{SQUAD_FILES['train_file']} and {SQUAD_FILES['predict_file']})"
         )
-    for key, value in SQUAD_DEFAULTS.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
     check_distill_models(parser, args)
+    apply_training_defaults(args, "squad")
     if not os.path.exists(args.student_model_name_or_path):
         parser.error(f"--student_model_name_or_path {args.student_model_name_or_path} does not exist")
     check_distill_training(parser, args)

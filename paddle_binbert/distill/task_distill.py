@@ -41,6 +41,7 @@ from .. import run_setup
 from ..data.glue import GLUE_TASKS, check_glue_files, get_task_spec
 from ..length_adaptive.cli import add_length_drop_args, check_length_drop_args, length_drop_config, length_drop_settings
 from ..quant.config import QuantConfig
+from ..train.defaults import training_defaults
 from ..train.optimizers import OPTIMIZERS
 from .chain import ChainStage, binarybert_pipeline, parse_chain, run_chain, stage_dir_name
 from .losses import DistillLossConfig
@@ -53,18 +54,18 @@ HALF_WIDTH_IMPORTANCE = ("taylor", "magnitude")
 #: the width plan of a ``--half_width`` run, in the first stage's folder (reused when the stage reruns)
 HALF_WIDTH_PLAN_FILE = "half_width_plan.json"
 
-# Per-task defaults of the BiBERT release (distillation.md, "Training defaults").
-TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "SST-2": dict(learning_rate=1e-4, num_train_epochs=10, max_seq_length=64, eval_steps=200),
-    "CoLA": dict(learning_rate=1e-4, num_train_epochs=50, max_seq_length=64, eval_steps=500),
-    "MRPC": dict(learning_rate=2e-4, num_train_epochs=20, max_seq_length=128, eval_steps=200),
-    "RTE": dict(learning_rate=1e-5, num_train_epochs=20, max_seq_length=128, eval_steps=200),
-    "STS-B": dict(learning_rate=1e-4, num_train_epochs=20, max_seq_length=128, eval_steps=200),
-    "QNLI": dict(learning_rate=1e-4, num_train_epochs=10, max_seq_length=128, eval_steps=1000),
-    "QQP": dict(learning_rate=1e-4, num_train_epochs=5, max_seq_length=128, eval_steps=1000),
-    "MNLI": dict(learning_rate=5e-5, num_train_epochs=5, max_seq_length=128, eval_steps=1000),
-    "WNLI": dict(learning_rate=1e-4, num_train_epochs=20, max_seq_length=128, eval_steps=200),
-}
+#: Last-resort values of the flags that the method and task files (configs/) leave unset.
+FALLBACK_DEFAULTS: Dict[str, Any] = dict(batch_size=32, optimizer="adamw")
+
+
+def apply_training_defaults(args: argparse.Namespace, task_key: str) -> None:
+    """Fill the training flags the user left unset (None) from ``configs/``
+    (:func:`~paddle_binbert.train.defaults.training_defaults` of ``--method`` and ``task_key``),
+    then from :data:`FALLBACK_DEFAULTS`. ``args.method`` must be resolved."""
+    values = {**FALLBACK_DEFAULTS, **training_defaults(args.method, task_key)}
+    for key, value in values.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
 
 
 #: what ``--length_adaptive`` means for distillation (appended to its help)
@@ -178,8 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_length_drop_args(p, note=LENGTH_DROP_NOTE)
     g = p.add_argument_group("training")
-    g.add_argument("--batch_size", type=int, default=32, help="training and evaluation batch size")
-    g.add_argument("--learning_rate", type=float, default=None, help="peak AdamW learning rate (task default)")
+    g.add_argument(
+        "--batch_size", type=int, default=None, help="training and evaluation batch size (method default, else 32)"
+    )
+    g.add_argument("--learning_rate", type=float, default=None, help="peak learning rate (task / method default)")
     g.add_argument("--num_train_epochs", type=float, default=None, help="training epochs (task default)")
     g.add_argument(
         "--weight_decay",
@@ -197,10 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--optimizer",
-        default="adamw",
+        default=None,
         choices=list(OPTIMIZERS),
         help="adamw: Paddle's AdamW, global gradient-norm clipping at 1.0; bertadam: the BERT / BiBERT / BiT "
-        "releases' BertAdam (no bias correction, eps 1e-6, each tensor's gradient clipped to norm 1.0)",
+        "releases' BertAdam (no bias correction, eps 1e-6, each tensor's gradient clipped to norm 1.0); "
+        "default: the method's (configs/methods/)",
     )
     g.add_argument(
         "--calibration_batches",
@@ -274,10 +278,8 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         check_glue_files(args.data_dir, spec.name, splits=[train_split_name(args), *spec.dev_splits])
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    for key, value in TASK_DEFAULTS.get(spec.name, {}).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
     check_distill_models(parser, args)
+    apply_training_defaults(args, spec.name)
     check_distill_training(parser, args)
     check_distill_chain(parser, args)
     run_setup.check_output_dir_flag(parser, args)

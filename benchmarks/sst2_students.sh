@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Long SST-2 runs of issue 23: the MiniLM-L6 teacher on all of SST-2, then 1-1-1 students on all of
+# SST-2, each resumable (re-run this script after an interruption: finished runs are skipped,
+# unfinished ones continue from their last checkpoint). Run folders live in $RUNS (default ../runs,
+# outside the checkout); after every evaluation `benchmarks/sync_curves.sh` (started alongside)
+# copies the curves into benchmarks/results/sst2_students/ and commits them.
+#
+#   PY=.venv/bin/python GLUE=../shared/data/glue RUNS=../runs bash benchmarks/sst2_students.sh [STUDENT ...]
+#
+# STUDENT: any of the labels below (default: all, in this order). Each takes one core
+# (OMP_NUM_THREADS=${THREADS:-1}); start two at once on a 2-core machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+GLUE=${GLUE:-../shared/data/glue}
+RUNS=${RUNS:-../runs}
+export OMP_NUM_THREADS=${THREADS:-1}
+DATA="$GLUE/SST-2"
+TEACHER="$RUNS/sst2_teacher"
+mkdir -p "$RUNS"
+
+resume_flag() { # --resume when the run folder already holds checkpoints
+  if compgen -G "$1/checkpoint-*" > /dev/null; then echo --resume; fi
+}
+
+teacher() {
+  [ -f "$TEACHER/results.json" ] && return 0
+  "$PY" examples/run_glue.py --model_name_or_path minilm --task_name SST-2 --data_dir "$DATA" \
+    --max_seq_length 64 --batch_size 32 --learning_rate 5e-5 --num_train_epochs 1 \
+    --eval_steps 300 --logging_steps 50 --output_dir "$TEACHER" $(resume_flag "$TEACHER")
+}
+
+student() { # student LABEL task_distill-flags...
+  local label=$1; shift
+  local out="$RUNS/sst2_$label"
+  [ -f "$out/results.json" ] && return 0
+  "$PY" examples/task_distill.py --teacher_path "$TEACHER" --student_model_name_or_path "$TEACHER" \
+    --task_name SST-2 --data_dir "$DATA" --max_seq_length 64 --logging_steps 50 \
+    --output_dir "$out" $(resume_flag "$out") "$@"
+}
+
+run_one() {
+  case "$1" in
+    # BiT one-step, the release's batch 16 and the diagnosed learning rate 2e-4 (one epoch).
+    bit) student bit --method bit --batch_size 16 --learning_rate 2e-4 --clip_lr 2e-4 \
+           --num_train_epochs 1 --eval_steps 500 ;;
+    # BiBERT with the release's flags, batch 16, lr 1e-4 (its SST-2 value), one epoch.
+    bibert) student bibert --bi --pred_distill --query_distill --key_distill --value_distill \
+              --intermediate_distill --batch_size 16 --learning_rate 1e-4 --num_train_epochs 1 --eval_steps 500 ;;
+    # BWN 1-1-1 (BinaryBERT's baseline) at BiBERT's budget, for the BiBERT-vs-BWN comparison.
+    bwn) student bwn --method bwn --batch_size 16 --learning_rate 1e-4 --num_train_epochs 1 --eval_steps 500 ;;
+    # BiT multi-step: FP(ReLU) -> 1-1-2 -> 1-1-1, one epoch per stage.
+    bit_multistep) student bit_multistep --method bit --distill_chain 32-32-32,1-1-2,1-1-1 --batch_size 16 \
+                     --learning_rate 2e-4 --clip_lr 2e-4 --num_train_epochs 1 --eval_steps 500 ;;
+    *) echo "unknown student $1 (bit, bibert, bwn, bit_multistep)" >&2; return 2 ;;
+  esac
+}
+
+teacher
+for s in "${@:-bit bibert bwn bit_multistep}"; do
+  for one in $s; do run_one "$one"; done
+done

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Keep the committed record of long runs current: every $EVERY seconds (default 300), copy each
+# run's learning_curve.csv (and results.json once finished; per stage for multi-stage runs) from
+# $RUNS/<prefix>_<label> into benchmarks/results/<name>/<label>/, redraw the task's curves with
+# benchmarks/learning_curves.py and commit exactly those files (nothing else in the work tree).
+# A run folder lost between sessions then leaves its curve up to its last evaluation in git.
+#
+#   RUNS=../runs PY=.venv/bin/python bash benchmarks/sync_curves.sh SST-2 sst2 sst2_students [--once]
+#
+# Arguments: GLUE task name, run-folder prefix, results folder name; --once: one pass, no loop.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+TASK=$1; PREFIX=$2; NAME=$3; ONCE=${4:-}
+PY=${PY:-.venv/bin/python}
+RUNS=${RUNS:-../runs}
+GLUE=${GLUE:-../shared/data/glue}
+EVERY=${EVERY:-300}
+DEST="benchmarks/results/$NAME"
+
+sync_once() {
+  local args=() teacher_arg=()
+  for run in "$RUNS/${PREFIX}"_*; do
+    [ -d "$run" ] || continue
+    local label=${run##*/${PREFIX}_}
+    local found=0
+    while IFS= read -r curve; do
+      local rel=${curve#"$run"/}
+      mkdir -p "$DEST/$label/$(dirname "$rel")"
+      cp "$curve" "$DEST/$label/$rel"
+      local res="$(dirname "$curve")/results.json"
+      [ -f "$res" ] && cp "$res" "$DEST/$label/$(dirname "$rel")/results.json"
+      found=1
+    done < <(find "$run" -maxdepth 2 -name learning_curve.csv -not -path "*/checkpoint-*" | sort)
+    if [ -f "$run/results.json" ]; then
+      mkdir -p "$DEST/$label" && cp "$run/results.json" "$DEST/$label/results.json"
+      [ "$label" = teacher ] && teacher_arg=(--teacher "$DEST/$label")
+    fi
+    if [ "$found" = 1 ] && [ "$label" != teacher ]; then
+      args+=(--run "$label=$DEST/$label")
+    fi
+  done
+  if [ ${#args[@]} -gt 0 ]; then
+    "$PY" benchmarks/learning_curves.py --task_name "$TASK" --data_dir "$GLUE/$TASK" "${args[@]}" \
+      "${teacher_arg[@]}" --out "$DEST" > /dev/null || echo "sync_curves: plotting failed" >&2
+  fi
+  [ -d "$DEST" ] || return 0
+  git add -- "$DEST" 2> /dev/null
+  if ! git diff --cached --quiet -- "$DEST"; then
+    for _ in 1 2 3 4 5; do
+      git commit -q -m "$NAME: learning curves $(date -u +%H:%M)" -- "$DEST" && break
+      sleep 7 # another git command holds the index lock
+    done
+  fi
+}
+
+while true; do
+  sync_once
+  [ "$ONCE" = --once ] && break
+  sleep "$EVERY"
+done
