@@ -29,7 +29,8 @@ def test_curve_rows_survive_a_resume_and_drop_rows_after_the_checkpoint(tmp_path
     rows = read_curve(path)
     assert [int(r["step"]) for r in rows] == [10, 20, 30]
     assert [int(r["examples"]) for r in rows] == [80, 160, 240]
-    assert float(rows[-1]["acc"]) == pytest.approx(0.3) and float(rows[-1]["train_loss"]) == pytest.approx(1 / 30, abs=1e-6)
+    assert float(rows[-1]["acc"]) == pytest.approx(0.3)
+    assert float(rows[-1]["train_loss"]) == pytest.approx(1 / 30, abs=1e-6)
     # a new process resumes from checkpoint-20: the row of step 30 is replaced, minutes continue
     minutes_at_20 = float(rows[1]["wall_minutes"])
     resumed = LearningCurveCallback(path)
