@@ -10,13 +10,14 @@
 # STUDENT: any of the labels below (default: all, in this order). Each takes one core
 # (OMP_NUM_THREADS=${THREADS:-1}); start two at once on a 2-core machine.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "${REPO:-$(dirname "$0")/..}"  # REPO: the checkout, when running a copy of this script
 PY=${PY:-.venv/bin/python}
 GLUE=${GLUE:-../shared/data/glue}
 RUNS=${RUNS:-../runs}
 export OMP_NUM_THREADS=${THREADS:-1}
 DATA="$GLUE/SST-2"
-TEACHER="$RUNS/sst2_teacher"
+# TEACHER=DIR: distil from that folder instead (it is not trained here then)
+TEACHER=${TEACHER:-$RUNS/sst2_teacher}
 mkdir -p "$RUNS"
 
 resume_flag() { # --resume when the run folder already holds checkpoints
@@ -24,6 +25,7 @@ resume_flag() { # --resume when the run folder already holds checkpoints
 }
 
 teacher() {
+  [ "$TEACHER" != "$RUNS/sst2_teacher" ] && return 0
   [ -f "$TEACHER/results.json" ] && return 0
   "$PY" examples/run_glue.py --model_name_or_path minilm --task_name SST-2 --data_dir "$DATA" \
     --max_seq_length 64 --batch_size 32 --learning_rate 5e-5 --num_train_epochs 1 \
@@ -41,17 +43,16 @@ student() { # student LABEL task_distill-flags...
 
 run_one() {
   case "$1" in
-    # BiT one-step, the release's batch 16 and the diagnosed learning rate 2e-4 (one epoch).
-    bit) student bit --method bit --batch_size 16 --learning_rate 2e-4 --clip_lr 2e-4 \
-           --num_train_epochs 1 --eval_steps 500 ;;
+    # BiT one-step, the release's batch 16 and SST-2 learning rate 1e-4 (one epoch).
+    bit) student bit --method bit --optimizer bertadam --batch_size 16 --learning_rate 1e-4 --num_train_epochs 1 --eval_steps 500 ;;
     # BiBERT with the release's flags, batch 16, lr 1e-4 (its SST-2 value), one epoch.
     bibert) student bibert --bi --pred_distill --query_distill --key_distill --value_distill \
-              --intermediate_distill --batch_size 16 --learning_rate 1e-4 --num_train_epochs 1 --eval_steps 500 ;;
+              --intermediate_distill --optimizer bertadam --batch_size 16 --learning_rate 1e-4 --num_train_epochs 1 --eval_steps 500 ;;
     # BWN 1-1-1 (BinaryBERT's baseline) at BiBERT's budget, for the BiBERT-vs-BWN comparison.
-    bwn) student bwn --method bwn --batch_size 16 --learning_rate 1e-4 --num_train_epochs 1 --eval_steps 500 ;;
+    bwn) student bwn --method bwn --optimizer bertadam --batch_size 16 --learning_rate 1e-4 --num_train_epochs 1 --eval_steps 500 ;;
     # BiT multi-step: FP(ReLU) -> 1-1-2 -> 1-1-1, one epoch per stage.
-    bit_multistep) student bit_multistep --method bit --distill_chain 32-32-32,1-1-2,1-1-1 --batch_size 16 \
-                     --learning_rate 2e-4 --clip_lr 2e-4 --num_train_epochs 1 --eval_steps 500 ;;
+    bit_multistep) student bit_multistep --method bit --distill_chain 32-32-32,1-1-2,1-1-1 --optimizer bertadam --batch_size 16 \
+                     --learning_rate 1e-4 --num_train_epochs 1 --eval_steps 500 ;;
     *) echo "unknown student $1 (bit, bibert, bwn, bit_multistep)" >&2; return 2 ;;
   esac
 }
