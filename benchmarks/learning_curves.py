@@ -75,7 +75,15 @@ def collect_run(label: str, run_dir: str, metric: str) -> List[Dict[str, object]
 
 
 def teacher_metric(teacher_dir: Optional[str], run_dirs: List[str], metric: str) -> Optional[float]:
-    """The teacher's dev metric: ``--teacher``'s results.json, else the first student's record of it."""
+    """The teacher's dev metric: ``--teacher``'s results.json (or, for a checkpoint folder, the last
+    ``eval_<metric>`` of its trainer_state.json), else the first student's record of it."""
+    state_path = os.path.join(teacher_dir or "", "trainer_state.json")
+    if teacher_dir and not os.path.isfile(os.path.join(teacher_dir, "results.json")) and os.path.isfile(state_path):
+        with open(state_path, encoding="utf-8") as f:
+            history = json.load(f).get("log_history", [])
+        values = [h[f"eval_{metric}"] for h in history if isinstance(h.get(f"eval_{metric}"), (int, float))]
+        if values:
+            return float(values[-1])
     candidates = [(teacher_dir, ("eval", "dev", "best"))] if teacher_dir else []
     candidates += [(d, ("teacher",)) for d in run_dirs]
     for folder, keys in candidates:

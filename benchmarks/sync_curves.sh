@@ -5,7 +5,7 @@
 # benchmarks/learning_curves.py and commit exactly those files (nothing else in the work tree).
 # A run folder lost between sessions then leaves its curve up to its last evaluation in git.
 #
-#   RUNS=../runs PY=.venv/bin/python bash benchmarks/sync_curves.sh SST-2 sst2 sst2_students [--once]
+#   RUNS=../runs [TEACHER=DIR] PY=.venv/bin/python bash benchmarks/sync_curves.sh SST-2 sst2 sst2_students [--once]
 #
 # Arguments: GLUE task name, run-folder prefix, results folder name; --once: one pass, no loop.
 set -uo pipefail
@@ -19,6 +19,13 @@ DEST="benchmarks/results/$NAME"
 
 sync_once() {
   local args=() teacher_arg=()
+  if [ -n "${TEACHER:-}" ]; then # a teacher folder outside the prefix: keep its record too
+    mkdir -p "$DEST/teacher"
+    for f in results.json trainer_state.json; do
+      [ -f "$TEACHER/$f" ] && cp "$TEACHER/$f" "$DEST/teacher/$f"
+    done
+    teacher_arg=(--teacher "$DEST/teacher")
+  fi
   for run in "$RUNS/${PREFIX}"_*; do
     [ -d "$run" ] || continue
     local label=${run##*/${PREFIX}_}

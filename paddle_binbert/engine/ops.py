@@ -3,10 +3,15 @@
 The C++ sources in ``csrc/`` are compiled once per (source content, compiler flags, Paddle and
 Python version) into ``$PADDLE_BINBERT_CACHE/engine/<hash>`` (default
 ``~/.cache/paddle_binbert/engine/<hash>``); later processes reuse that build. A file lock
-serialises concurrent builds. Without a working C++ compiler :func:`load_ops` raises
-:class:`EngineUnavailableError`; ``paddle_binbert.engine.load(packed_dir)`` then logs one warning
-and falls back to the simulated backend (same logits from the same packed file, Paddle float32
-arithmetic, slower), unless ``backend="native"`` (or ``PADDLE_BINBERT_ENGINE=native``) was asked for.
+serialises concurrent builds. After a library loads, its SHA-256 is recorded next to it
+(``build_record.json``); before a cached library is loaded again it must match that record (or,
+without a record, load in a subprocess), and a truncated or corrupted library is deleted and rebuilt
+(with a warning) instead of crashing the build (``Bus error``) on every run. When the operators
+cannot be built (no C++ compiler, unsupported platform, a compiler error) :func:`load_ops` raises
+:class:`EngineUnavailableError` saying why; ``paddle_binbert.engine.load(packed_dir)`` then logs one
+warning with that reason and falls back to the simulated backend (same logits from the same
+packed file, Paddle float32 arithmetic, slower), unless ``backend="native"`` (or
+``PADDLE_BINBERT_ENGINE=native``) was asked for.
 
 Instruction sets (``isa``): ``avx512`` (AVX-512 VPOPCNTDQ), ``avx2``, ``portable``; ``None``
 means the environment variable ``PADDLE_BINBERT_ISA`` if set, else the best the CPU supports.
@@ -18,9 +23,13 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import json
+import logging
 import os
 import platform
 import shutil
+import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -32,9 +41,13 @@ __all__ = [
     "ISA_CODES",
     "ISA_NAMES",
     "build_dir",
+    "check_cached_build",
     "cpu_info",
+    "discard_build",
     "is_available",
+    "library_path",
     "load_ops",
+    "probe_library",
     "resolve_isa",
     "resolve_threads",
 ]
@@ -59,7 +72,12 @@ _INFO: Optional[Dict[str, int]] = None
 
 
 class EngineUnavailableError(RuntimeError):
-    """The custom operators cannot be built or loaded (no C++ compiler, unsupported platform...)."""
+    """The custom operators cannot be built or loaded (no C++ compiler, unsupported platform, a
+    failed build...). ``advice`` says how to get the native engine back."""
+
+    def __init__(self, message: str, advice: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.advice = advice or "see the reason above"
 
 
 def _cache_root() -> Path:
@@ -103,54 +121,245 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# ---------------------------------------------------------------------------------------------
+# the cached build: checksum record, probe, rebuild
+# ---------------------------------------------------------------------------------------------
+RECORD_NAME = "build_record.json"
+BUILD_LOG_NAME = "build.log"
+PROBE_OP = "binbert_bert_forward"
+PROBE_TIMEOUT = 600
+# loads the library the way paddle.utils.cpp_extension.load does, in a throw-away process: a
+# truncated or corrupted library can kill the process that maps it (SIGBUS), so it is never tried
+# in the caller's process
+_PROBE_CODE = """
+import sys
+from paddle.utils.cpp_extension.extension_utils import load_op_meta_info_and_register_op
+names = load_op_meta_info_and_register_op(sys.argv[1])
+if sys.argv[2] not in names:
+    sys.exit(f"{sys.argv[1]} registers no operator {sys.argv[2]} (it has {sorted(names)})")
+"""
+
+logger = logging.getLogger("paddle_binbert.engine")
+
+
+def library_path(target: Optional[Path] = None) -> Path:
+    """The compiled operator library (``.so``) of the build folder ``target`` (default :func:`build_dir`)."""
+    target = build_dir() if target is None else Path(target)
+    return target / EXTENSION_NAME / f"{EXTENSION_NAME}.so"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _record_path(target: Path) -> Path:
+    return library_path(target).parent / RECORD_NAME
+
+
+def _write_record(target: Path) -> None:
+    """Record the SHA-256 and size of the library that just loaded, next to it (best effort: a
+    read-only cache only loses the check, and then the library is probed in a subprocess)."""
+    from ..io_utils import write_json_atomic
+
+    lib = library_path(target)
+    try:
+        digest = _sha256(lib)
+        old = _read_record(target)
+        if old is not None and old.get("sha256") == digest:
+            return
+        write_json_atomic(
+            _record_path(target),
+            {"library": lib.name, "sha256": digest, "size": lib.stat().st_size, "build_key": target.name},
+        )
+    except OSError as err:
+        logger.debug("could not record the checksum of %s: %s", lib, err)
+
+
+def _read_record(target: Path) -> Optional[Dict[str, object]]:
+    path = _record_path(target)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None
+
+
+def probe_library(lib: Path, timeout: float = PROBE_TIMEOUT) -> Optional[str]:
+    """Load ``lib`` in a subprocess; None when it loads and registers the engine's operators, else
+    why not (e.g. ``killed by SIGBUS (Bus error)`` for a truncated file)."""
+    cmd = [sys.executable, "-c", _PROBE_CODE, str(lib), PROBE_OP]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"a test load of {lib} in a subprocess did not finish within {timeout:.0f} s"
+    except OSError as err:
+        return f"a test load of {lib} in a subprocess could not start ({err})"
+    if proc.returncode == 0:
+        return None
+    if proc.returncode < 0:
+        sig = -proc.returncode
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"a test load of {lib} in a subprocess was killed by {name} ({signal.strsignal(sig) or 'signal'})"
+    lines = [line for line in (proc.stderr or "").splitlines() if line.strip()]
+    tail = " | ".join(lines[-3:]) if lines else "no output"
+    return f"a test load of {lib} in a subprocess failed (exit status {proc.returncode}: {tail})"
+
+
+def check_cached_build(target: Optional[Path] = None) -> Optional[str]:
+    """Why the cached library of ``target`` (default :func:`build_dir`) cannot be used, or None when
+    it is usable or absent.
+
+    A library with a build record (written after it last loaded) must match the recorded SHA-256; one
+    without a record (an interrupted build, a build of an older paddle_binbert) must load in a
+    subprocess (:func:`probe_library`), and then gets its record.
+    """
+    target = build_dir() if target is None else Path(target)
+    lib = library_path(target)
+    if not lib.exists():
+        return None
+    record = _read_record(target)
+    if record is not None:
+        if _sha256(lib) == record["sha256"]:
+            return None
+        return (
+            f"{lib} ({lib.stat().st_size} bytes) is not the library recorded when it was built "
+            f"({record.get('size', '?')} bytes, SHA-256 {str(record['sha256'])[:12]}...): it is truncated or corrupted"
+        )
+    problem = probe_library(lib)
+    if problem is None:
+        _write_record(target)
+    return problem
+
+
+def discard_build(target: Optional[Path] = None) -> None:
+    """Delete the compiled files of ``target`` (library, objects, stubs, record) so that the next
+    :func:`load_ops` compiles from scratch."""
+    target = build_dir() if target is None else Path(target)
+    shutil.rmtree(target / EXTENSION_NAME, ignore_errors=True)
+    if (target / EXTENSION_NAME).exists():
+        raise OSError(f"cannot delete the damaged engine build {target / EXTENSION_NAME}; delete it by hand")
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send file descriptor 2 (the compiler's and the build subprocess's error output) to ``path``."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable fd 2: leave the output where it goes
+        yield
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    kept = [line for line in text.splitlines() if line.strip() and "UserWarning" not in line]
+    kept = [line for line in kept if not line.lstrip().startswith("warnings.warn(")]
+    return "\n".join(kept[-lines:])
+
+
+def _build_and_load(target: Path, verbose: bool) -> ModuleType:
+    """``paddle.utils.cpp_extension.load`` into ``target`` (compiles when the library is missing or
+    older than the sources); without ``verbose`` the build output goes to ``target/build.log``."""
+    from paddle.utils.cpp_extension import load
+
+    captured = io.StringIO()
+    quiet = contextlib.ExitStack()
+    if not verbose:
+        quiet.enter_context(contextlib.redirect_stdout(captured))
+        quiet.enter_context(_stderr_to(target / BUILD_LOG_NAME))
+    with quiet:
+        return load(
+            name=EXTENSION_NAME,
+            sources=[str(CSRC / name) for name in SOURCES],
+            extra_cxx_cflags=list(CXX_FLAGS),
+            extra_ldflags=list(LD_FLAGS),
+            build_directory=str(target),
+            verbose=verbose,
+        )
+
+
 def load_ops(verbose: bool = False) -> ModuleType:
     """Compile (first call per source version) and load the custom operators; cached per process.
 
-    Raises :class:`EngineUnavailableError` with the reason when the build or the load fails.
+    A cached library is checked before it is loaded (:func:`check_cached_build`: recorded SHA-256,
+    or a test load in a subprocess); a truncated or corrupted one is deleted and rebuilt, with a
+    warning. Raises :class:`EngineUnavailableError` with the reason (for a failed build: the last
+    lines of the compiler output, all of it in ``build.log`` of the build folder) when the operators
+    cannot be built or loaded.
     """
     global _MODULE, _ERROR
     with _LOCK:
         if _MODULE is not None:
             return _MODULE
         if _ERROR is not None:
-            raise EngineUnavailableError(str(_ERROR)) from _ERROR
+            raise _ERROR
         if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
             _ERROR = EngineUnavailableError(
                 f"the binbert engine supports Linux x86-64 only (this is {sys.platform}/{platform.machine()}); "
-                "use the simulated model (paddle_binbert.load_model) instead"
+                "use the simulated model (paddle_binbert.load_model) instead",
+                advice="the native engine needs Linux on x86-64",
             )
             raise _ERROR
         if _find_compiler() is None:
             _ERROR = EngineUnavailableError(
                 "the binbert engine compiles its Paddle custom operators on first use and no C++ compiler was "
                 "found (tried $CXX, c++, g++, clang++). Install one (e.g. `apt-get install g++`, GCC >= 8 with "
-                "OpenMP) or use the simulated model (paddle_binbert.load_model), which gives the same logits"
+                "OpenMP) or use the simulated model (paddle_binbert.load_model), which gives the same logits",
+                advice="install a C++ compiler (e.g. `apt-get install g++`) and reload",
             )
             raise _ERROR
+        target = build_dir()
+        stage = "preparing the build folder"
         try:
-            from paddle.utils.cpp_extension import load
-
-            target = build_dir()
             target.mkdir(parents=True, exist_ok=True)
             with _file_lock(target / ".lock"):
-                captured = io.StringIO()
-                redirect = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(captured)
-                with redirect:
-                    module = load(
-                        name=EXTENSION_NAME,
-                        sources=[str(CSRC / name) for name in SOURCES],
-                        extra_cxx_cflags=list(CXX_FLAGS),
-                        extra_ldflags=list(LD_FLAGS),
-                        build_directory=str(target),
-                        verbose=verbose,
+                stage = "checking the cached build"
+                problem = check_cached_build(target)
+                if problem is not None:
+                    logger.warning(
+                        "paddle_binbert.engine: the cached engine build is unusable (%s); deleting it and rebuilding "
+                        "the operators in %s",
+                        problem,
+                        target,
                     )
+                    discard_build(target)
+                stage = "building/loading the operators"
+                module = _build_and_load(target, verbose)
+                _write_record(target)
         except Exception as err:  # noqa: BLE001 - any build/load failure means "engine unavailable"
-            _ERROR = err
-            raise EngineUnavailableError(
-                f"building/loading the binbert engine operators failed ({type(err).__name__}: {err}); "
-                f"build folder {build_dir()}. Use the simulated model (paddle_binbert.load_model) instead, "
-                "or rerun with paddle_binbert.engine.ops.load_ops(verbose=True) to see the compiler output"
-            ) from err
+            log = target / BUILD_LOG_NAME
+            tail = "" if verbose else _log_tail(log)
+            output = f"\nLast lines of the build output (all of it in {log}):\n{tail}" if tail else ""
+            _ERROR = EngineUnavailableError(
+                f"{stage} of the binbert engine failed ({type(err).__name__}: {err}); build folder {target}.{output}",
+                advice=(
+                    "fix the build error (the compiler output is in the reason and in "
+                    f"{log}; rerun paddle_binbert.engine.ops.load_ops(verbose=True) to see it all) or delete "
+                    f"{target} to rebuild from scratch, then reload"
+                ),
+            )
+            raise _ERROR from err
         _MODULE = module
         return module
 

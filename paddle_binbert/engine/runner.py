@@ -465,18 +465,21 @@ def resolve_backend(backend: Optional[str] = None) -> str:
 
 
 def _warn_fallback(err: BaseException) -> None:
-    """Log once per process (and reason) that the simulated backend replaces the native one."""
+    """Log once per process (and reason) that the simulated backend replaces the native one, why, and
+    how to get the native engine back (the error's ``advice``: install a compiler only when none
+    was found, fix or delete a failed build otherwise)."""
     reason = str(err)
     if reason in _WARNED:
         return
     _WARNED.add(reason)
+    advice = getattr(err, "advice", None) or "see the reason"
     logger.warning(
         "paddle_binbert.engine: the native 1-bit kernels are unavailable, so the packed model runs on the "
         "simulated backend (same logits, computed in Paddle float32 arithmetic; slower, and the weights are "
-        "held as float32). Reason: %s. To get the native engine, install a C++ compiler (e.g. `apt-get install "
-        "g++`) and reload; set %s=simulated to choose the simulated backend without this warning, or "
-        "%s=native to make this an error.",
+        "held as float32). Reason: %s. To get the native engine: %s. Set %s=simulated to choose the simulated "
+        "backend without this warning, or %s=native to make this an error.",
         reason,
+        advice,
         BACKEND_ENV,
         BACKEND_ENV,
     )

@@ -1,10 +1,12 @@
 """Export of trained students: the packed 1-bit model file run by :mod:`paddle_binbert.engine`."""
 
+from .outdir import OutputFolderError
 from .pack import (
     PackedFormatError,
     PackedModel,
     expected_tensor_specs,
     is_fp_island,
+    is_packed_dir,
     load_packed,
     pack_bits,
     pack_model,
@@ -14,10 +16,12 @@ from .pack import (
 )
 
 __all__ = [
+    "OutputFolderError",
     "PackedFormatError",
     "PackedModel",
     "expected_tensor_specs",
     "is_fp_island",
+    "is_packed_dir",
     "load_packed",
     "pack_bits",
     "pack_model",

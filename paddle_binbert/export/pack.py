@@ -30,7 +30,10 @@ Tensors (names follow the PaddleNLP model; ``L`` layers, hidden ``H``, FFN ``I``
   by default (the engine then reproduces the student exactly), float16 with ``fp_dtype="float16"``
   (smaller file; the engine then reproduces the student whose FP islands are rounded to float16).
 
-The file is written to a temporary folder next to ``out_dir`` and renamed into place.
+The file is written to a temporary folder next to ``out_dir`` and swapped into place atomically;
+an existing ``out_dir`` is only replaced when it is a previous packed model (or with
+``overwrite=True`` / ``--overwrite``), and never when it is, contains or would delete the student
+folder (see :mod:`paddle_binbert.export.outdir`).
 ``load_packed(out_dir)`` validates everything: the config, the safetensors header against the
 file size (a truncated file names the first incomplete tensor), the set of tensor names, every
 shape and dtype against what the config implies (naming the offending tensor), the per-tensor
@@ -41,15 +44,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
-import uuid
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from .outdir import OutputFolderError, check_output_dir, has_subfolders, staged_output
 
 __all__ = [
     "CONFIG_NAME",
@@ -58,8 +62,11 @@ __all__ = [
     "PACKED_KEY",
     "WEIGHTS_NAME",
     "PackedFormatError",
+    "OutputFolderError",
     "PackedModel",
+    "check_pack_output",
     "expected_tensor_specs",
+    "is_packed_dir",
     "load_packed",
     "is_fp_island",
     "pack_bits",
@@ -429,7 +436,46 @@ def _crc(array: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(array).view(np.uint8).reshape(-1)) & 0xFFFFFFFF
 
 
-def pack_model(student, out_dir: PathLike, tokenizer=None, overwrite: bool = True, fp_dtype: str = "float32") -> Path:
+def is_packed_dir(folder: PathLike) -> bool:
+    """Whether ``folder`` holds a packed model written by :func:`pack_model` (its ``config.json`` has
+    the ``binbert_packed`` marker) and nothing :func:`pack_model` would not write (no sub-folders):
+    such a folder is replaced by a new pack without ``overwrite=True``."""
+    folder = Path(folder)
+    cfg = folder / CONFIG_NAME
+    if not cfg.is_file():
+        return False
+    try:
+        config = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    meta = config.get(PACKED_KEY) if isinstance(config, dict) else None
+    return isinstance(meta, dict) and meta.get("format") == FORMAT_NAME and not has_subfolders(folder)
+
+
+def check_pack_output(
+    out_dir: PathLike, source: Union[None, PathLike, Sequence[PathLike]] = None, overwrite: Optional[bool] = None
+) -> Path:
+    """Check that :func:`pack_model` may write ``out_dir`` (see :func:`pack_model`'s ``overwrite`` and
+    ``source``); returns the resolved folder. Raises :class:`~paddle_binbert.export.outdir.OutputFolderError`."""
+    sources = [source] if isinstance(source, (str, os.PathLike)) or source is None else list(source)
+    return check_output_dir(
+        out_dir,
+        sources,
+        overwrite=overwrite,
+        is_previous=is_packed_dir,
+        what="packed model",
+        previous_desc=f"a previous packed model ({CONFIG_NAME} with the {PACKED_KEY!r} marker, no sub-folders)",
+    )
+
+
+def pack_model(
+    student,
+    out_dir: PathLike,
+    tokenizer=None,
+    overwrite: Optional[bool] = None,
+    fp_dtype: str = "float32",
+    source: Union[None, PathLike, Sequence[PathLike]] = None,
+) -> Path:
     """Write the packed 1-bit model of ``student`` to ``out_dir`` (see the module docstring).
 
     Args:
@@ -437,19 +483,30 @@ def pack_model(student, out_dir: PathLike, tokenizer=None, overwrite: bool = Tru
             :func:`~paddle_binbert.quantize_model` using the ``bibert``, ``bit`` or ``bwn`` preset (or
             any 1-1-1 config with sign / elastic activations). BiT's elastic quantizers must be
             initialised (run one batch first).
-        out_dir: destination folder; written to a temporary folder next to it, then renamed.
+        out_dir: destination folder; written to a temporary folder next to it, then swapped into
+            place atomically (an error while writing leaves a previous ``out_dir`` unchanged).
         tokenizer: optional PaddleNLP tokenizer saved alongside (``save_pretrained``).
-        overwrite: replace an existing ``out_dir`` (default) or raise ``FileExistsError``.
+        overwrite: what an existing ``out_dir`` may be. None (default): a new or empty folder, or a
+            previous packed model (replaced); any other non-empty folder or file raises
+            :class:`~paddle_binbert.export.outdir.OutputFolderError` (a ``FileExistsError``). True
+            (CLI ``--overwrite``): replace whatever ``out_dir`` holds. False (CLI ``--no_overwrite``):
+            refuse any existing non-empty ``out_dir``.
         fp_dtype: storage of the FP islands (position / token-type embeddings, LayerNorms, head):
             ``float32`` (default; the engine's logits equal the student's) or ``float16`` (about 5%
             smaller for BERT-base; the engine then equals the student with those tensors rounded to
             float16, see :func:`round_fp_islands`).
+        source: the folder (or files) the student was loaded from. ``out_dir`` may not be it, contain
+            it, or be a non-empty folder inside it that is not a previous packed model, whatever
+            ``overwrite`` says: the input is never deleted.
+
+    The files get the modes a plain ``open()`` gives (``0644`` under the usual umask ``022``).
 
     Returns the folder path. Raises ``TypeError`` / ``ValueError`` naming the layer when the student
     cannot be packed.
     """
     from ..models.quantize import quant_config_of
 
+    out = check_pack_output(out_dir, source, overwrite)
     quant = quant_config_of(student)
     if quant is None:
         raise ValueError("pack_model: the model is not quantized (no binbert_quant_config); call quantize_model first")
@@ -469,17 +526,11 @@ def pack_model(student, out_dir: PathLike, tokenizer=None, overwrite: bool = Tru
     config["binbert_quant_config"] = quant.to_dict()
     config[PACKED_KEY] = meta
 
-    out = Path(out_dir).resolve()
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists (pass overwrite=True to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        from safetensors.numpy import save_file
+    from safetensors import numpy as st_numpy
 
+    with staged_output(out, recheck=lambda: check_pack_output(out, source, overwrite)) as tmp:
         crcs = {name: _crc(arr) for name, arr in tensors.items()}
-        save_file(
+        st_numpy.save_file(
             tensors,
             str(tmp / WEIGHTS_NAME),
             metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION), CRC_KEY: json.dumps(crcs)},
@@ -488,16 +539,6 @@ def pack_model(student, out_dir: PathLike, tokenizer=None, overwrite: bool = Tru
             json.dump(config, fh, indent=2, sort_keys=True, default=_json_default)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -665,12 +706,14 @@ def packed_size_report(packed: PackedModel) -> Dict[str, int]:
 # command line: paddle-binbert pack STUDENT OUT
 # ---------------------------------------------------------------------------------------------
 def main(argv: Optional[List[str]] = None) -> int:
-    """``paddle-binbert pack STUDENT_DIR OUT_DIR [--fp16_islands] [--verify N]``.
+    """``paddle-binbert pack STUDENT_DIR OUT_DIR [--fp16_islands] [--verify N] [--overwrite | --no_overwrite]``.
 
     Loads a saved binarized student (``quantize_model`` + ``save_pretrained``), writes its packed
     1-bit model (with the tokenizer files found in STUDENT_DIR) and prints the sizes; ``--verify N``
     then runs the engine and the simulated student on N random sequences and prints the largest
-    relative difference of their logits.
+    relative difference of their logits. OUT_DIR may be new, empty or a previous packed model;
+    ``--overwrite`` replaces any other folder; OUT_DIR may never be, contain, or be a non-empty
+    folder inside STUDENT_DIR.
     """
     import argparse
 
@@ -678,25 +721,38 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("student", help="folder of a binarized student (bibert / bit / bwn preset)")
     parser.add_argument("out", help="destination folder of the packed model")
     parser.add_argument("--fp16_islands", action="store_true", help="store embeddings / LayerNorms / head as float16")
-    parser.add_argument("--no_overwrite", action="store_true", help="fail if OUT exists")
+    replace = parser.add_mutually_exclusive_group()
+    replace.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT even when it is not a previous packed model (deletes its contents; never the student)",
+    )
+    replace.add_argument("--no_overwrite", action="store_true", help="fail if OUT exists and is not empty")
     parser.add_argument("--verify", type=int, default=0, metavar="N", help="compare engine and student on N inputs")
     args = parser.parse_args(argv)
+    overwrite = True if args.overwrite else False if args.no_overwrite else None
 
     from ..models.loading import load_model
 
-    student = load_model(args.student)
-    tokenizer = None
-    if os.path.isfile(os.path.join(args.student, "vocab.txt")):
-        from paddlenlp.transformers import BertTokenizer
+    try:
+        check_pack_output(args.out, args.student, overwrite)  # before the (slow) load
+        student = load_model(args.student)
+        tokenizer = None
+        if os.path.isfile(os.path.join(args.student, "vocab.txt")):
+            from paddlenlp.transformers import BertTokenizer
 
-        tokenizer = BertTokenizer.from_pretrained(args.student)
-    out = pack_model(
-        student,
-        args.out,
-        tokenizer=tokenizer,
-        overwrite=not args.no_overwrite,
-        fp_dtype="float16" if args.fp16_islands else "float32",
-    )
+            tokenizer = BertTokenizer.from_pretrained(args.student)
+        out = pack_model(
+            student,
+            args.out,
+            tokenizer=tokenizer,
+            overwrite=overwrite,
+            fp_dtype="float16" if args.fp16_islands else "float32",
+            source=args.student,
+        )
+    except (OutputFolderError, FileNotFoundError) as err:
+        print(f"paddle-binbert pack: error: {err}", file=sys.stderr)
+        return 2
     packed = load_packed(out)
     sizes = packed_size_report(packed)
     print(

@@ -50,7 +50,7 @@ import json
 import os
 import shutil
 import sys
-import tempfile
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -331,25 +331,34 @@ def _checkpoint_task(path: str) -> str:
     return "sequence_classification"
 
 
-def _replace_dir(tmp: str, out_dir: str, overwrite: bool) -> None:
-    """Move the finished ``tmp`` folder to ``out_dir`` (replacing an existing one if allowed)."""
-    if os.path.isdir(out_dir) and not os.listdir(out_dir):
-        os.rmdir(out_dir)
-    if not os.path.exists(out_dir):
-        os.rename(tmp, out_dir)
-        return
-    if not overwrite:
-        raise FileExistsError(f"{out_dir} exists; pass overwrite=True (CLI: drop --no_overwrite) to replace it")
-    if not os.path.isdir(out_dir):
-        raise FileExistsError(f"{out_dir} exists and is not a folder")
-    backup = tmp + ".old"
-    os.rename(out_dir, backup)
+def _is_export_dir(folder: str) -> bool:
+    """Whether ``folder`` holds a previous :func:`export_static` output: the program and parameter
+    files (or an ``export_info.json`` of this format) and no sub-folders (export writes none)."""
+    from .outdir import has_subfolders
+
+    folder = os.fspath(folder)
     try:
-        os.rename(tmp, out_dir)
-    except BaseException:
-        os.rename(backup, out_dir)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
+        marked = _read_info(folder).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        marked = False
+    return (marked or is_static_dir(folder)) and not has_subfolders(folder)
+
+
+def check_export_output(out_dir: PathLike, inputs: Sequence[Any] = (), overwrite: Optional[bool] = None) -> Path:
+    """Check that :func:`export_static` may write ``out_dir`` (see its ``overwrite``); ``inputs`` are the
+    checkpoint (folder or file) and config paths, which are never replaced. Returns the resolved folder.
+    Raises :class:`~paddle_binbert.export.outdir.OutputFolderError`."""
+    from .outdir import check_output_dir
+
+    paths = [p for p in inputs if isinstance(p, (str, os.PathLike))]
+    return check_output_dir(
+        out_dir,
+        paths,
+        overwrite=overwrite,
+        is_previous=_is_export_dir,
+        what="static export",
+        previous_desc=f"a previous static export ({MODEL_FILE} + {PARAMS_FILE} / {EXPORT_INFO_NAME}, no sub-folders)",
+    )
 
 
 def export_static(
@@ -358,7 +367,7 @@ def export_static(
     max_seq_length: Optional[int] = None,
     task: Optional[str] = None,
     config: Any = None,
-    overwrite: bool = True,
+    overwrite: Optional[bool] = None,
     fold_weights: bool = True,
 ) -> Dict[str, str]:
     """Export a checkpoint as a static graph for Paddle Inference (see the module docstring).
@@ -368,14 +377,21 @@ def export_static(
             folder (FP or simulated quantized student), a Hugging Face BERT folder, or a bare weight
             file (then ``config`` or a config next to it gives the architecture). Packed 1-bit
             folders are refused (they run on :mod:`paddle_binbert.engine`).
-        out_dir: destination folder; written to a temporary folder next to it, then renamed.
+        out_dir: destination folder; written to a temporary folder next to it, then swapped into
+            place atomically (an error while exporting leaves a previous ``out_dir`` unchanged). Files
+            get the modes a plain ``open()`` gives (``0644`` under the usual umask ``022``).
         max_seq_length: longest sequence the deployment will feed (recorded in ``export_info.json``
             and enforced by :class:`StaticPredictor`); default and maximum: the model's
             ``max_position_embeddings``. The graph itself has dynamic batch and length.
         task: ``sequence_classification``, ``question_answering`` or ``base``; default: from the
             config's ``architectures``.
         config: architecture of a bare weight file.
-        overwrite: replace an existing non-empty ``out_dir`` (else :class:`FileExistsError`).
+        overwrite: what an existing ``out_dir`` may be. None (default): a new or empty folder, or a
+            previous static export (replaced); any other non-empty folder or file raises
+            :class:`~paddle_binbert.export.outdir.OutputFolderError` (a ``FileExistsError``). True (CLI
+            ``--overwrite``): replace whatever ``out_dir`` holds. False (CLI ``--no_overwrite``): refuse
+            any existing non-empty ``out_dir``. Whatever it says, ``out_dir`` may not be, contain, or
+            be a non-empty non-export folder inside the checkpoint (or ``config``) it reads.
         fold_weights: store quantized weights already quantized (see :func:`save_inference_model`).
 
     Returns:
@@ -383,11 +399,11 @@ def export_static(
     """
     from ..checkpoints import checkpoint_format, load_checkpoint, normalize_task
     from ..models.quantize import QUANT_CONFIG_KEY
+    from .outdir import staged_output
 
     source = os.fspath(checkpoint_dir)
-    out = os.path.abspath(os.fspath(out_dir))
-    if os.path.exists(out) and not overwrite and (not os.path.isdir(out) or os.listdir(out)):
-        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
+    inputs = [source, config]
+    out = os.fspath(check_export_output(out_dir, inputs, overwrite))
     task = normalize_task(task) if task else _checkpoint_task(source)
     model = load_checkpoint(source, task=task, config=config)
     model.eval()
@@ -400,10 +416,8 @@ def export_static(
             f"max_seq_length must be in [1, {max_positions}] (max_position_embeddings), got {max_seq_length}"
         )
 
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", suffix=".tmp", dir=parent)
-    try:
+    with staged_output(out, recheck=lambda: check_export_output(out, inputs, overwrite)) as staging:
+        tmp = os.fspath(staging)
         program, params = save_inference_model(model, os.path.join(tmp, STATIC_PREFIX), task, fold_weights)
         src_dir = source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source))
         src_config = os.path.join(src_dir, "config.json")
@@ -435,11 +449,6 @@ def export_static(
         with open(os.path.join(tmp, EXPORT_INFO_NAME), "w", encoding="utf-8") as handle:
             json.dump(info, handle, indent=2)
             handle.write("\n")
-        os.chmod(tmp, 0o755)  # mkdtemp creates 0700 folders
-        _replace_dir(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     paths = {
         "dir": out,
         "model": os.path.join(out, os.path.basename(program)),
@@ -661,7 +670,10 @@ def _verify(checkpoint: str, out_dir: str, task: str, n: int, config: Any = None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``paddle-binbert export CHECKPOINT OUT [--max_seq_length N] [--task T] [--verify N]``."""
+    """``paddle-binbert export CHECKPOINT OUT [--max_seq_length N] [--task T] [--verify N] [--overwrite]``.
+
+    OUT may be new, empty or a previous export; ``--overwrite`` replaces any other folder; OUT may never
+    be, contain, or be a non-empty folder inside the checkpoint."""
     parser = argparse.ArgumentParser(
         prog="paddle-binbert export",
         description="Export an FP or simulated-quantized BERT checkpoint as a static graph (inference.json + "
@@ -672,7 +684,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--max_seq_length", type=int, default=None, help="longest input (default: max positions)")
     parser.add_argument("--task", default=None, help="sequence_classification | question_answering | base")
     parser.add_argument("--config", default=None, help="architecture of a bare weight file")
-    parser.add_argument("--no_overwrite", action="store_true", help="fail if OUT exists")
+    replace = parser.add_mutually_exclusive_group()
+    replace.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT even when it is not a previous export (deletes its contents; never the checkpoint)",
+    )
+    replace.add_argument("--no_overwrite", action="store_true", help="fail if OUT exists and is not empty")
     parser.add_argument("--verify", type=int, default=0, metavar="N", help="compare with dygraph on N random rows")
     args = parser.parse_args(argv)
     try:
@@ -682,7 +700,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             max_seq_length=args.max_seq_length,
             task=args.task,
             config=args.config,
-            overwrite=not args.no_overwrite,
+            overwrite=True if args.overwrite else False if args.no_overwrite else None,
         )
         info = _read_info(paths["dir"])
         size = os.path.getsize(paths["params"]) / 2**20
