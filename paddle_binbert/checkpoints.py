@@ -41,7 +41,11 @@ position,token_type}_embeddings``, ``embeddings.layer_norm``, ``encoder.layers.N
 
 PaddleNLP's ``fuse=True`` layout (``encoder.N.fused_attn.qkv_weight`` ...) is recognised and
 refused with a clear message. After renaming, loading is strict: missing, unexpected and wrongly
-shaped keys are listed.
+shaped keys are listed (:class:`~paddle_binbert.models.loading.CheckpointError`, a ValueError, naming
+the checkpoint), PaddleNLP folders included. Configs are checked before a model is built (sizes
+are positive integers, ``hidden_size`` divisible by ``num_attention_heads``, a known
+``hidden_act``: the error names the file and field) and unreadable weight files (empty,
+truncated) are reported with their path.
 """
 
 from __future__ import annotations
@@ -57,7 +61,16 @@ import numpy as np
 import paddle.nn as nn
 from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
 
-from .models.loading import build_model, load_model, load_state_strict, model_class_for
+from .models.loading import (
+    CheckpointError,
+    build_model,
+    check_bert_config,
+    load_model,
+    load_state_strict,
+    model_class_for,
+    read_config,
+    read_config_json,
+)
 from .models.quantize import QUANT_CONFIG_KEY, get_bert
 from .reference_quant import (
     ReferenceQuantError,
@@ -175,9 +188,13 @@ def resolve_config(config: ConfigLike, default_dir: Optional[str] = None) -> Ber
         ValueError: nothing usable was given or found.
     """
     if isinstance(config, BertConfig):
-        return copy.deepcopy(config)
+        config = copy.deepcopy(config)
+        check_bert_config(config, "config= argument")
+        return config
     if isinstance(config, dict):
-        return BertConfig.from_dict(copy.deepcopy(config))
+        config = BertConfig.from_dict(copy.deepcopy(config))
+        check_bert_config(config, "config= argument")
+        return config
     if config is None:
         found = _config_file_in(default_dir) if default_dir else None
         if found is None:
@@ -191,11 +208,15 @@ def resolve_config(config: ConfigLike, default_dir: Optional[str] = None) -> Ber
     if os.path.isdir(text):
         if _config_file_in(text) is None:
             raise ValueError(f"{text} holds no {' or '.join(CONFIG_FILES)}")
-        return BertConfig.from_pretrained(text)
+        return read_config(text)
     if os.path.isfile(text):
-        with open(text, encoding="utf-8") as handle:
-            data = json.load(handle)
-        return BertConfig.from_dict(data)
+        data = read_config_json(text)
+        try:
+            config = BertConfig.from_dict(data)
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise CheckpointError(f"{text}: not a usable BERT config ({type(err).__name__}: {err})") from err
+        check_bert_config(config, text)
+        return config
     return builtin_config(text)
 
 
@@ -238,18 +259,18 @@ def _read_safetensors(path: str) -> StateDict:
                     out[key] = handle.get_tensor(key).astype("float32").numpy()
             return out
         except Exception:  # report the original, clearer error
-            raise ValueError(f"cannot read {path} with safetensors: {err}") from err
+            raise CheckpointError(f"cannot read {path} with safetensors: {err}") from err
 
 
 def _unwrap(data: Any, path: str) -> Dict[str, Any]:
     """The state dict inside a loaded object (plain, or under ``state_dict`` / ``model`` ...)."""
     if not isinstance(data, dict):
-        raise ValueError(f"{path} does not hold a state dict (got {type(data).__name__})")
+        raise CheckpointError(f"{path} does not hold a state dict (got {type(data).__name__})")
     if not any(hasattr(v, "shape") for v in data.values()):
         for key in ("state_dict", "model_state", "model", "module"):
             if isinstance(data.get(key), dict):
                 return data[key]
-        raise ValueError(f"{path} holds a dict without tensors (keys: {sorted(data)[:10]})")
+        raise CheckpointError(f"{path} holds a dict without tensors (keys: {sorted(data)[:10]})")
     return data
 
 
@@ -264,19 +285,32 @@ def read_state_dict(path: str) -> StateDict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weight file {path} does not exist")
     if path.endswith(".index.json"):
-        with open(path, encoding="utf-8") as handle:
-            shards = sorted(set(json.load(handle)["weight_map"].values()))
+        weight_map = read_config_json(path).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise CheckpointError(f"{path}: expected a 'weight_map' object of a sharded checkpoint")
         out: StateDict = {}
-        for shard in shards:
+        for shard in sorted(set(map(str, weight_map.values()))):
             out.update(read_state_dict(os.path.join(os.path.dirname(path), shard)))
         return out
-    if path.endswith(".safetensors"):
-        return _read_safetensors(path)
-    if path.endswith(_TORCH_SUFFIXES):
-        return _read_torch(path)
-    import paddle
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(
+            f"{path}: the weight file is empty (0 bytes); it was not saved completely: save or copy it again"
+        )
+    try:
+        if path.endswith(".safetensors"):
+            return _read_safetensors(path)
+        if path.endswith(_TORCH_SUFFIXES):
+            return _read_torch(path)
+        import paddle
 
-    data = _unwrap(paddle.load(path, return_numpy=True), path)
+        data = _unwrap(paddle.load(path, return_numpy=True), path)
+    except (ImportError, MemoryError, PermissionError, CheckpointError):
+        raise
+    except Exception as err:  # pickle / safetensors / zip errors of every kind: name the file
+        raise CheckpointError(
+            f"{path}: cannot read the weights ({type(err).__name__}: {err}); the file is truncated, corrupt or "
+            "not a state dict"
+        ) from err
     return {k: np.asarray(v) for k, v in data.items() if k != _STRUCTURED_KEY and hasattr(v, "shape")}
 
 
@@ -621,10 +655,10 @@ def load_checkpoint(
         return _load_weights_file(weights, task, cfg, num_labels, strict, path, allow_approximate)
     # PaddleNLP folder
     if task == "base":
-        return get_bert(load_model(path, model_class=model_class_for(cfg, default=BertModel))).eval()
+        return get_bert(load_model(path, model_class=model_class_for(cfg, default=BertModel), strict=strict)).eval()
     _check_architecture(cfg, task, path, strict)
     if task == "sequence_classification" and num_labels is not None and num_labels != cfg.num_labels:
         raise ValueError(f"{path} has a {cfg.num_labels}-class classifier, but num_labels={num_labels} was asked for")
-    model = load_model(path, model_class=TASKS[task])
+    model = load_model(path, model_class=TASKS[task], strict=strict)
     model.eval()
     return model

@@ -322,7 +322,8 @@ def evaluate_squad(
 
     Raises:
         FileNotFoundError: missing data file, checkpoint or tokenizer.
-        SquadFormatError: the data file is not SQuAD v1.1 JSON (a ValueError).
+        SquadFormatError: the data file is not UTF-8 SQuAD v1.1 JSON (a ValueError naming the file, and the
+            article / paragraph / question of a missing field).
         ValueError: the checkpoint is not a QA model, or bad window settings.
     """
     from .data.squad import (
@@ -368,7 +369,7 @@ def evaluate_squad(
     )
     if output_dir is not None:
         write_predictions(predictions, nbest, output_dir)
-    metrics = squad_evaluate(dataset, predictions)
+    metrics = squad_evaluate(dataset, predictions, source=data_file)
     return {"exact_match": float(metrics["exact_match"]), "f1": float(metrics["f1"])}
 
 

@@ -26,13 +26,26 @@ Command line (one JSON result per input line)::
 
     python -m paddle_binbert.taskflow text_classification --task_path DIR "a text" "another text"
     python -m paddle_binbert.taskflow question_answering --task_path DIR --input questions.jsonl
+
+Every TEXT argument and every line of ``--input`` gives exactly one output line, in order, so that
+outputs line up with inputs. Classification lines are text, kept verbatim (quotes included);
+``TEXT<TAB>PAIR`` or a JSON array ``["text", "pair"]`` is a text pair. QA lines are JSON objects
+``{"question": ..., "context": ...}``. An input that cannot be used (a blank line or an empty
+argument, a JSON array that is not two strings, a QA line that is not such an object) gets an
+error entry ``{"error": "FILE, line N: ...", "file": FILE, "line": N}`` (``{"error": ...,
+"argument": N}`` for arguments) instead of a prediction, the other inputs are predicted, and the
+exit status is 1. A missing or non-UTF-8 input file, or a checkpoint that cannot be loaded, is
+a one-line ``error:`` message on stderr with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import math
+import numbers
 import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -55,6 +68,33 @@ _TASK_OPTIONS = {
 }
 
 TextItem = Union[str, Tuple[str, str], List[str]]
+
+#: integer options and their smallest accepted value
+_INT_OPTIONS = {
+    "batch_size": 1,
+    "max_length": 4,
+    "top_k": 1,
+    "doc_stride": 1,
+    "max_query_length": 1,
+    "n_best_size": 1,
+    "max_answer_length": 1,
+}
+
+
+def _int_option(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``; a ValueError naming the option otherwise (NaN, inf, 2.5,
+    strings, booleans, values below ``minimum``). Integral floats such as ``128.0`` are accepted."""
+    expected = f"{name} must be an integer >= {minimum}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{expected}, got {value!r} ({type(value).__name__})")
+    if not isinstance(value, numbers.Integral):
+        number = float(value)
+        if not math.isfinite(number) or not number.is_integer():
+            raise ValueError(f"{expected}, got {value!r}")
+    number = int(value)
+    if number < minimum:
+        raise ValueError(f"{expected}, got {value!r}")
+    return number
 
 
 def _softmax(row: np.ndarray) -> np.ndarray:
@@ -123,13 +163,14 @@ class Taskflow:
             raise TypeError(f"Taskflow({task!r}) got unknown option(s) {unknown}; valid options: {list(allowed)}")
         if task_path is None:
             raise ValueError("Taskflow needs task_path= (a checkpoint folder with the tokenizer files)")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if max_length < 4:
-            raise ValueError(f"max_length must be >= 4, got {max_length}")
+        batch_size = _int_option("batch_size", batch_size, _INT_OPTIONS["batch_size"])
+        max_length = _int_option("max_length", max_length, _INT_OPTIONS["max_length"])
+        for name in _TASK_OPTIONS[task]:
+            if name in _INT_OPTIONS and kwargs.get(name) is not None:
+                kwargs[name] = _int_option(name, kwargs[name], _INT_OPTIONS[name])
         self.task = task
         self.task_path = os.fspath(task_path)
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.kwargs = dict(kwargs)
         self.packed = self.kwargs.get("params_path") is None and is_packed_dir(self.task_path)
         if device:
@@ -149,14 +190,12 @@ class Taskflow:
         if task == "text_classification":
             self.num_labels = int(getattr(self.config, "num_labels", 2))
             self.id2label = self._id2label()
-            self.top_k = int(kwargs.get("top_k", 1))
-            if self.top_k < 1:
-                raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+            self.top_k = kwargs.get("top_k") or 1
         else:
-            self.max_query_length = int(kwargs.get("max_query_length", min(64, self.max_length // 2)))
-            self.doc_stride = int(kwargs.get("doc_stride", max(1, self.max_length // 3)))
-            self.n_best_size = int(kwargs.get("n_best_size", 20))
-            self.max_answer_length = int(kwargs.get("max_answer_length", 30))
+            self.max_query_length = kwargs.get("max_query_length") or min(64, self.max_length // 2)
+            self.doc_stride = kwargs.get("doc_stride") or max(1, self.max_length // 3)
+            self.n_best_size = kwargs.get("n_best_size") or 20
+            self.max_answer_length = kwargs.get("max_answer_length") or 30
 
     # ------------------------------------------------------------------------------ loading
     def _params_file(self) -> Optional[str]:
@@ -415,38 +454,112 @@ class Taskflow:
 # ------------------------------------------------------------------------------ command line
 
 
-def _read_inputs(task: str, lines: Sequence[str]) -> List[Any]:
-    """Inputs from text lines: JSON values, or plain text (``TEXT<TAB>PAIR`` for a pair)."""
-    items: List[Any] = []
-    for line in lines:
-        line = line.rstrip("\n")
-        if not line.strip():
-            continue
-        value: Any = tuple(line.split("\t", 1)) if "\t" in line else line
-        if line.lstrip().startswith(("{", "[", '"')):
-            try:
-                value = json.loads(line)
-            except ValueError:
-                pass  # plain text that happens to start with a bracket or quote
-        if isinstance(value, list) and task == "text_classification":
-            value = tuple(value)
-        items.append(value)
-    return items
+class InputError(ValueError):
+    """A command-line input that cannot be predicted (it gets an error entry in the output)."""
+
+
+def _parse_input(task: str, text: str) -> Any:
+    """One command-line input (a TEXT argument or an input line) as a Taskflow item.
+
+    text_classification: the text verbatim, a ``TEXT<TAB>PAIR`` pair, or a JSON array of two
+    strings (a pair); a line starting with ``[`` that is not JSON stays text. question_answering:
+    a JSON object with string ``question`` and ``context``.
+
+    Raises:
+        InputError: blank input, a JSON array that is not two strings, a bad QA object.
+    """
+    if not text.strip():
+        raise InputError("blank input: nothing to predict")
+    if task == "question_answering":
+        try:
+            value = json.loads(text)
+        except ValueError as err:
+            raise InputError(f'expected a JSON object {{"question": ..., "context": ...}}: {err}') from None
+        if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in ("question", "context")):
+            raise InputError(
+                f'expected a JSON object with string "question" and "context", got {json.dumps(value)[:80]}'
+            )
+        return value
+    if text.lstrip().startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None  # plain text that happens to start with a bracket
+        if isinstance(value, list):
+            if len(value) != 2 or not all(isinstance(t, str) for t in value):
+                raise InputError(f'expected a JSON array of two strings ["text", "text_pair"], got {text.strip()[:80]}')
+            return (value[0], value[1])
+    if "\t" in text:
+        first, second = text.split("\t", 1)
+        return (first, second)
+    return text
+
+
+def _read_input_file(path: str) -> List[str]:
+    """The lines of ``--input`` (``-``: stdin), line endings removed, blank lines kept.
+
+    Raises:
+        InputError: the file does not exist, cannot be read or is not UTF-8 (the message names it).
+    """
+    name = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            stream = getattr(sys.stdin, "buffer", None)
+            raw = stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
+        else:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+    except FileNotFoundError:
+        raise InputError(f"input file {name} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"input file {name} is a folder, expected a text file with one input per line") from None
+    except OSError as err:
+        raise InputError(f"cannot read input file {name}: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        offset = err.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw.count(b"\n", 0, offset) + 1
+        raise InputError(
+            f"input file {name}: expected UTF-8 text, invalid byte at line {line} (byte offset {offset})"
+        ) from None
+    return [line[:-1] if line.endswith("\n") else line for line in io.StringIO(text, newline=None)]
+
+
+def _read_inputs(task: str, arguments: Sequence[str], file_lines: Sequence[str], file_name: Optional[str]) -> List[Any]:
+    """One entry per TEXT argument, then one per input line: ``(item, None)`` for a usable input,
+    ``(None, error entry)`` otherwise."""
+    entries: List[Any] = []
+    sources = [(f"argument {i}", {"argument": i}, text) for i, text in enumerate(arguments, 1)]
+    shown = "<stdin>" if file_name == "-" else file_name
+    sources += [(f"{shown}, line {n}", {"file": shown, "line": n}, text) for n, text in enumerate(file_lines, 1)]
+    for where, location, text in sources:
+        try:
+            entries.append((_parse_input(task, text), None))
+        except InputError as err:
+            entries.append((None, {"error": f"{where}: {err}", **location}))
+    return entries
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Command-line entry point: run a Taskflow on texts or an input file, print JSON lines."""
+    """Command-line entry point: run a Taskflow on texts or an input file, print JSON lines.
+
+    Exit status: 0 when every input was predicted, 1 when some inputs got an error entry, 2 for a
+    usage error, an unreadable input file or a checkpoint that cannot be loaded.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m paddle_binbert.taskflow",
         description="Predict with a (binarized) BERT checkpoint. Inputs: TEXT arguments, or --input FILE with "
-        "one input per line (plain text, TEXT<TAB>PAIR, or JSON: a string, [text, pair], "
-        '{"question": ..., "context": ...}).',
+        "one input per line (text_classification: the line's text verbatim, TEXT<TAB>PAIR or a JSON array "
+        '["text", "pair"]; question_answering: a JSON object {"question": ..., "context": ...}). One JSON '
+        'output line per input, in order; an unusable input (e.g. a blank line) gets {"error": ..., "line": N} '
+        "and exit status 1.",
     )
     parser.add_argument("task", choices=sorted(TASKS))
     parser.add_argument("--task_path", required=True, help="checkpoint folder with the tokenizer files")
     parser.add_argument("--params_path", default=None, help="bare state dict (.pdparams) to load")
     parser.add_argument("--config", default=None, help="architecture of --params_path (name or config path)")
-    parser.add_argument("--input", default=None, help="input file ('-' for stdin)")
+    parser.add_argument("--input", default=None, help="UTF-8 input file, one input per line ('-' for stdin)")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_length", type=int, default=128)
     parser.add_argument("--top_k", type=int, default=None, help="text_classification: labels per input")
@@ -466,16 +579,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.task != "text_classification":
             parser.error("--top_k applies to text_classification only")
         kwargs["top_k"] = args.top_k
-    lines = list(args.texts)
-    if args.input is not None:
-        if args.input == "-":
-            lines += sys.stdin.readlines()
-        else:
-            with open(args.input, encoding="utf-8") as handle:
-                lines += handle.readlines()
-    items = _read_inputs(args.task, lines)
-    if not items:
+    try:
+        file_lines = _read_input_file(args.input) if args.input is not None else []
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    entries = _read_inputs(args.task, args.texts, file_lines, args.input)
+    if not entries:
         parser.error("no inputs: give TEXT arguments or --input FILE")
+    items = [item for item, error in entries if error is None]
     try:
         flow = Taskflow(
             args.task,
@@ -485,12 +597,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             device=args.device,
             **kwargs,
         )
-        results = flow(items)
+        results = iter(flow(items))
     except (FileNotFoundError, ValueError, TypeError, RuntimeError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    for result in results:
-        print(json.dumps(result, ensure_ascii=False))
+    lines = [json.dumps(error if error is not None else next(results), ensure_ascii=False) for _, error in entries]
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    failed = [error["error"] for _, error in entries if error is not None]
+    if failed:
+        shown = "; ".join(failed[:3]) + ("; ..." if len(failed) > 3 else "")
+        print(f"error: {len(failed)} of {len(entries)} inputs have no prediction: {shown}", file=sys.stderr)
+        return 1
     return 0
 
 

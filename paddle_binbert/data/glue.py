@@ -4,15 +4,18 @@ Each task folder holds ``train.tsv`` and ``dev.tsv`` (MNLI: ``dev_matched.tsv`` 
 ``dev_mismatched.tsv``), exactly as written by the standard ``download_glue_data.py``.
 The readers accept the quirks of the original files:
 
-* every file is read as TSV with quoting disabled (``csv.QUOTE_NONE``), because RTE, MRPC and
-  STS-B sentences contain unbalanced double quotes;
+* every file is read as TSV with quoting disabled (as ``csv.QUOTE_NONE`` would), because RTE, MRPC
+  and STS-B sentences contain unbalanced double quotes: a row is one line (``\n``, ``\r\n`` or
+  ``\r``) split on tabs, with no limit on the length of a field (the ``csv`` module stops at
+  131,072 characters);
 * a leading UTF-8 byte-order mark is dropped (MRPC);
 * CoLA has no header row and its ``dev.tsv`` has no trailing newline;
 * leading/trailing white space of the sentences is stripped (SST-2 sentences end with a space);
 * STS-B labels are float similarity scores in ``[0, 5]``.
 
 Anything else that does not fit the expected layout raises :class:`GlueFormatError` with the file,
-the 1-based line number, the offending field and what was expected.
+the 1-based line number, the offending field and what was expected; so does a file without any
+example row (empty, or a header only): :func:`check_glue_files` finds it before training starts.
 
 An optional augmented training file (TinyBERT style) is read with ``split="train_aug"``: it is
 ``train_aug.tsv`` in the same folder, in the same format as ``train.tsv``.
@@ -20,13 +23,12 @@ An optional augmented training file (TinyBERT style) is read with ``split="train
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 logger = logging.getLogger(__name__)
 
@@ -257,14 +259,42 @@ def glue_split_path(data_dir: Union[str, os.PathLike], task_name: str, split: st
     return os.path.join(os.fspath(data_dir), files[split])
 
 
+def _first_example_line(path: str, has_header: bool) -> Optional[int]:
+    """1-based line number of the first example row of a TSV file (after the header), None without one.
+
+    Reads only up to that row (cheap on big training files); bytes are not decoded.
+    """
+    header_seen = not has_header
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if not raw.strip():
+                continue
+            if not header_seen:
+                header_seen = True
+                continue
+            return number
+    return None
+
+
 def check_glue_files(
-    data_dir: Union[str, os.PathLike], task_name: str, splits: Optional[Sequence[str]] = None
+    data_dir: Union[str, os.PathLike],
+    task_name: str,
+    splits: Optional[Sequence[str]] = None,
+    require_examples: bool = True,
 ) -> Dict[str, str]:
     """Check that the files of ``splits`` exist (default: train and every dev split) and return their paths.
+
+    With ``require_examples`` (default) every file must also hold at least one example row after
+    its header: an empty or header-only ``train.tsv`` / ``dev.tsv`` is refused here, before any
+    model is loaded or trained (training on it would fail with an opaque error, or train and
+    then find no dev metric). Only the lines up to the first example are read.
 
     Raises:
         ValueError: unknown task or split.
         FileNotFoundError: the folder or a file is missing; the message names the path and the expected file.
+        GlueFormatError: a file without example rows (the message names it).
     """
     spec = get_task_spec(task_name)
     if splits is None:
@@ -282,8 +312,28 @@ def check_glue_files(
             raise FileNotFoundError(
                 f"{path} not found: expected the {spec.name} {split} file {os.path.basename(path)!r} in {data_dir}"
             )
+        if require_examples:
+            _require_examples(path, spec, split)
         paths[split] = path
     return paths
+
+
+def _require_examples(path: str, spec: GlueTaskSpec, split: str) -> None:
+    """Raise :class:`GlueFormatError` when ``path`` holds no example row."""
+    if _first_example_line(path, spec.has_header) is not None:
+        return
+    with open(path, "rb") as handle:
+        lines = sum(1 for _ in handle)
+    what = "the file is empty" if lines == 0 or os.path.getsize(path) == 0 else "the file has no example rows"
+    if spec.has_header and lines:
+        what = "the file holds only a header row, no examples"
+    raise GlueFormatError(
+        path,
+        max(lines, 1),
+        "<rows>",
+        f"{what}; the {spec.name} {split} split needs at least one example row"
+        + (" after the header" if spec.has_header else ""),
+    )
 
 
 @dataclass
@@ -311,6 +361,21 @@ def _decode(path: str, raw: bytes) -> str:
         offset = err.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
         line = raw.count(b"\n", 0, offset) + 1
         raise GlueFormatError(path, line, "<bytes>", f"expected UTF-8 text, invalid byte at offset {offset}") from None
+
+
+def _tsv_rows(text: str) -> Iterator[Tuple[int, List[str]]]:
+    """``(1-based line number, fields)`` of every line of a TSV text without quoting.
+
+    The same rows as ``csv.reader(..., delimiter="\\t", quoting=csv.QUOTE_NONE)`` (lines end at
+    ``\\n``, ``\\r\\n`` or ``\\r``; an empty line gives ``[""]``), without the csv module's field
+    size limit (131,072 characters), so a long field cannot fail with a bare ``_csv.Error``.
+    """
+    for number, line in enumerate(io.StringIO(text, newline=""), 1):
+        if line.endswith("\r\n"):
+            line = line[:-2]
+        elif line.endswith(("\n", "\r")):
+            line = line[:-1]
+        yield number, line.split("\t")
 
 
 def _parse_label(spec: GlueTaskSpec, path: str, line: int, value: str) -> Union[int, float]:
@@ -369,7 +434,8 @@ def read_glue_examples(
         skip_malformed: log and skip malformed rows instead of raising (off by default).
 
     Returns:
-        The examples in file order; blank lines are ignored.
+        The examples in file order; blank lines are ignored. A header-only file gives an empty
+        list here (:func:`load_glue_features` and :func:`check_glue_files` refuse it).
 
     Raises:
         ValueError: unknown task or split.
@@ -377,17 +443,15 @@ def read_glue_examples(
         GlueFormatError: a row does not fit the format (wrong column count, unknown label, bad score).
     """
     spec = get_task_spec(task_name)
-    path = check_glue_files(data_dir, spec.name, [split])[split]
+    path = check_glue_files(data_dir, spec.name, [split], require_examples=False)[split]
     with open(path, "rb") as handle:
         text = _decode(path, handle.read())
 
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE, strict=False)
     header: Optional[List[str]] = None
     layout: Optional[Tuple[List[int], int, int]] = None
     examples: List[GlueExample] = []
     skipped = 0
-    for row in reader:
-        line = reader.line_num
+    for line, row in _tsv_rows(text):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if spec.has_header and header is None:
@@ -483,8 +547,19 @@ def load_glue_features(
     max_seq_length: int,
     max_examples: Optional[int] = None,
 ) -> List[Dict[str, Any]]:
-    """Read a split and tokenize it; ``max_examples`` keeps only the first N examples of the file."""
+    """Read a split and tokenize it; ``max_examples`` keeps only the first N examples of the file.
+
+    Raises:
+        GlueFormatError: besides the format errors of :func:`read_glue_examples`, a file without
+            any example (empty or header only), naming the file: training or evaluating on zero
+            examples fails later with an opaque error (or a partial checkpoint).
+    """
     examples = read_glue_examples(data_dir, task_name, split)
+    if not examples:
+        spec = get_task_spec(task_name)
+        _require_examples(glue_split_path(data_dir, spec.name, split), spec, split)
+        path = glue_split_path(data_dir, spec.name, split)  # only blank-looking rows (e.g. U+3000 spaces)
+        raise GlueFormatError(path, 1, "<rows>", f"the file has no example rows; the {split} split needs at least one")
     if max_examples is not None:
         if max_examples < 1:
             raise ValueError(f"max_examples must be positive, got {max_examples}")

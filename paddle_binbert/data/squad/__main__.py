@@ -8,10 +8,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from .evaluate import squad_evaluate
 from .reader import SquadFormatError, load_squad_json
+
+
+def _load_predictions(path: str) -> Dict[str, Any]:
+    """The ``{question id: answer text}`` object of a predictions file; errors name the file."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise SquadFormatError(f"{path}: expected UTF-8 JSON, invalid byte at byte offset {err.start}") from None
+    try:
+        predictions = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SquadFormatError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+    if not isinstance(predictions, dict):
+        raise SquadFormatError(f"{path}: expected a JSON object {{id: text}}")
+    return predictions
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -25,16 +42,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         dataset = load_squad_json(args.data_file)
-        with open(args.prediction_file, encoding="utf-8") as handle:
-            try:
-                predictions = json.load(handle)
-            except json.JSONDecodeError as err:
-                raise SquadFormatError(
-                    f"{args.prediction_file}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
-                ) from err
-        if not isinstance(predictions, dict):
-            raise SquadFormatError(f"{args.prediction_file}: expected a JSON object {{id: text}}")
-        result = squad_evaluate(dataset, predictions)
+        predictions = _load_predictions(args.prediction_file)
+        result = squad_evaluate(dataset, predictions, source=args.data_file, predictions_source=args.prediction_file)
+    except FileNotFoundError as err:
+        print(f"error: {err.filename or err}: no such file", file=sys.stderr)
+        return 1
     except (OSError, SquadFormatError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

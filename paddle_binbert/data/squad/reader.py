@@ -82,13 +82,22 @@ def load_squad_json(path: PathLike) -> Dict[str, Any]:
         The decoded JSON object.
 
     Raises:
-        SquadFormatError: The file is not valid JSON (the message names the file, line and
-            column) or its top level is not an object with a ``"data"`` list.
+        SquadFormatError: The file is not UTF-8 or not valid JSON (the message names the file,
+            line and column) or its top level is not an object with a ``"data"`` list.
         OSError: The file cannot be read.
     """
     path = Path(path)
-    with path.open("r", encoding="utf-8") as handle:
-        text = handle.read()
+    with path.open("rb") as handle:
+        raw = handle.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        offset = err.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw.count(b"\n", 0, offset) + 1
+        raise SquadFormatError(
+            f"{path}: expected UTF-8 JSON, invalid byte {raw[offset : offset + 1]!r} at line {line} (byte offset "
+            f"{offset}); SQuAD files are UTF-8"
+        ) from None
     try:
         dataset = json.loads(text)
     except json.JSONDecodeError as err:
