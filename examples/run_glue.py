@@ -60,6 +60,7 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         check_glue_files(args.data_dir, args.task_name)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
+    run_setup.check_numbers(parser, args)
     run_setup.check_positive(parser, args)
     if args.max_seq_length < 3:
         parser.error("--max_seq_length must be at least 3")
@@ -67,6 +68,7 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error("--learning_rate must be positive")
     run_setup.check_schedule(parser, args)
     check_length_drop_args(parser, args)
+    run_setup.check_max_seq_length(parser, args, ["model_name_or_path"])
     run_setup.check_output_dir_flag(parser, args)
 
 
@@ -83,30 +85,44 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
     # heavy imports only after validation
     import paddle
-    from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
+    from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     from paddle_binbert.convert import resolve_backbone
-    from paddle_binbert.data.glue import glue_collator, load_glue_features
+    from paddle_binbert.data.glue import glue_collator, glue_split_path, load_glue_features
     from paddle_binbert.data.metrics import main_metric_name
     from paddle_binbert.trainer import BinBertTrainer, glue_compute_metrics, write_results
 
     spec = get_task_spec(args.task_name)
     start = time.time()
-    resume_from = run_setup.prepare_run(args, logger)
     backbone = resolve_backbone(args.model_name_or_path)
     logger.info("backbone %s -> %s", args.model_name_or_path, backbone)
+    try:  # the backbone's position embeddings bound the sequence length (a model name is known only now)
+        run_setup.check_positions(args.max_seq_length, {"backbone": BertConfig.from_pretrained(backbone)})
+    except ValueError as err:
+        parser.error(f"{err} (--model_name_or_path {args.model_name_or_path})")
     tokenizer = BertTokenizer.from_pretrained(backbone)
 
-    train_ds = load_glue_features(
-        args.data_dir, spec.name, "train", tokenizer, args.max_seq_length, args.max_train_examples
-    )
-    dev_sets = {
-        split: load_glue_features(
-            args.data_dir, spec.name, split, tokenizer, args.max_seq_length, args.max_eval_examples
+    # data first: an empty training or dev set stops the run before anything is deleted or trained
+    try:
+        train_ds = load_glue_features(
+            args.data_dir, spec.name, "train", tokenizer, args.max_seq_length, args.max_train_examples
         )
-        for split in spec.dev_splits
-    }
+        run_setup.require_examples(train_ds, glue_split_path(args.data_dir, spec.name, "train"), "train")
+        dev_sets = {}
+        for split in spec.dev_splits:
+            dev_sets[split] = load_glue_features(
+                args.data_dir, spec.name, split, tokenizer, args.max_seq_length, args.max_eval_examples
+            )
+            run_setup.require_examples(dev_sets[split], glue_split_path(args.data_dir, spec.name, split), split)
+    except run_setup.EmptyDatasetError as err:
+        parser.error(str(err))
     logger.info("%s: %d train examples, dev %s", spec.name, len(train_ds), {k: len(v) for k, v in dev_sets.items()})
+    resume_from = run_setup.prepare_run(args, logger)
+    identity = {"script": "run_glue", "task": spec.name, **length_drop_settings(length_drop_config(args))}
+    try:  # a resumed run must be the run it continues
+        run_setup.check_run_identity(args.output_dir, identity, resume_from, logger)
+    except ValueError as err:
+        parser.error(str(err))
 
     # use_cache: the MiniLM config enables BERT's key/value cache, useless for classification
     model_kwargs: Dict[str, Any] = {"num_labels": spec.num_labels, "use_cache": False}

@@ -114,12 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Cheap checks before loading anything heavy; errors exit through ``parser.error``."""
+    run_setup.check_numbers(parser, args)
     run_setup.check_positive(parser, args)
     validate_squad_arguments(parser, args)
     if args.learning_rate <= 0:
         parser.error("--learning_rate must be positive")
     run_setup.check_schedule(parser, args)
     check_length_drop_args(parser, args)
+    run_setup.check_max_seq_length(parser, args, ["model_name_or_path"])
     run_setup.check_output_dir_flag(parser, args)
 
 
@@ -132,7 +134,10 @@ def load_squad_data(parser: argparse.ArgumentParser, args: argparse.Namespace, t
             f"--max_seq_length {args.max_seq_length} exceeds the model's max_position_embeddings {max_positions}"
         )
     try:
-        return load_squad_sets(args, tokenizer)
+        train, dev = load_squad_sets(args, tokenizer)
+        run_setup.require_examples(train, args.train_file, "training")
+        run_setup.require_examples(dev.features, args.predict_file, "dev")
+        return train, dev
     except (SquadFormatError, ValueError, OSError) as err:
         parser.error(str(err))
 
@@ -180,7 +185,6 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     from .trainer import write_results
 
     start = time.time()
-    resume_from = run_setup.prepare_run(args, logger)
     backbone = resolve_backbone(args.model_name_or_path)
     logger.info("backbone %s -> %s", args.model_name_or_path, backbone)
     tokenizer = BertTokenizer.from_pretrained(backbone)
@@ -189,9 +193,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     logger.info(
         "SQuAD: %d training windows; dev %d questions, %d windows", len(train_ds), len(dev.examples), len(dev.features)
     )
+    # only now (the data and the backbone are fine): delete a previous run (--overwrite_output_dir),
+    # find the checkpoint to resume, seed
+    resume_from = run_setup.prepare_run(args, logger)
+    length_drop = length_drop_config(args)
+    try:  # a resumed run must be the run it continues
+        identity = {"script": "run_squad", "task": "squad", **length_drop_settings(length_drop)}
+        run_setup.check_run_identity(args.output_dir, identity, resume_from, logger)
+    except ValueError as err:
+        parser.error(str(err))
 
     training_args = run_setup.training_arguments(args, SQUAD_METRIC)
-    length_drop = length_drop_config(args)
     qa_head = checkpoint_has_qa_head(backbone)
     if qa_head:
         logger.info("%s is a BertForQuestionAnswering checkpoint: its QA head is kept", backbone)

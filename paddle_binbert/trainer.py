@@ -1,15 +1,25 @@
-"""PaddleNLP ``Trainer`` with length-grouped batches, a configurable no-decay rule and GLUE helpers."""
+"""PaddleNLP ``Trainer`` with length-grouped batches, a configurable no-decay rule and GLUE helpers.
+
+Checkpoints (``OUTPUT_DIR/checkpoint-N``) are written atomically: into ``OUTPUT_DIR/.partial-checkpoint-N``
+first, then renamed, so a process killed while saving leaves no half-written ``checkpoint-N``.
+:func:`get_last_checkpoint` skips incomplete checkpoints (of older versions, or damaged by hand), and a
+resumed run accepts an ``OUTPUT_DIR`` that was moved or is spelled differently (relative / absolute)
+from the one the checkpoints recorded.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
+import re
 import shutil
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import paddle
 from paddlenlp.trainer import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
 from paddlenlp.trainer.trainer_utils import IntervalStrategy
-from paddlenlp.trainer.trainer_utils import get_last_checkpoint as _paddlenlp_last_checkpoint
 from paddlenlp.utils.log import logger
 
 from paddle_binbert.data.metrics import compute_glue_metrics
@@ -22,9 +32,13 @@ from paddle_binbert.train.optimizers import OPTIMIZERS, BertAdam
 __all__ = [
     "NO_DECAY_KEYWORDS",
     "BinBertTrainer",
+    "CheckpointPathsCallback",
     "FinalEvaluationCallback",
+    "LOSS_TOTALS_FILE",
+    "PARTIAL_PREFIX",
     "RESULTS_FILE",
     "check_output_dir",
+    "checkpoint_problem",
     "clear_previous_run",
     "get_last_checkpoint",
     "glue_compute_metrics",
@@ -41,6 +55,22 @@ NO_DECAY_KEYWORDS = ("bias", "norm", "quantizer", "clip")
 # Parameter-name fragment of the learnable quantizer parameters (elastic alpha/beta, LSQ step, clip
 # value): they live in ``*_quantizer`` sublayers and get their own learning rate (``clip_lr``).
 QUANTIZER_KEYWORD = "quantizer"
+
+#: checkpoint folders: ``checkpoint-<global step>`` (PaddleNLP's naming)
+CHECKPOINT_PREFIX = "checkpoint-"
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+#: a checkpoint being written is staged in ``.partial-checkpoint-N`` and renamed when complete
+PARTIAL_PREFIX = ".partial-"
+#: in every checkpoint: the sum of the training losses of all steps up to it and how many steps
+#: that sum covers, so that a resumed run reports the mean over all steps (:meth:`BinBertTrainer.log`)
+LOSS_TOTALS_FILE = "loss_totals.json"
+TRAINER_STATE_FILE = "trainer_state.json"
+#: weight files of a checkpoint (one of them must be there) and the other state files checked by
+#: :func:`checkpoint_problem` when present
+WEIGHT_FILES = ("model_state.pdparams", "model_state.pdparams.index.json", "model.safetensors")
+STATE_FILES = ("optimizer.pdopt", "scheduler.pdparams", "rng_state.pth")
+
+_log = logging.getLogger(__name__)
 
 
 def is_no_decay_parameter(name: str, param: Optional[paddle.Tensor] = None) -> bool:
@@ -78,6 +108,43 @@ class FinalEvaluationCallback(TrainerCallback):
         return control
 
 
+def normalise_best_checkpoint(state: Any, output_dir: str) -> None:
+    """Point ``state.best_model_checkpoint`` at its folder in ``output_dir`` as spelled now.
+
+    PaddleNLP stores the best checkpoint as a path (``runs/x/checkpoint-10``) in ``trainer_state.json``
+    and later looks it up in the list of ``output_dir``'s checkpoints by string; a run moved to another
+    folder, or resumed with ``--output_dir`` spelled otherwise (absolute vs relative), would crash
+    (``'runs/x/checkpoint-10' is not in list``) or lose its best model. The recorded folder's name is
+    looked up in ``output_dir``; when it is not there either, the best checkpoint is forgotten (the
+    next evaluated checkpoint becomes the best) with a warning."""
+    best = getattr(state, "best_model_checkpoint", None)
+    if not best:
+        return
+    here = os.path.join(output_dir, os.path.basename(os.path.normpath(best)))
+    if os.path.isdir(here):
+        if os.path.normpath(best) != os.path.normpath(here):
+            _log.info("best checkpoint recorded as %s: using %s (the run's folder as given now)", best, here)
+            state.best_model_checkpoint = here
+        return
+    _log.warning(
+        "the best checkpoint recorded in the run's state, %s, is not in %s: the next evaluated checkpoint "
+        "becomes the best",
+        best,
+        output_dir,
+    )
+    state.best_model_checkpoint = None
+    state.best_metric = None
+
+
+class CheckpointPathsCallback(TrainerCallback):
+    """Apply :func:`normalise_best_checkpoint` to the (resumed) state when training begins."""
+
+    def on_train_begin(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> Any:
+        """Rewrite ``state.best_model_checkpoint`` relative to ``args.output_dir``."""
+        normalise_best_checkpoint(state, args.output_dir)
+        return control
+
+
 class BinBertTrainer(Trainer):
     """``paddlenlp.trainer.Trainer`` for BERT fine-tuning / distillation on CPU or GPU.
 
@@ -91,7 +158,17 @@ class BinBertTrainer(Trainer):
     * learned activation scales are calibrated on random batches before training
       (``calibration_batches``), and ``optimizer_name`` picks AdamW or BertAdam;
     * weight decay skips every parameter for which :meth:`no_decay` is True (biases, LayerNorm,
-      quantizer and clip parameters by default); override :meth:`no_decay` to change the rule.
+      quantizer and clip parameters by default); override :meth:`no_decay` to change the rule;
+    * checkpoints are saved atomically (staged in ``.partial-checkpoint-N``, then renamed) and rotated
+      in single-process runs too; a resumed run skips incomplete checkpoints
+      (:func:`get_last_checkpoint`) and accepts a moved or re-spelled ``output_dir``
+      (:class:`CheckpointPathsCallback`);
+    * ``train_loss`` (the training metrics and ``TrainOutput.training_loss``) is the mean training
+      loss over **all** optimizer steps of the run, those before a resume included (PaddleNLP divides
+      the resumed process's loss sum by every step): every checkpoint stores the loss sum of the steps
+      up to it (``loss_totals.json``). For a checkpoint without that file (older versions) the steps
+      before it count with the losses logged in its ``trainer_state.json`` (steps after its last log
+      are left out of the mean).
 
     Args:
         *args: positional arguments of ``paddlenlp.trainer.Trainer``.
@@ -139,6 +216,11 @@ class BinBertTrainer(Trainer):
         self.eval_logits_only = eval_logits_only
         if evaluate_at_end:
             self.add_callback(FinalEvaluationCallback())
+        self.add_callback(CheckpointPathsCallback())
+        # train_loss over every step of a resumed run (see the class docstring)
+        self._loss_base_sum, self._loss_base_steps, self._start_step = 0.0, 0, 0
+        self._resumed = False
+        self._tr_loss: Any = None
         self.add_callback(LearningCurveCallback(os.path.join(self.args.output_dir, CURVE_FILE)))
         self.group_by_length = group_by_length
         self.mega_batch_mult = mega_batch_mult
@@ -149,11 +231,69 @@ class BinBertTrainer(Trainer):
         accumulators are named ``<structured name>_moment1_0`` (see :func:`stable_parameter_names`)
         however many optimizers the process created before (a chain's earlier stages), and a resumed
         run finds them in the checkpoint."""
-        resuming = bool(kwargs.get("resume_from_checkpoint") or (args and args[0]))
-        if not resuming:
+        if args:
+            kwargs["resume_from_checkpoint"], args = args[0], args[1:]
+        checkpoint = kwargs.get("resume_from_checkpoint")
+        if checkpoint is True:  # PaddleNLP's "the last checkpoint": take the last complete one
+            checkpoint = get_last_checkpoint(self.args.output_dir)
+            if checkpoint is None:
+                raise ValueError(f"no complete checkpoint to resume from in {self.args.output_dir}")
+            kwargs["resume_from_checkpoint"] = checkpoint
+        self._remove_partial_checkpoints()
+        self._start_loss_totals(checkpoint or None)
+        if not checkpoint:
             self.calibrate_quantizers()
         with paddle.utils.unique_name.guard():
-            return super().train(*args, **kwargs)
+            output = super().train(*args, **kwargs)
+        if self._resumed and "train_loss" in (output.metrics or {}):
+            output = output._replace(training_loss=output.metrics["train_loss"])
+        return output
+
+    def _remove_partial_checkpoints(self) -> None:
+        """Delete the staging folders (``.partial-checkpoint-N``) a process killed while saving left."""
+        folder = self.args.output_dir
+        if not self.args.should_save or not os.path.isdir(folder):
+            return
+        for name in os.listdir(folder):
+            if name.startswith(PARTIAL_PREFIX + CHECKPOINT_PREFIX):
+                _log.info("removing %s, a checkpoint whose saving was interrupted", os.path.join(folder, name))
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+    def _start_loss_totals(self, checkpoint: Optional[str]) -> None:
+        """Read the loss sum of the steps before ``checkpoint`` (None: a run from scratch)."""
+        self._loss_base_sum, self._loss_base_steps, self._start_step = 0.0, 0, 0
+        self._resumed = bool(checkpoint)
+        self._tr_loss = None
+        if checkpoint:
+            self._loss_base_sum, self._loss_base_steps, self._start_step = resumed_loss_totals(checkpoint)
+
+    def _maybe_log_save_evaluate(self, tr_loss: Any, *args: Any, **kwargs: Any) -> Any:
+        # keep the running (not yet logged) loss sum: a checkpoint saved here records it in loss_totals.json
+        self._tr_loss = tr_loss
+        return super()._maybe_log_save_evaluate(tr_loss, *args, **kwargs)
+
+    def loss_totals(self) -> Dict[str, Any]:
+        """``{"loss_sum", "steps", "global_step"}``: the training losses of the run summed over its
+        ``steps`` steps whose loss is known (all of them unless it resumed from an older checkpoint)."""
+        pending = 0.0
+        if self._tr_loss is not None:
+            pending = float(self._tr_loss.item())
+        local_steps = max(0, int(self.state.global_step) - self._start_step)
+        return {
+            "loss_sum": self._loss_base_sum + float(getattr(self, "_total_loss_scalar", 0.0)) + pending,
+            "steps": self._loss_base_steps + local_steps,
+            "global_step": int(self.state.global_step),
+        }
+
+    def log(self, logs: Dict[str, float], **kwargs: Any) -> None:
+        """PaddleNLP's ``log``; in a resumed run, ``train_loss`` (end of training) becomes the mean
+        over all steps of the run (see the class docstring)."""
+        if self._resumed and "train_loss" in logs:
+            local_steps = max(0, int(self.state.global_step) - self._start_step)
+            steps = self._loss_base_steps + local_steps
+            if steps > 0:
+                logs["train_loss"] = (self._loss_base_sum + float(self._total_loss_scalar)) / steps
+        super().log(logs, **kwargs)
 
     def calibrate_quantizers(self) -> int:
         """Initialise the model's uninitialised elastic / LSQ quantizers from ``calibration_batches``
@@ -221,11 +361,65 @@ class BinBertTrainer(Trainer):
         return loss, logits, labels
 
     def _save_checkpoint(self, model: Any, metrics: Optional[Dict[str, float]] = None) -> None:
-        super()._save_checkpoint(model, metrics=metrics)
+        """PaddleNLP's checkpoint, written atomically in single-process runs, plus ``loss_totals.json``.
+
+        The checkpoint is saved into ``OUTPUT_DIR/.partial-checkpoint-N/checkpoint-N`` (PaddleNLP
+        saving with ``output_dir`` pointed at the staging folder), its recorded paths are set to the
+        final folder, and it is renamed to ``OUTPUT_DIR/checkpoint-N`` (an incomplete checkpoint of
+        the same step, left by an interrupted run, is replaced). Distributed runs save in place.
+        """
+        run_dir = self.args.output_dir
+        name = f"{CHECKPOINT_PREFIX}{self.state.global_step}"
+        final = os.path.join(run_dir, name)
+        if self.args.world_size > 1 or not self.args.should_save:
+            super()._save_checkpoint(model, metrics=metrics)
+            if self.args.should_save:
+                write_json_atomic(os.path.join(final, LOSS_TOTALS_FILE), self.loss_totals())
+        else:
+            staging = os.path.join(run_dir, PARTIAL_PREFIX + name)
+            shutil.rmtree(staging, ignore_errors=True)
+            os.makedirs(staging)
+            self.args.output_dir = staging
+            try:
+                super()._save_checkpoint(model, metrics=metrics)
+            finally:
+                self.args.output_dir = run_dir
+            staged = os.path.join(staging, name)
+            if self.state.best_model_checkpoint and os.path.normpath(self.state.best_model_checkpoint) == (
+                os.path.normpath(staged)
+            ):
+                self.state.best_model_checkpoint = final
+            self.state.save_to_json(os.path.join(staged, TRAINER_STATE_FILE))
+            write_json_atomic(os.path.join(staged, LOSS_TOTALS_FILE), self.loss_totals())
+            _fsync_tree(staged)
+            if os.path.lexists(final):  # an incomplete checkpoint of this step (an interrupted run's)
+                old = os.path.join(run_dir, PARTIAL_PREFIX + name + ".old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(final, old)
+                os.replace(staged, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(staged, final)
+            _fsync_dir(run_dir)
+            shutil.rmtree(staging, ignore_errors=True)
         # PaddleNLP only rotates checkpoints when local_rank == 0, i.e. never in a plain single-process
         # run (local_rank == -1); apply save_total_limit there too (the best checkpoint is always kept).
         if self.args.local_rank == -1 and self.args.should_save:
             self._rotate_checkpoints(use_mtime=False, output_dir=self.args.output_dir)
+
+    def _sorted_checkpoints(self, output_dir: Optional[str] = None, *args: Any, **kwargs: Any) -> List[str]:
+        """PaddleNLP's order of the checkpoints to rotate (oldest first, the best kept), with the best
+        checkpoint looked up in ``output_dir`` as spelled now (:func:`normalise_best_checkpoint`)."""
+        normalise_best_checkpoint(self.state, output_dir or self.args.output_dir)
+        try:
+            return super()._sorted_checkpoints(output_dir, *args, **kwargs)
+        except ValueError:  # the best checkpoint is not among them: nothing to protect
+            best = self.state.best_model_checkpoint
+            self.state.best_model_checkpoint = None
+            try:
+                return super()._sorted_checkpoints(output_dir, *args, **kwargs)
+            finally:
+                self.state.best_model_checkpoint = best
 
     def parameter_groups(self) -> list:
         """The optimizer's parameter list: one group, or two when ``clip_lr`` is set.
@@ -371,11 +565,120 @@ def glue_compute_metrics(task_name: str) -> Callable[[EvalPrediction], Dict[str,
     return compute_metrics
 
 
-def get_last_checkpoint(output_dir: str) -> Optional[str]:
-    """Path of the newest ``checkpoint-N`` folder in ``output_dir`` (None if there is none or no folder)."""
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: str) -> None:
+    """Flush the files of a staged checkpoint to disk before it is renamed into place."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                with open(os.path.join(root, name), "rb") as handle:
+                    os.fsync(handle.fileno())
+            except OSError:
+                pass
+        _fsync_dir(root)
+
+
+def _pickle_problem(path: str) -> Optional[str]:
+    """Why a ``paddle.save`` file is unusable: empty, or a pickle cut short (no STOP opcode at its end)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return f"{os.path.basename(path)} is empty (0 bytes)"
+    with open(path, "rb") as handle:
+        head = handle.read(1)
+        handle.seek(-1, os.SEEK_END)
+        tail = handle.read(1)
+    if head == b"\x80" and tail != b".":  # a pickle (protocol >= 2) always ends with STOP
+        return f"{os.path.basename(path)} is truncated ({size} bytes, no end of pickle)"
+    return None
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why the checkpoint folder ``path`` cannot be resumed from, or None when it is complete.
+
+    Complete: ``trainer_state.json`` is there and is valid JSON (PaddleNLP writes it after the
+    weights and the optimizer), a weight file is there, and none of the weight / optimizer /
+    scheduler / RNG files is empty or a truncated pickle."""
+    state = os.path.join(path, TRAINER_STATE_FILE)
+    if not os.path.isfile(state):
+        return f"no {TRAINER_STATE_FILE}"
+    try:
+        with open(state, encoding="utf-8") as handle:
+            json.load(handle)
+    except (OSError, ValueError) as err:
+        return f"{TRAINER_STATE_FILE} is unreadable ({err})"
+    weights = [os.path.join(path, n) for n in WEIGHT_FILES if os.path.isfile(os.path.join(path, n))]
+    if not weights:
+        return f"no weight file ({', '.join(WEIGHT_FILES)})"
+    for file in weights + [os.path.join(path, n) for n in STATE_FILES if os.path.isfile(os.path.join(path, n))]:
+        problem = _pickle_problem(file) if not file.endswith(".json") else None
+        if problem:
+            return problem
+    return None
+
+
+def checkpoint_folders(output_dir: str) -> List[Tuple[int, str]]:
+    """``(step, path)`` of the ``checkpoint-N`` folders in ``output_dir``, newest first."""
     if not os.path.isdir(output_dir):
-        return None
-    return _paddlenlp_last_checkpoint(output_dir)
+        return []
+    found = []
+    for name in os.listdir(output_dir):
+        match = _CHECKPOINT_RE.match(name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            found.append((int(match.group(1)), os.path.join(output_dir, name)))
+    return sorted(found, reverse=True)
+
+
+def get_last_checkpoint(output_dir: str) -> Optional[str]:
+    """Path of the newest complete ``checkpoint-N`` folder in ``output_dir`` (None if there is none or
+    no folder). Incomplete ones (:func:`checkpoint_problem`: a process killed while saving) are
+    skipped with a warning naming the folder and what is wrong with it."""
+    for _, path in checkpoint_folders(output_dir):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        _log.warning("skipping incomplete checkpoint %s: %s", path, problem)
+    return None
+
+
+def resumed_loss_totals(checkpoint: str) -> Tuple[float, int, int]:
+    """``(loss sum, steps it covers, global step)`` of the training before ``checkpoint``.
+
+    From its ``loss_totals.json``; for a checkpoint without one, from the training losses logged in
+    its ``trainer_state.json`` (each the mean over its logging window), covering the steps up to the
+    last log."""
+    state: Dict[str, Any] = {}
+    try:
+        with open(os.path.join(checkpoint, TRAINER_STATE_FILE), encoding="utf-8") as handle:
+            state = json.load(handle)
+    except (OSError, ValueError):
+        pass
+    global_step = int(state.get("global_step") or 0)
+    try:
+        with open(os.path.join(checkpoint, LOSS_TOTALS_FILE), encoding="utf-8") as handle:
+            totals = json.load(handle)
+        if int(totals["global_step"]) == global_step and math.isfinite(float(totals["loss_sum"])):
+            return float(totals["loss_sum"]), int(totals["steps"]), global_step
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    loss_sum, previous = 0.0, 0
+    for entry in state.get("log_history") or []:
+        step = entry.get("step")
+        if "loss" in entry and isinstance(step, int) and previous < step <= global_step:
+            loss_sum += float(entry["loss"]) * (step - previous)
+            previous = step
+    return loss_sum, previous, global_step
 
 
 RESULTS_FILE = "results.json"
@@ -389,7 +692,9 @@ def previous_run_files(output_dir: str) -> List[str]:
     found = sorted(
         d
         for d in os.listdir(output_dir)
-        if d.startswith("checkpoint-") or (d.startswith("stage") and os.path.isdir(os.path.join(output_dir, d)))
+        if d.startswith(CHECKPOINT_PREFIX)
+        or (d.startswith("stage") and os.path.isdir(os.path.join(output_dir, d)))
+        or d.startswith(PARTIAL_PREFIX + CHECKPOINT_PREFIX)
     )
     for name in (RESULTS_FILE, "chain.json", CURVE_FILE):
         if os.path.isfile(os.path.join(output_dir, name)):

@@ -258,14 +258,27 @@ def chain_plan(stages: List[ChainStage], args: argparse.Namespace) -> Dict[str, 
     return plan
 
 
+#: chain-plan entries holding paths: equal when they name the same file (relative vs absolute spelling)
+_PATH_KEYS = ("teacher_path", "student_model_name_or_path")
+
+
+def _same_plan_value(key: str, recorded: Any, now: Any) -> bool:
+    if recorded == now:
+        return True
+    if key in _PATH_KEYS and isinstance(recorded, str) and isinstance(now, str):
+        return os.path.realpath(recorded) == os.path.realpath(now)
+    return False
+
+
 def check_chain_dir(output_dir: str, plan: Dict[str, Any]) -> None:
-    """Refuse to resume a chain folder that was started with a different chain (naming what differs)."""
+    """Refuse to resume a chain folder that was started with a different chain (naming what differs);
+    the teacher and student paths count as the same when they name the same file, however spelled."""
     path = os.path.join(output_dir, CHAIN_FILE)
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as fh:
             previous = json.load(fh)
-        if previous != plan:
-            differ = sorted(k for k in set(previous) | set(plan) if previous.get(k) != plan.get(k))
+        differ = sorted(k for k in set(previous) | set(plan) if not _same_plan_value(k, previous.get(k), plan.get(k)))
+        if differ:
             was = {k: previous.get(k) for k in differ}
             raise ValueError(
                 f"{path} records a different chain (differs in {differ}; recorded {was}); pass "

@@ -42,6 +42,7 @@ from ..squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, is_squad_task, s
 from .losses import DistillLossConfig
 from .task_distill import (
     LENGTH_DROP_NOTE,
+    MODEL_PATH_FLAGS,
     _tokenizer_dir,
     apply_training_defaults,
     check_distill_chain,
@@ -53,6 +54,7 @@ from .task_distill import (
     parse_with_config,
     resolve_recipe,
     run_distill_chain,
+    run_identity,
     stored_size_mib,
 )
 from .task_distill import build_parser as build_glue_parser
@@ -205,6 +207,7 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     validate_squad_arguments(parser, args)
     # multi-stage runs, as in task_distill.py: --distill_chain, and --method binarybert = its pipeline
     check_distill_chain(parser, args)
+    run_setup.check_max_seq_length(parser, args, MODEL_PATH_FLAGS)
     run_setup.check_output_dir_flag(parser, args)
 
 
@@ -288,16 +291,21 @@ def run(
 
     start = time.time()
     method, quant_config, loss_config = resolve_recipe(args, quant_config, loss_config, student)
-    resume_from = run_setup.prepare_run(args, logger)
     tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
+    # data first: a bad or empty file stops the run before anything is deleted or trained
     try:
         train_ds, dev = load_squad_sets(args, tokenizer)
     except SquadFormatError as err:
         raise SquadFormatError(f"bad SQuAD file: {err}") from err
+    run_setup.require_examples(train_ds, args.train_file, "training")
+    run_setup.require_examples(dev.features, args.predict_file, "dev")
     logger.info(
         "SQuAD: %d training windows; dev %d questions, %d windows", len(train_ds), len(dev.examples), len(dev.features)
     )
+    resume_from = run_setup.prepare_run(args, logger)
     teacher, student = load_qa_models(args, quant_config, student)
+    identity = run_identity(args, "squad_distill", method, student, loss_config)
+    run_setup.check_run_identity(args.output_dir, identity, resume_from, logger)
 
     trainer = make_distill_trainer(
         SquadDistillationTrainer,

@@ -282,7 +282,12 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     apply_training_defaults(args, spec.name)
     check_distill_training(parser, args)
     check_distill_chain(parser, args)
+    run_setup.check_max_seq_length(parser, args, MODEL_PATH_FLAGS)
     run_setup.check_output_dir_flag(parser, args)
+
+
+#: the flags naming the models a distillation reads (their config.json bounds --max_seq_length)
+MODEL_PATH_FLAGS = ("teacher_path", "student_model_name_or_path", "model_config")
 
 
 def check_distill_models(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -308,9 +313,11 @@ def check_distill_models(parser: argparse.ArgumentParser, args: argparse.Namespa
 
 
 def check_distill_training(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The training flags: the :mod:`paddle_binbert.run_setup` checks, ``--learning_rate --clip_lr
+    """The training flags: the :mod:`paddle_binbert.run_setup` checks (every numeric flag finite and
+    in its range, :func:`~paddle_binbert.run_setup.check_numbers`), ``--learning_rate --clip_lr
     --temperature`` positive and the LengthDrop flags (``parser.error`` on a problem). Shared by
     ``task_distill.py`` and ``squad_distill.py``."""
+    run_setup.check_numbers(parser, args)
     run_setup.check_positive(parser, args)
     if args.learning_rate <= 0 or args.temperature <= 0 or args.clip_lr <= 0:
         parser.error("--learning_rate, --clip_lr and --temperature must be positive")
@@ -438,7 +445,43 @@ def loss_config_for(args: argparse.Namespace, method_name: str) -> DistillLossCo
     )
     if args.loss_overrides:
         loss_config = loss_config.with_overrides(**args.loss_overrides)
+        check_loss_numbers(loss_config, f"--config {args.config} loss:")
     return loss_config
+
+
+def check_loss_numbers(loss_config: DistillLossConfig, source: str) -> None:
+    """ValueError naming the field when a loss weight is negative or not finite, or the temperature
+    or learning-rate multiplier is not a positive finite number (``source`` names where they came from)."""
+    import dataclasses
+    import math
+
+    for field in dataclasses.fields(loss_config):
+        value = getattr(loss_config, field.name)
+        positive = field.name in ("temperature", "lr_multiplier")
+        valid = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not valid or (value <= 0 if positive else value < 0):
+            need = "a positive finite number" if positive else "a finite number >= 0"
+            raise ValueError(f"{source} {field.name} must be {need}, got {value!r}")
+
+
+def run_identity(args: argparse.Namespace, script: str, method: Any, student: Any, loss: DistillLossConfig):
+    """What defines a distillation run in ``--output_dir`` (compared when it is resumed,
+    :func:`~paddle_binbert.run_setup.check_run_identity`): the task, the method, the student's
+    quantization, the loss, the optimizer and the LengthDrop settings."""
+    import dataclasses
+
+    from ..models import quant_config_of
+
+    quant = quant_config_of(student)
+    return {
+        "script": script,
+        "task": args.task_name,
+        "method": method.name,
+        "quantization": None if quant is None else quant.to_dict(),
+        "loss": dataclasses.asdict(loss),
+        "optimizer": args.optimizer,
+        **length_drop_settings(length_drop_config(args)),
+    }
 
 
 def resolve_recipe(
@@ -517,7 +560,7 @@ def run(
     from paddlenlp.transformers import BertTokenizer
 
     from ..accounting import flops_g, size_mib
-    from ..data.glue import glue_collator, load_glue_features
+    from ..data.glue import glue_collator, glue_split_path, load_glue_features
     from ..data.metrics import main_metric_name
     from ..models import quant_config_of
     from ..trainer import glue_compute_metrics, write_results
@@ -526,15 +569,22 @@ def run(
     start = time.time()
     spec = get_task_spec(args.task_name)
     method, quant_config, loss_config = resolve_recipe(args, quant_config, loss_config, student)
-    resume_from = run_setup.prepare_run(args, logger)
     tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
-    teacher, student = load_models(args, quant_config, student)
+    # data first: an empty training or dev set stops the run before anything is deleted or trained
+    train_split, dev_split = train_split_name(args), spec.dev_splits[0]
     train_ds = load_glue_features(
-        args.data_dir, spec.name, train_split_name(args), tokenizer, args.max_seq_length, args.max_train_examples
+        args.data_dir, spec.name, train_split, tokenizer, args.max_seq_length, args.max_train_examples
     )
+    run_setup.require_examples(train_ds, glue_split_path(args.data_dir, spec.name, train_split), train_split)
     dev_ds = load_glue_features(
-        args.data_dir, spec.name, spec.dev_splits[0], tokenizer, args.max_seq_length, args.max_eval_examples
+        args.data_dir, spec.name, dev_split, tokenizer, args.max_seq_length, args.max_eval_examples
     )
+    run_setup.require_examples(dev_ds, glue_split_path(args.data_dir, spec.name, dev_split), dev_split)
+    resume_from = run_setup.prepare_run(args, logger)
+    teacher, student = load_models(args, quant_config, student)
+    run_setup.check_positions(args.max_seq_length, {"teacher": teacher, "student": student})
+    identity = run_identity(args, "task_distill", method, student, loss_config)
+    run_setup.check_run_identity(args.output_dir, identity, resume_from, logger)
     metric = main_metric_name(spec.name)
     trainer = make_distill_trainer(
         DistillationTrainer,
