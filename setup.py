@@ -1,6 +1,18 @@
-"""Install paddle_binbert: `pip install -r requirements.txt && pip install -e .`."""
+"""Install paddle_binbert.
+
+Full stack (training, distillation, Taskflow, the Paddle engine): ``pip install -r requirements.txt``
+then ``pip install --no-deps -e .`` (pinned versions), or ``pip install -e .[paddle]`` (names only).
+
+Runtime only (run packed 1-bit models with ``paddle_binbert.runtime``; no Paddle, no PaddleNLP):
+``pip install -e .[runtime]`` or ``pip install -r requirements-runtime.txt`` (pinned).
+"""
 
 from setuptools import find_packages, setup
+
+# What paddle_binbert.runtime needs: the base install. Versions are pinned in requirements*.txt (the
+# stack known to work together on CPU); here only the names, so a GPU user can bring paddlepaddle-gpu.
+RUNTIME = ["numpy", "safetensors", "tokenizers"]
+PADDLE = ["paddlenlp", "scipy", "scikit-learn", "pyyaml", "tqdm"]
 
 setup(
     name="paddle_binbert",
@@ -9,10 +21,16 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["paddle_binbert", "paddle_binbert.*"]),
-    package_data={"paddle_binbert": ["configs/*/*.yaml", "engine/csrc/*.cc"]},
+    package_data={
+        "paddle_binbert": [
+            "configs/*/*.yaml",
+            "engine/csrc/*.cc",
+            "engine/csrc/*.h",
+            "runtime/csrc/*.cc",
+        ]
+    },
     python_requires=">=3.9",
-    # Versions are pinned in requirements.txt (the stack known to work together on CPU);
-    # here only the names, so a GPU user can bring paddlepaddle-gpu instead.
-    install_requires=["paddlenlp", "numpy", "scipy", "scikit-learn", "pyyaml", "safetensors", "tqdm"],
+    install_requires=RUNTIME,
+    extras_require={"runtime": [], "paddle": PADDLE, "all": PADDLE},
     entry_points={"console_scripts": ["paddle-binbert=paddle_binbert.cli:main"]},
 )

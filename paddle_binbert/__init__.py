@@ -3,14 +3,35 @@
 Public entry points::
 
     from paddle_binbert import QuantConfig, quantize_model, load_model, get_quantizer, Taskflow
+
+Packed 1-bit models also run without Paddle (numpy, safetensors and tokenizers only)::
+
+    from paddle_binbert import runtime
+    logits = runtime.load("sst2_bibert_packed")(input_ids, token_type_ids, attention_mask)
+
+The names above are imported lazily, on first access (PEP 562): ``import paddle_binbert`` and
+``import paddle_binbert.runtime`` do not import Paddle or PaddleNLP; ``from paddle_binbert import
+Taskflow`` (or any other Paddle-based name) does.
 """
 
-from .checkpoints import load_checkpoint
-from .models import load_model, quantize_model
-from .quant import QuantConfig, available_presets, available_quantizers, get_quantizer
-from .taskflow import Taskflow
+from __future__ import annotations
+
+import importlib
+from typing import Any, List
 
 __version__ = "0.1.0"
+
+#: public name -> submodule that defines it
+_EXPORTS = {
+    "QuantConfig": "quant",
+    "available_presets": "quant",
+    "available_quantizers": "quant",
+    "get_quantizer": "quant",
+    "quantize_model": "models",
+    "load_model": "models",
+    "load_checkpoint": "checkpoints",
+    "Taskflow": "taskflow",
+}
 
 __all__ = [
     "QuantConfig",
@@ -23,3 +44,17 @@ __all__ = [
     "available_quantizers",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule defining ``name`` on first access (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -54,7 +54,9 @@ __all__ = [
 
 EXTENSION_NAME = "paddle_binbert_engine"
 CSRC = Path(__file__).resolve().parent / "csrc"
-SOURCES = ("binbert_kernels.cc", "binbert_ops.cc")
+SOURCES = ("binbert_kernels.cc", "binbert_forward.cc", "binbert_ops.cc")
+# included by the sources: part of the build key, not compiled on their own
+HEADERS = ("binbert_kernels.h", "binbert_forward.h")
 # No -ffast-math and no FMA contraction: float expressions must be evaluated exactly as written so
 # that quantizer decisions (signs, 1[u >= 1/2], bool(S)) match the simulated Paddle model.
 # Threads come from the kernels' own pool (std::thread), not OpenMP: see binbert_kernels.cc.
@@ -89,7 +91,7 @@ def _build_key() -> str:
     import paddle
 
     digest = hashlib.sha256()
-    for name in SOURCES:
+    for name in SOURCES + HEADERS:
         digest.update(name.encode())
         digest.update((CSRC / name).read_bytes())
     digest.update(" ".join(CXX_FLAGS + LD_FLAGS).encode())
@@ -384,14 +386,16 @@ def cpu_info() -> Dict[str, Union[int, str]]:
     return dict(_INFO)
 
 
-def resolve_isa(isa: Union[None, int, str] = None) -> int:
+def resolve_isa(isa: Union[None, int, str] = None, best: Optional[int] = None) -> int:
     """ISA code to run: ``isa`` (name or code), else ``$PADDLE_BINBERT_ISA``, else the best supported.
 
-    Raises ``ValueError`` for an unknown name and ``RuntimeError`` when the CPU lacks the ISA.
+    ``best``: the best ISA code of this CPU (default: asked from the operators, :func:`cpu_info`;
+    :mod:`paddle_binbert.runtime` passes its own library's answer). Raises ``ValueError`` for an
+    unknown name and ``RuntimeError`` when the CPU lacks the ISA.
     """
     if isa is None:
         isa = os.environ.get(ISA_ENV) or None
-    best = int(cpu_info()["best_isa"])
+    best = int(cpu_info()["best_isa"]) if best is None else int(best)
     if isa is None or isa == "auto":
         return best
     if isinstance(isa, str):

@@ -37,6 +37,19 @@ import numpy as np
 
 from ..export.pack import PackedModel, load_packed
 from . import ops as _ops
+from .layout import (  # noqa: F401 - re-exported: the layout constants used to live here
+    ACT_CODES,
+    ATTENTION_CODES,
+    ATTN_OFF,
+    EMB_TENSORS,
+    LAYER_TENSORS,
+    NORM_OFF,
+    PANEL,
+    build_config,
+    build_weight_list,
+    check_length_config,
+    weight_panels,
+)
 from .ops import ISA_NAMES, EngineUnavailableError, resolve_isa, resolve_threads
 
 __all__ = [
@@ -56,11 +69,6 @@ BACKENDS = ("auto", "native", "simulated")
 BACKEND_ENV = "PADDLE_BINBERT_ENGINE"
 _WARNED: set = set()  # fallback reasons already logged by this process
 
-PANEL = 48  # weight rows per panel (binbert_kernels.cc kPanel)
-# icfg / tensor layout of binbert_bert_forward (binbert_ops.cc)
-EMB_TENSORS, LAYER_TENSORS, ATTN_OFF, NORM_OFF = 6, 42, 30, 38
-ATTENTION_CODES = {"bool": 0, "softmax_elastic": 1, "ones": 2}
-ACT_CODES = {"relu": 1, "gelu": 2}
 PROFILE_STAGES = (
     "embeddings + LayerNorm",
     "activation packing",
@@ -75,20 +83,6 @@ PROFILE_STAGES = (
 )
 
 _GELU_THRESHOLD: Optional[float] = None
-
-
-def weight_panels(bits: np.ndarray) -> np.ndarray:
-    """File layout ``[N, KW]`` uint64 -> kernel layout ``[ceil(N/48), KW, 48]`` (int64 view).
-
-    Panel ``p`` holds rows ``48p .. 48p+47`` (zero rows past ``N``), word-major, so that one step
-    of the GEMM loads 48 rows' word ``k`` as 6 contiguous zmm registers.
-    """
-    bits = np.asarray(bits, dtype=np.uint64)
-    n, kw = bits.shape
-    panels = (n + PANEL - 1) // PANEL
-    out = np.zeros((panels * PANEL, kw), dtype=np.uint64)
-    out[:n] = bits
-    return np.ascontiguousarray(out.reshape(panels, PANEL, kw).transpose(0, 2, 1)).view(np.int64)
 
 
 def gelu_sign_threshold() -> float:
@@ -201,8 +195,6 @@ class PackedRunnerBase:
         """
         if length_config is None:
             return None
-        from ..length_adaptive.drop_restore import check_length_config
-
         config = check_length_config(length_config, int(self.meta["num_layers"]))
         if self.meta["attention"] == "ones":
             raise ValueError(
@@ -343,102 +335,12 @@ class PackedBertEngine(PackedRunnerBase):
 
     # ------------------------------------------------------------------ internals
     def _build_config(self) -> Tuple[List[int], List[float]]:
-        m = self.meta
-        attention = ATTENTION_CODES[m["attention"]]
-        qkv_mode = {"bool": 0, "ones": 1, "softmax_elastic": 2}[m["attention"]]
-        icfg = [
-            int(m["num_layers"]),
-            int(m["hidden_size"]),
-            int(m["num_heads"]),
-            int(m["intermediate_size"]),
-            0 if m["task"] == "classification" else 1,
-            int(m["num_labels"]),
-            attention,
-            qkv_mode,
-            ACT_CODES[m["hidden_act"]],
-            1 if m["ffn2_input"] == "unsigned" else 0,
-            1 if m["activation"] == "elastic" else 0,
-            int(self.isa),
-            int(self.num_threads),
-            1,
-            1 if self.profiling else 0,
-        ]
-        eps = m["layer_norm_eps"]
-        thr = gelu_sign_threshold() if m["hidden_act"] == "gelu" else float("-inf")
-        return icfg, [float(eps["embeddings"]), float(eps["encoder"]), thr]
+        thr = gelu_sign_threshold() if self.meta["hidden_act"] == "gelu" else float("-inf")
+        return build_config(self.meta, self.isa, self.num_threads, self.profiling, thr)
 
     def _build_weight_list(self) -> List[np.ndarray]:
-        """The tensor list of ``binbert_bert_forward`` (layout documented in binbert_ops.cc)."""
-        m, t = self.meta, self.packed.tensors
-        h, heads = int(m["hidden_size"]), int(m["num_heads"])
-        elastic = m["activation"] == "elastic"
-        one = np.ones([1], dtype=np.float32)
-        dummy = np.zeros([1], dtype=np.float32)
-        dummy_bits = np.zeros([1], dtype=np.int64)
-
-        def linear(name: str) -> List[np.ndarray]:
-            return [
-                weight_panels(t[f"{name}.bits"]),
-                t[f"{name}.alpha"],
-                t[f"{name}.bias"],
-                t[f"{name}.input_beta"] if elastic else dummy,
-                t[f"{name}.input_alpha"] if elastic else one,
-            ]
-
-        def fused(names: Sequence[str]) -> List[np.ndarray]:
-            return [
-                weight_panels(np.concatenate([t[f"{n}.bits"] for n in names], axis=0)),
-                np.concatenate([t[f"{n}.alpha"] for n in names]),
-                np.concatenate([t[f"{n}.bias"] for n in names]),
-                dummy,
-                one,
-            ]
-
-        unused = [dummy_bits, dummy, dummy, dummy, one]
-        emb = "bert.embeddings"
-        out: List[np.ndarray] = [
-            t[f"{emb}.word_embeddings.bits"].view(np.int64),
-            t[f"{emb}.word_embeddings.alpha"],
-            t[f"{emb}.position_embeddings.weight"],
-            t[f"{emb}.token_type_embeddings.weight"],
-            t[f"{emb}.layer_norm.weight"],
-            t[f"{emb}.layer_norm.bias"],
-        ]
-        scale = np.float32(float(h // heads) ** -0.5)
-        for i in range(int(m["num_layers"])):
-            pre = f"bert.encoder.layers.{i}"
-            qkv = [f"{pre}.self_attn.{p}_proj" for p in ("q", "k", "v")]
-            if m["attention"] == "bool":
-                block = fused(qkv) + unused + unused
-            elif m["attention"] == "ones":
-                block = unused + unused + linear(qkv[2])
-            else:
-                block = linear(qkv[0]) + linear(qkv[1]) + linear(qkv[2])
-            block += linear(f"{pre}.self_attn.out_proj") + linear(f"{pre}.linear1") + linear(f"{pre}.linear2")
-            if m["attention"] == "softmax_elastic":
-                q = {n: t[f"{pre}.self_attn.{n}_quantizer.alpha"][0] for n in ("query", "key", "value", "prob")}
-                cqk = np.float32(np.float32(q["query"] * scale) * q["key"])  # fl(fl(aq / sqrt d) * ak)
-                cpv = np.float32(q["prob"] * q["value"])  # fl(ap * av)
-                attn = [
-                    np.array([cqk], np.float32),
-                    np.array([cpv], np.float32),
-                    t[f"{pre}.self_attn.prob_quantizer.alpha"],
-                    t[f"{pre}.self_attn.prob_quantizer.beta"],
-                    t[f"{pre}.self_attn.query_quantizer.beta"],
-                    t[f"{pre}.self_attn.key_quantizer.beta"],
-                    t[f"{pre}.self_attn.value_quantizer.beta"],
-                    dummy,
-                ]
-            else:
-                attn = [np.array([scale], np.float32), one, one, dummy, dummy, dummy, dummy, dummy]
-            block += attn
-            block += [t[f"{pre}.{n}.{p}"] for n in ("norm1", "norm2") for p in ("weight", "bias")]
-            assert len(block) == LAYER_TENSORS
-            out += block
-        out += linear("bert.pooler.dense") if m["task"] == "classification" else unused
-        out += [t["classifier.weight"], t["classifier.bias"]]
-        # float16 FP islands (pack_model(fp_dtype="float16")) run in float32
-        return [np.ascontiguousarray(a.astype(np.float32) if a.dtype == np.float16 else a) for a in out]
+        """The tensor list of ``binbert_bert_forward`` (layout documented in binbert_forward.h)."""
+        return build_weight_list(self.meta, self.packed.tensors)
 
     def __repr__(self) -> str:
         m = self.meta

@@ -48,6 +48,7 @@ import paddle.nn.functional as F
 from paddle.nn.layer.transformer import _convert_attention_mask
 from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification, BertModel
 
+from ..engine.layout import check_length_config  # noqa: F401 - Paddle-free, shared with the engine and runtime
 from ..models.attention import QuantMultiHeadAttention
 from ..models.quantize import get_bert
 
@@ -90,23 +91,6 @@ class LengthAdaptiveOutput:
     pooled_output: Optional[paddle.Tensor] = None
     kept_positions: List[paddle.Tensor] = field(default_factory=list)
     lengths: List[int] = field(default_factory=list)
-
-
-def check_length_config(length_config: Optional[Sequence[int]], num_layers: int) -> Optional[Tuple[int, ...]]:
-    """Validate a length configuration: ``num_layers`` positive ints, non-increasing (``l_i >= l_{i+1}``).
-
-    Returns it as a tuple (None stays None: every layer keeps every token).
-    """
-    if length_config is None:
-        return None
-    config = tuple(int(v) for v in length_config)
-    if len(config) != num_layers:
-        raise ValueError(f"length configuration {config} has {len(config)} entries; the model has {num_layers} layers")
-    if any(v < 1 for v in config):
-        raise ValueError(f"length configuration {config}: every budget must be at least 1 ([CLS])")
-    if any(a < b for a, b in zip(config, config[1:])):
-        raise ValueError(f"length configuration {config} must be non-increasing")
-    return config
 
 
 def extended_attention_mask(

@@ -23,6 +23,8 @@
 // the order of float additions are those of the formulas below, so the quantizer decisions agree
 // with the simulated (fake-quant) Paddle model.
 
+#include "binbert_kernels.h"
+
 #include <immintrin.h>
 #include <sched.h>
 

@@ -1,0 +1,1 @@
+"""Tests of paddle_binbert.runtime: packed models without Paddle (ctypes library, tokenizer, Predictor)."""
