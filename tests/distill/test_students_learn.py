@@ -15,11 +15,13 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 import pytest
-from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
 
 from paddle_binbert import QuantConfig, quantize_model
 from paddle_binbert.data.glue import glue_collator, load_glue_features
 from paddle_binbert.distill.task_distill import main
+
+from ..tiny import tiny_bert_config
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")
 CLASS_WORDS = ("bad", "good")
@@ -61,16 +63,10 @@ def task(tmp_path_factory):
     data = str(root / "data")
     _write_task(data)
     tok = BertTokenizer(os.path.join(FIXTURES, "vocab.txt"))
-    config = BertConfig(
-        vocab_size=len(tok.vocab),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=64,
-        num_labels=2,
-        use_cache=False,
+    config = tiny_bert_config(
+        vocab_size=len(tok.vocab), hidden_size=64, intermediate_size=128, max_position_embeddings=64, num_labels=2
     )
+    config.use_cache = False
     paddle.seed(0)
     teacher = BertForSequenceClassification(config)
     train = load_glue_features(data, "SST-2", "train", tok, 32)
