@@ -26,6 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+from .io_utils import sha256_file
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -142,14 +144,6 @@ def _verify_loaded(model: Any, converted_file: Path) -> None:
         raise RuntimeError("conversion incomplete:\n  " + "\n  ".join(problems[:20]))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_complete_output(folder: Path) -> bool:
     return all((folder / name).is_file() for name in (HF_CONFIG, PADDLE_WEIGHTS, HF_VOCAB, HF_TOKENIZER_CONFIG))
 
@@ -210,7 +204,7 @@ def convert_hf_bert(src_dir: PathLike, out_dir: PathLike, overwrite: bool = Fals
             tokenizer.save_pretrained(str(staging))
             info = {
                 "source": str(src),
-                "source_sha256": _sha256(src / HF_WEIGHTS),
+                "source_sha256": sha256_file(src / HF_WEIGHTS),
                 "converter": "paddle_binbert.convert",
             }
             with open(staging / CONVERSION_INFO, "w", encoding="utf-8") as handle:

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from typing import Any, Union
 
-__all__ = ["write_json_atomic", "write_text_atomic"]
+__all__ = ["sha256_file", "write_json_atomic", "write_text_atomic"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -35,3 +36,12 @@ def write_text_atomic(path: PathLike, text: str) -> str:
 def write_json_atomic(path: PathLike, obj: Any, indent: int = 2) -> str:
     """``obj`` as JSON (UTF-8, ``default=str`` for paths and numpy scalars), written atomically; returns the path."""
     return write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=indent, default=str) + "\n")
+
+
+def sha256_file(path: PathLike) -> str:
+    """Hex SHA-256 of the file ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

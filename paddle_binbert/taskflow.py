@@ -44,15 +44,14 @@ import argparse
 import io
 import json
 import logging
-import math
-import numbers
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .checkpoints import PACKED_KEY, is_packed_dir, load_checkpoint
+from .taskflow_format import TaskPipeline, cap_max_length, check_options, check_sizes, read_id2label
 
 logger = logging.getLogger(__name__)
 
@@ -62,45 +61,6 @@ __all__ = ["TASKS", "Taskflow", "main"]
 TASKS = {"text_classification": "sequence_classification", "question_answering": "question_answering"}
 
 _COMMON_OPTIONS = ("params_path", "config", "length_config")
-_TASK_OPTIONS = {
-    "text_classification": ("top_k", "id2label"),
-    "question_answering": ("doc_stride", "max_query_length", "n_best_size", "max_answer_length"),
-}
-
-TextItem = Union[str, Tuple[str, str], List[str]]
-
-#: integer options and their smallest accepted value
-_INT_OPTIONS = {
-    "batch_size": 1,
-    "max_length": 4,
-    "top_k": 1,
-    "doc_stride": 1,
-    "max_query_length": 1,
-    "n_best_size": 1,
-    "max_answer_length": 1,
-}
-
-
-def _int_option(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int >= ``minimum``; a ValueError naming the option otherwise (NaN, inf, 2.5,
-    strings, booleans, values below ``minimum``). Integral floats such as ``128.0`` are accepted."""
-    expected = f"{name} must be an integer >= {minimum}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{expected}, got {value!r} ({type(value).__name__})")
-    if not isinstance(value, numbers.Integral):
-        number = float(value)
-        if not math.isfinite(number) or not number.is_integer():
-            raise ValueError(f"{expected}, got {value!r}")
-    number = int(value)
-    if number < minimum:
-        raise ValueError(f"{expected}, got {value!r}")
-    return number
-
-
-def _softmax(row: np.ndarray) -> np.ndarray:
-    row = row.astype("float64")
-    exp = np.exp(row - row.max())
-    return exp / exp.sum()
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -120,7 +80,7 @@ def _load_packed(path: str) -> Any:
     return engine_load(path)
 
 
-class Taskflow:
+class Taskflow(TaskPipeline):
     """PaddleNLP-style inference pipeline for ``text_classification`` and ``question_answering``.
 
     Args:
@@ -157,17 +117,10 @@ class Taskflow:
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
-        allowed = _COMMON_OPTIONS + _TASK_OPTIONS[task]
-        unknown = sorted(set(kwargs) - set(allowed))
-        if unknown:
-            raise TypeError(f"Taskflow({task!r}) got unknown option(s) {unknown}; valid options: {list(allowed)}")
+        kwargs = check_options(f"Taskflow({task!r})", task, kwargs, extra=_COMMON_OPTIONS)
         if task_path is None:
             raise ValueError("Taskflow needs task_path= (a checkpoint folder with the tokenizer files)")
-        batch_size = _int_option("batch_size", batch_size, _INT_OPTIONS["batch_size"])
-        max_length = _int_option("max_length", max_length, _INT_OPTIONS["max_length"])
-        for name in _TASK_OPTIONS[task]:
-            if name in _INT_OPTIONS and kwargs.get(name) is not None:
-                kwargs[name] = _int_option(name, kwargs[name], _INT_OPTIONS[name])
+        batch_size, max_length = check_sizes(batch_size, max_length)
         self.task = task
         self.task_path = os.fspath(task_path)
         self.batch_size = batch_size
@@ -180,22 +133,12 @@ class Taskflow:
         self.model, self.config = self._load_model()
         self.length_config = self._length_config(kwargs.get("length_config"))
         self.tokenizer = self._load_tokenizer()
-        max_positions = getattr(self.config, "max_position_embeddings", None)
-        if max_positions and max_length > max_positions:
-            logger.warning(
-                "max_length=%d exceeds the model's %d positions; using %d", max_length, max_positions, max_positions
-            )
-            max_length = int(max_positions)
-        self.max_length = int(max_length)
+        self.max_length = cap_max_length(max_length, getattr(self.config, "max_position_embeddings", None), logger)
         if task == "text_classification":
             self.num_labels = int(getattr(self.config, "num_labels", 2))
-            self.id2label = self._id2label()
-            self.top_k = kwargs.get("top_k") or 1
-        else:
-            self.max_query_length = kwargs.get("max_query_length") or min(64, self.max_length // 2)
-            self.doc_stride = kwargs.get("doc_stride") or max(1, self.max_length // 3)
-            self.n_best_size = kwargs.get("n_best_size") or 20
-            self.max_answer_length = kwargs.get("max_answer_length") or 30
+            fallback = getattr(self.config, "id2label", None)
+            self.id2label = read_id2label(kwargs.get("id2label"), self.task_path, fallback, self.num_labels)
+        self._set_task_options(kwargs)
 
     # ------------------------------------------------------------------------------ loading
     def _params_file(self) -> Optional[str]:
@@ -240,8 +183,7 @@ class Taskflow:
         """``length_config=`` checked against the model: one non-increasing budget per layer."""
         if value is None:
             return None
-        from .length_adaptive import check_length_config
-        from .length_adaptive.search import parse_length_config
+        from .engine.layout import check_length_config, parse_length_config
 
         config = parse_length_config(value) if isinstance(value, str) else value
         config = check_length_config(config, int(self.config.num_hidden_layers))
@@ -255,18 +197,6 @@ class Taskflow:
         if not os.path.isfile(os.path.join(self.task_path, "vocab.txt")):
             raise FileNotFoundError(f"{self.task_path} holds no vocab.txt: Taskflow needs the tokenizer files there")
         return BertTokenizer.from_pretrained(self.task_path)
-
-    def _id2label(self) -> Dict[int, Any]:
-        mapping = self.kwargs.get("id2label")
-        if mapping is None:
-            path = os.path.join(self.task_path, "id2label.json")
-            if os.path.isfile(path):
-                with open(path, encoding="utf-8") as handle:
-                    mapping = json.load(handle)
-        if mapping is None:
-            mapping = getattr(self.config, "id2label", None) or {}
-        labels = {int(k): v for k, v in dict(mapping).items()}
-        return {i: labels.get(i, f"LABEL_{i}") for i in range(self.num_labels)}
 
     # ------------------------------------------------------------------------------ running
     def _forward(self, arrays: Dict[str, np.ndarray]) -> Any:
@@ -284,171 +214,26 @@ class Taskflow:
                 return length_adaptive_forward(self.model, length_config=self.length_config, **inputs)
             return self.model(**inputs)
 
-    def __call__(self, inputs: Any) -> List[Dict[str, Any]]:
-        """Run the task on one input or a list of inputs; returns one result dict per input.
-
-        ``text_classification``: a text, a text pair (a tuple of two strings), or a list of texts
-        and/or pairs (pairs inside a list may be tuples or two-element lists; a top-level list of
-        strings is a batch of single texts, as in PaddleNLP). Results are
-        ``{"text": input, "predictions": [{"label", "score"}, ...]}`` (softmax scores, best first,
-        ``top_k`` of them), or ``{"text": input, "score": value}`` for a regression model
-        (``num_labels == 1``, e.g. STS-B).
-
-        ``question_answering``: ``{"question": ..., "context": ...}`` or a list of them. Results are
-        ``{"answer", "score", "start", "end"}`` with ``answer == context[start:end]`` (character
-        offsets) and ``score`` the answer's probability among the n-best spans (0.0 and an empty
-        answer when the context has no token).
-        """
-        if self.task == "text_classification":
-            return self._classify(inputs)
-        return self._answer(inputs)
-
-    # ------------------------------------------------------------------------------ classification
-    @staticmethod
-    def _text_items(inputs: Any) -> List[TextItem]:
-        if isinstance(inputs, str) or (isinstance(inputs, tuple) and len(inputs) == 2):
-            return [inputs]
-        if isinstance(inputs, list):
-            return list(inputs)
-        raise TypeError(
-            f"text_classification expects a text, a (text, text_pair) tuple or a list; got {type(inputs).__name__}"
-        )
-
-    @staticmethod
-    def _split_item(item: Any, index: int) -> Tuple[str, Optional[str]]:
-        if isinstance(item, str):
-            return item, None
-        if isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) for t in item):
-            return item[0], item[1]
-        raise TypeError(f"input {index}: expected a string or a pair of strings, got {item!r:.80}")
-
-    def _encode_texts(self, pairs: Sequence[Tuple[str, Optional[str]]]) -> Dict[str, np.ndarray]:
-        encoded = [
+    # ------------------------------------------------------------------------------ TaskPipeline hooks
+    def _encode_pairs(self, pairs: Sequence[Tuple[str, Optional[str]]]) -> List[Mapping[str, Sequence[int]]]:
+        return [
             self.tokenizer(a, text_pair=b, max_length=self.max_length, truncation=True, return_token_type_ids=True)
             for a, b in pairs
         ]
-        length = max(len(e["input_ids"]) for e in encoded)
-        pad = self.tokenizer.pad_token_id
-        ids = np.full((len(encoded), length), pad, dtype="int64")
-        types = np.zeros((len(encoded), length), dtype="int64")
-        mask = np.zeros((len(encoded), length), dtype="int64")
-        for row, e in enumerate(encoded):
-            n = len(e["input_ids"])
-            ids[row, :n] = e["input_ids"]
-            types[row, :n] = e["token_type_ids"]
-            mask[row, :n] = 1
-        return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
 
-    def _logits(self, output: Any) -> np.ndarray:
+    def _classification_logits(self, arrays: Dict[str, np.ndarray]) -> np.ndarray:
+        output = self._forward(arrays)
         if hasattr(output, "logits"):
             output = output.logits
         elif isinstance(output, (tuple, list)):
             output = output[0]
-        return _to_numpy(output).reshape(-1, self.num_labels)
+        return _to_numpy(output)
 
-    def _classify(self, inputs: Any) -> List[Dict[str, Any]]:
-        items = self._text_items(inputs)
-        pairs = [self._split_item(item, i) for i, item in enumerate(items)]
-        results: List[Dict[str, Any]] = []
-        for start in range(0, len(pairs), self.batch_size):
-            chunk = pairs[start : start + self.batch_size]
-            logits = self._logits(self._forward(self._encode_texts(chunk)))
-            for item, row in zip(items[start : start + self.batch_size], logits):
-                if self.num_labels == 1:
-                    results.append({"text": item, "score": float(row[0])})
-                    continue
-                probs = _softmax(row)
-                order = np.argsort(-probs, kind="stable")[: self.top_k]
-                preds = [{"label": self.id2label[int(i)], "score": float(probs[i])} for i in order]
-                results.append({"text": item, "predictions": preds})
-        return results
-
-    # ------------------------------------------------------------------------------ question answering
-    @staticmethod
-    def _qa_items(inputs: Any) -> List[Dict[str, str]]:
-        items = [inputs] if isinstance(inputs, dict) else inputs
-        if not isinstance(items, list):
-            raise TypeError(
-                f"question_answering expects a {{'question', 'context'}} dict or a list of them; got "
-                f"{type(inputs).__name__}"
-            )
-        for i, item in enumerate(items):
-            if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in ("question", "context")):
-                raise TypeError(f"input {i}: expected a dict with string 'question' and 'context', got {item!r:.80}")
-        return items
-
-    @staticmethod
-    def _locate(context: str, best: Dict[str, Any], spans: List[Tuple[Any, np.ndarray, np.ndarray]]) -> Tuple[int, int]:
-        """Character span of the best answer of ``postprocess_predictions``.
-
-        Uses its ``start`` / ``end`` when it reports them; otherwise finds the window positions whose
-        start / end logits are exactly the answer's and whose span is the answer's text.
-        """
-        text = best["text"]
-        if "start" in best and "end" in best:
-            return int(best["start"]), int(best["end"])
-        for feature, start_row, end_row in spans:
-            offsets = feature.offset_mapping
-            starts = [i for i, span in enumerate(offsets) if span is not None and start_row[i] == best["start_logit"]]
-            ends = [i for i, span in enumerate(offsets) if span is not None and end_row[i] == best["end_logit"]]
-            for s in starts:
-                for e in ends:
-                    a, b = offsets[s][0], offsets[e][1]
-                    if e >= s and context[a:b] == text:
-                        return a, b
-        found = context.find(text)  # not reached in practice: the span above always exists
-        return (found, found + len(text)) if found >= 0 else (0, 0)
-
-    def _answer(self, inputs: Any) -> List[Dict[str, Any]]:
-        from .data.squad import SquadExample, collate_features, postprocess_predictions, prepare_eval_features
-
-        items = self._qa_items(inputs)
-        examples = [
-            SquadExample(id=str(i), question=it["question"], context=it["context"]) for i, it in enumerate(items)
-        ]
-        features = prepare_eval_features(
-            examples,
-            self.tokenizer,
-            max_seq_length=self.max_length,
-            doc_stride=self.doc_stride,
-            max_query_length=self.max_query_length,
-        )
-        start_rows: List[np.ndarray] = []
-        end_rows: List[np.ndarray] = []
-        for begin in range(0, len(features), self.batch_size):
-            chunk = features[begin : begin + self.batch_size]
-            output = self._forward(collate_features(chunk, pad_token_id=self.tokenizer.pad_token_id))
-            if hasattr(output, "start_logits"):
-                starts, ends = output.start_logits, output.end_logits
-            else:
-                starts, ends = output[0], output[1]
-            starts, ends = _to_numpy(starts).astype("float64"), _to_numpy(ends).astype("float64")
-            for row, feature in enumerate(chunk):
-                n = len(feature.input_ids)
-                start_rows.append(starts[row, :n])
-                end_rows.append(ends[row, :n])
-        _, nbest = postprocess_predictions(
-            examples,
-            features,
-            start_rows,
-            end_rows,
-            n_best_size=self.n_best_size,
-            max_answer_length=self.max_answer_length,
-        )
-        by_example: Dict[str, List[Tuple[Any, np.ndarray, np.ndarray]]] = {}
-        for feature, s_row, e_row in zip(features, start_rows, end_rows):
-            by_example.setdefault(feature.example_id, []).append((feature, s_row, e_row))
-        results: List[Dict[str, Any]] = []
-        for example in examples:
-            best = nbest[example.id][0]
-            if not best["text"]:
-                results.append({"answer": "", "score": 0.0, "start": 0, "end": 0})
-                continue
-            start, end = self._locate(example.context, best, by_example.get(example.id, []))
-            results.append(
-                {"answer": example.context[start:end], "score": float(best["probability"]), "start": start, "end": end}
-            )
-        return results
+    def _span_logits(self, arrays: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+        output = self._forward(arrays)
+        if hasattr(output, "start_logits"):
+            return _to_numpy(output.start_logits), _to_numpy(output.end_logits)
+        return _to_numpy(output[0]), _to_numpy(output[1])
 
 
 # ------------------------------------------------------------------------------ command line

@@ -17,14 +17,14 @@ computes the same logits from the same packed file in Paddle float32 arithmetic;
 asks for that backend directly; ``native`` raises ``EngineUnavailableError`` instead of falling back.
 
 The public names are imported lazily (on first access), so that the Paddle-free parts
-(:mod:`.layout`, :mod:`.ops`' build helpers, :class:`.runner.PackedRunnerBase`) can be used by
-:mod:`paddle_binbert.runtime` without importing Paddle.
+(:mod:`.layout`, :mod:`.buildcache`, :mod:`.ops`' build settings, :class:`.runner.PackedRunnerBase`
+and :class:`.runner.NativeRunnerBase`) can be used by :mod:`paddle_binbert.runtime` without
+importing Paddle.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, List
+from ..lazy import lazy_attributes
 
 #: public name -> submodule that defines it
 _EXPORTS = {
@@ -35,6 +35,7 @@ _EXPORTS = {
     "resolve_isa": "ops",
     "BACKEND_ENV": "runner",
     "BACKENDS": "runner",
+    "NativeRunnerBase": "runner",
     "PackedBertEngine": "runner",
     "PackedRunnerBase": "runner",
     "gelu_sign_threshold": "runner",
@@ -44,22 +45,9 @@ _EXPORTS = {
     "SimulatedBertEngine": "simulated",
 }
 
-_SUBMODULES = ("layout", "ops", "runner", "simulated")
+_SUBMODULES = ("buildcache", "layout", "ops", "runner", "simulated")
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    """Import the submodule defining ``name`` on first access (PEP 562)."""
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

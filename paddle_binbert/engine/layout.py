@@ -25,6 +25,7 @@ __all__ = [
     "build_config",
     "build_weight_list",
     "check_length_config",
+    "parse_length_config",
     "weight_panels",
 ]
 
@@ -75,6 +76,16 @@ def check_length_config(length_config: Optional[Sequence[int]], num_layers: int)
     if any(a < b for a, b in zip(config, config[1:])):
         raise ValueError(f"length configuration {config} must be non-increasing")
     return config
+
+
+def parse_length_config(text: str) -> Tuple[int, ...]:
+    """Parse ``"64,60,48"`` (or ``64-60-48``) into a tuple of ints (not yet checked against a model:
+    :func:`check_length_config`). Also exported as :func:`paddle_binbert.length_adaptive.search.parse_length_config`."""
+    parts = [p for p in text.replace("-", ",").replace(" ", ",").split(",") if p]
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError as err:
+        raise ValueError(f"length configuration {text!r} is not a comma-separated list of integers") from err
 
 
 def build_config(

@@ -2,8 +2,9 @@
 
 The C++ sources in ``csrc/`` are compiled once per (source content, compiler flags, Paddle and
 Python version) into ``$PADDLE_BINBERT_CACHE/engine/<hash>`` (default
-``~/.cache/paddle_binbert/engine/<hash>``); later processes reuse that build. A file lock
-serialises concurrent builds. After a library loads, its SHA-256 is recorded next to it
+``~/.cache/paddle_binbert/engine/<hash>``); later processes reuse that build (the cache logic,
+shared with :mod:`paddle_binbert.runtime`, is :mod:`.buildcache`). A file lock serialises
+concurrent builds. After a library loads, its SHA-256 is recorded next to it
 (``build_record.json``); before a cached library is loaded again it must match that record (or,
 without a record, load in a subprocess), and a truncated or corrupted library is deleted and rebuilt
 (with a warning) instead of crashing the build (``Bus error``) on every run. When the operators
@@ -20,21 +21,20 @@ means the environment variable ``PADDLE_BINBERT_ISA`` if set, else the best the 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
-import json
 import logging
 import os
 import platform
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Iterator, Optional, Union
+from typing import Callable, Dict, Iterator, Optional, Union
+
+from . import buildcache
+from .buildcache import BUILD_LOG_NAME, RECORD_NAME, find_compiler
 
 __all__ = [
     "EngineUnavailableError",
@@ -45,9 +45,11 @@ __all__ = [
     "cpu_info",
     "discard_build",
     "is_available",
+    "find_compiler",
     "library_path",
     "load_ops",
     "probe_library",
+    "record_path",
     "resolve_isa",
     "resolve_threads",
 ]
@@ -82,11 +84,6 @@ class EngineUnavailableError(RuntimeError):
         self.advice = advice or "see the reason above"
 
 
-def _cache_root() -> Path:
-    env = os.environ.get("PADDLE_BINBERT_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "paddle_binbert"
-
-
 def _build_key() -> str:
     import paddle
 
@@ -102,32 +99,12 @@ def _build_key() -> str:
 
 def build_dir() -> Path:
     """Folder holding (or about to hold) the compiled operators of the current sources."""
-    return _cache_root() / "engine" / _build_key()
-
-
-def _find_compiler() -> Optional[str]:
-    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return buildcache.cache_root() / "engine" / _build_key()
 
 
 # ---------------------------------------------------------------------------------------------
-# the cached build: checksum record, probe, rebuild
+# the cached build: checksum record, probe, rebuild (:mod:`.buildcache`)
 # ---------------------------------------------------------------------------------------------
-RECORD_NAME = "build_record.json"
-BUILD_LOG_NAME = "build.log"
 PROBE_OP = "binbert_bert_forward"
 PROBE_TIMEOUT = 600
 # loads the library the way paddle.utils.cpp_extension.load does, in a throw-away process: a
@@ -150,68 +127,19 @@ def library_path(target: Optional[Path] = None) -> Path:
     return target / EXTENSION_NAME / f"{EXTENSION_NAME}.so"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _record_path(target: Path) -> Path:
+def record_path(target: Optional[Path] = None) -> Path:
+    """The build record (``build_record.json``, next to the library) of the build folder ``target``."""
     return library_path(target).parent / RECORD_NAME
 
 
 def _write_record(target: Path) -> None:
-    """Record the SHA-256 and size of the library that just loaded, next to it (best effort: a
-    read-only cache only loses the check, and then the library is probed in a subprocess)."""
-    from ..io_utils import write_json_atomic
-
-    lib = library_path(target)
-    try:
-        digest = _sha256(lib)
-        old = _read_record(target)
-        if old is not None and old.get("sha256") == digest:
-            return
-        write_json_atomic(
-            _record_path(target),
-            {"library": lib.name, "sha256": digest, "size": lib.stat().st_size, "build_key": target.name},
-        )
-    except OSError as err:
-        logger.debug("could not record the checksum of %s: %s", lib, err)
-
-
-def _read_record(target: Path) -> Optional[Dict[str, object]]:
-    path = _record_path(target)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None
+    buildcache.write_record(record_path(target), library_path(target), target.name, logger)
 
 
 def probe_library(lib: Path, timeout: float = PROBE_TIMEOUT) -> Optional[str]:
     """Load ``lib`` in a subprocess; None when it loads and registers the engine's operators, else
     why not (e.g. ``killed by SIGBUS (Bus error)`` for a truncated file)."""
-    cmd = [sys.executable, "-c", _PROBE_CODE, str(lib), PROBE_OP]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return f"a test load of {lib} in a subprocess did not finish within {timeout:.0f} s"
-    except OSError as err:
-        return f"a test load of {lib} in a subprocess could not start ({err})"
-    if proc.returncode == 0:
-        return None
-    if proc.returncode < 0:
-        sig = -proc.returncode
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = f"signal {sig}"
-        return f"a test load of {lib} in a subprocess was killed by {name} ({signal.strsignal(sig) or 'signal'})"
-    lines = [line for line in (proc.stderr or "").splitlines() if line.strip()]
-    tail = " | ".join(lines[-3:]) if lines else "no output"
-    return f"a test load of {lib} in a subprocess failed (exit status {proc.returncode}: {tail})"
+    return buildcache.probe_in_subprocess(lib, _PROBE_CODE, [PROBE_OP], timeout)
 
 
 def check_cached_build(target: Optional[Path] = None) -> Optional[str]:
@@ -223,21 +151,7 @@ def check_cached_build(target: Optional[Path] = None) -> Optional[str]:
     subprocess (:func:`probe_library`), and then gets its record.
     """
     target = build_dir() if target is None else Path(target)
-    lib = library_path(target)
-    if not lib.exists():
-        return None
-    record = _read_record(target)
-    if record is not None:
-        if _sha256(lib) == record["sha256"]:
-            return None
-        return (
-            f"{lib} ({lib.stat().st_size} bytes) is not the library recorded when it was built "
-            f"({record.get('size', '?')} bytes, SHA-256 {str(record['sha256'])[:12]}...): it is truncated or corrupted"
-        )
-    problem = probe_library(lib)
-    if problem is None:
-        _write_record(target)
-    return problem
+    return buildcache.check_library(library_path(target), record_path(target), target.name, probe_library, logger)
 
 
 def discard_build(target: Optional[Path] = None) -> None:
@@ -268,16 +182,6 @@ def _stderr_to(path: Path) -> Iterator[None]:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
-
-
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    kept = [line for line in text.splitlines() if line.strip() and "UserWarning" not in line]
-    kept = [line for line in kept if not line.lstrip().startswith("warnings.warn(")]
-    return "\n".join(kept[-lines:])
 
 
 def _build_and_load(target: Path, verbose: bool) -> ModuleType:
@@ -316,14 +220,15 @@ def load_ops(verbose: bool = False) -> ModuleType:
             return _MODULE
         if _ERROR is not None:
             raise _ERROR
-        if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+        where = buildcache.unsupported_platform()
+        if where is not None:
             _ERROR = EngineUnavailableError(
-                f"the binbert engine supports Linux x86-64 only (this is {sys.platform}/{platform.machine()}); "
+                f"the binbert engine supports Linux x86-64 only (this is {where}); "
                 "use the simulated model (paddle_binbert.load_model) instead",
                 advice="the native engine needs Linux on x86-64",
             )
             raise _ERROR
-        if _find_compiler() is None:
+        if find_compiler() is None:
             _ERROR = EngineUnavailableError(
                 "the binbert engine compiles its Paddle custom operators on first use and no C++ compiler was "
                 "found (tried $CXX, c++, g++, clang++). Install one (e.g. `apt-get install g++`, GCC >= 8 with "
@@ -332,36 +237,29 @@ def load_ops(verbose: bool = False) -> ModuleType:
             )
             raise _ERROR
         target = build_dir()
-        stage = "preparing the build folder"
+
+        def build_and_load(stage: Callable[[str], None]) -> ModuleType:
+            stage("building/loading the operators")
+            module = _build_and_load(target, verbose)
+            _write_record(target)
+            return module
+
+        unusable = (
+            "paddle_binbert.engine: the cached engine build is unusable (%s); deleting it and rebuilding the "
+            "operators in %s"
+        )
         try:
-            target.mkdir(parents=True, exist_ok=True)
-            with _file_lock(target / ".lock"):
-                stage = "checking the cached build"
-                problem = check_cached_build(target)
-                if problem is not None:
-                    logger.warning(
-                        "paddle_binbert.engine: the cached engine build is unusable (%s); deleting it and rebuilding "
-                        "the operators in %s",
-                        problem,
-                        target,
-                    )
-                    discard_build(target)
-                stage = "building/loading the operators"
-                module = _build_and_load(target, verbose)
-                _write_record(target)
-        except Exception as err:  # noqa: BLE001 - any build/load failure means "engine unavailable"
-            log = target / BUILD_LOG_NAME
-            tail = "" if verbose else _log_tail(log)
-            output = f"\nLast lines of the build output (all of it in {log}):\n{tail}" if tail else ""
+            module = buildcache.load_locked(target, check_cached_build, discard_build, build_and_load, unusable, logger)
+        except buildcache.BuildError as failure:  # any build/load failure means "engine unavailable"
             _ERROR = EngineUnavailableError(
-                f"{stage} of the binbert engine failed ({type(err).__name__}: {err}); build folder {target}.{output}",
+                failure.describe("the binbert engine", verbose),
                 advice=(
                     "fix the build error (the compiler output is in the reason and in "
-                    f"{log}; rerun paddle_binbert.engine.ops.load_ops(verbose=True) to see it all) or delete "
+                    f"{failure.log}; rerun paddle_binbert.engine.ops.load_ops(verbose=True) to see it all) or delete "
                     f"{target} to rebuild from scratch, then reload"
                 ),
             )
-            raise _ERROR from err
+            raise _ERROR from failure.error
         _MODULE = module
         return module
 

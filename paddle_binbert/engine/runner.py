@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -55,6 +55,8 @@ from .ops import ISA_NAMES, EngineUnavailableError, resolve_isa, resolve_threads
 __all__ = [
     "BACKENDS",
     "BACKEND_ENV",
+    "CheckedInputs",
+    "NativeRunnerBase",
     "PackedBertEngine",
     "PackedRunnerBase",
     "gelu_sign_threshold",
@@ -124,6 +126,21 @@ def gelu_sign_threshold() -> float:
     return _GELU_THRESHOLD
 
 
+class CheckedInputs(NamedTuple):
+    """One call's inputs as checked by :class:`PackedRunnerBase`: int64 ``ids`` and ``types``
+    ``[batch, seq_len]``, the float32 additive key ``mask`` (``(1 - m) * -1e4``) and the validated
+    length configuration (or None)."""
+
+    ids: np.ndarray
+    types: np.ndarray
+    mask: np.ndarray
+    length_config: Optional[Tuple[int, ...]]
+
+
+#: a backend's forward-pass result: (head output, last hidden state or None)
+Outputs = Tuple[np.ndarray, Optional[np.ndarray]]
+
+
 def _as_int64(x: Any, name: str) -> np.ndarray:
     """A ``[batch, seq_len]`` int64 array from numpy / Paddle / nested lists (1-D means batch 1)."""
     if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
@@ -140,7 +157,9 @@ def _as_int64(x: Any, name: str) -> np.ndarray:
 
 class PackedRunnerBase:
     """What every engine backend shares: the packed model, its config and task, input checking
-    and the call convention (see :class:`PackedBertEngine`). Subclasses implement :meth:`forward`."""
+    (:meth:`check_length_config`, the id / type / mask arrays) and the call convention, ``model(...)``
+    and :meth:`forward` (see :class:`PackedBertEngine`). A backend implements ``_compute``: the
+    forward pass on the checked arrays."""
 
     backend = "base"
 
@@ -170,7 +189,7 @@ class PackedRunnerBase:
         attention_mask: Any = None,
         length_config: Optional[Sequence[int]] = None,
     ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
-        logits, _ = self.forward(input_ids, token_type_ids, attention_mask, length_config=length_config)
+        logits, _ = self._checked_compute(input_ids, token_type_ids, attention_mask, length_config, want_hidden=False)
         if self.task == "question_answering":
             return np.ascontiguousarray(logits[..., 0]), np.ascontiguousarray(logits[..., 1])
         return logits
@@ -182,8 +201,20 @@ class PackedRunnerBase:
         attention_mask: Any = None,
         length_config: Optional[Sequence[int]] = None,
     ) -> Tuple[np.ndarray, np.ndarray]:
-        """(head output, last hidden state); implemented by each backend."""
-        raise NotImplementedError
+        """(head output, last hidden state ``[batch, seq_len, hidden]``); the head output is
+        ``[batch, num_labels]`` or ``[batch, seq_len, 2]`` (QA).
+
+        ``length_config`` ``(l_1, ..., l_L)``: Drop-and-Restore inside the forward pass, the same rule
+        as :func:`~paddle_binbert.length_adaptive.length_adaptive_forward` (layer i's feed-forward
+        block runs over the ``min(l_i, n_{i-1})`` tokens that received the most attention in it, [CLS]
+        always kept, padding never kept over a real token; QA restores every position). A
+        classifier's hidden state then holds the kept tokens only, ``[batch, n_L, hidden]``.
+        """
+        logits, hidden = self._checked_compute(
+            input_ids, token_type_ids, attention_mask, length_config, want_hidden=True
+        )
+        assert hidden is not None
+        return logits, hidden
 
     def check_length_config(self, length_config: Optional[Sequence[int]]) -> Optional[Tuple[int, ...]]:
         """A validated Drop-and-Restore length configuration (one non-increasing token budget per
@@ -203,6 +234,23 @@ class PackedRunnerBase:
                 "Run the simulated student (paddle_binbert.load_model) with length_config instead"
             )
         return config
+
+    def _compute(self, inputs: CheckedInputs, want_hidden: bool) -> Outputs:
+        """The backend's forward pass on checked inputs: (head output, last hidden state, or None
+        when not ``want_hidden``)."""
+        raise NotImplementedError
+
+    def _checked_compute(
+        self,
+        input_ids: Any,
+        token_type_ids: Any,
+        attention_mask: Any,
+        length_config: Optional[Sequence[int]],
+        want_hidden: bool,
+    ) -> Outputs:
+        config = self.check_length_config(length_config)
+        ids, types, mask = self._prepare(input_ids, token_type_ids, attention_mask)
+        return self._compute(CheckedInputs(ids, types, mask, config), want_hidden)
 
     def _prepare(self, input_ids: Any, token_type_ids: Any, attention_mask: Any) -> Tuple[np.ndarray, ...]:
         """Checked ``(ids, token types, additive key mask)`` arrays of one call."""
@@ -240,7 +288,92 @@ class PackedRunnerBase:
         return (np.float32(1.0) - mask.astype(np.float32)) * np.float32(-1e4)
 
 
-class PackedBertEngine(PackedRunnerBase):
+class NativeRunnerBase(PackedRunnerBase):
+    """A backend running the C++ forward pass ``binbert::bert_forward`` (the Paddle operator of
+    :class:`PackedBertEngine`, or the ctypes library of :class:`paddle_binbert.runtime.RuntimeModel`):
+    the instruction set, threads and profiling it runs with, and its per-stage profile.
+
+    A subclass implements ``_load_kernels`` (load the kernels; return the best ISA code of this CPU
+    as they report it, or None to ask the engine's operators), ``_load_weights``, ``_configure``
+    (build the configuration from the ISA, threads and profiling flag), ``_read_raw_profile`` and
+    ``_compute``.
+    """
+
+    backend = "native"
+
+    def __init__(
+        self,
+        packed: PackedModel,
+        num_threads: Optional[int] = None,
+        isa: Union[None, int, str] = None,
+        profile: bool = False,
+    ):
+        super().__init__(packed)
+        best_isa = self._load_kernels()
+        self.profiling = bool(profile)
+        self.isa = resolve_isa(isa, best=best_isa)
+        self.num_threads = resolve_threads(num_threads)
+        self._load_weights()
+        self._configure()
+
+    @property
+    def isa_name(self) -> str:
+        """The instruction set the kernels run with (``avx512``, ``avx2`` or ``portable``)."""
+        return ISA_NAMES[self.isa]
+
+    def set_threads(self, num_threads: Optional[int]) -> None:
+        """Change the number of threads (``None``: the CPUs this process may use)."""
+        self.num_threads = resolve_threads(num_threads)
+        self._configure()
+
+    def set_profiling(self, enabled: bool = True) -> None:
+        """Accumulate per-stage times in the kernels (read them with :meth:`read_profile`)."""
+        self.profiling = bool(enabled)
+        self._configure()
+
+    def read_profile(self) -> Dict[str, float]:
+        """Mean seconds per call of each stage since the last read (profiling must be on), then reset.
+
+        Stages: embeddings + LayerNorm, activation packing, QKV GEMM, attention, out-proj GEMM,
+        residual + LayerNorm, FFN1 GEMM, FFN2 GEMM, pooler + head, total; ``calls``: the number
+        of calls averaged over; thread pool: seconds per call the calling thread waited for chunks
+        held by helper threads, parallel jobs per call, and the share of chunks the helpers ran.
+        """
+        raw = self._read_raw_profile()
+        n = len(PROFILE_STAGES)
+        calls = max(int(raw[n]), 1)
+        out = {name: float(v) / calls for name, v in zip(PROFILE_STAGES, raw[:n])}
+        out["calls"] = int(raw[n])
+        out["waiting for helper threads"] = float(raw[n + 1]) / calls
+        out["parallel jobs"] = float(raw[n + 2]) / calls
+        out["helper share of chunks"] = float(raw[n + 3]) / max(float(raw[n + 4]), 1.0)
+        return out
+
+    def _load_kernels(self) -> Optional[int]:
+        """Load the kernels (building them if needed); the best ISA code they report, or None."""
+        raise NotImplementedError
+
+    def _load_weights(self) -> None:
+        """Hand the packed tensors (:func:`~paddle_binbert.engine.layout.build_weight_list`) to the kernels."""
+        raise NotImplementedError
+
+    def _configure(self) -> None:
+        """(Re)build the forward pass's configuration from the ISA, threads and profiling flag."""
+        raise NotImplementedError
+
+    def _read_raw_profile(self) -> np.ndarray:
+        """The kernels' raw profile counters (stage seconds, calls, thread-pool counters), then reset."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return (
+            f"{type(self).__name__}({m['architecture']}, preset={m['preset']!r}, layers={m['num_layers']}, "
+            f"hidden={m['hidden_size']}, attention={m['attention']}, isa={self.isa_name}, threads={self.num_threads})"
+        )
+
+
+class PackedBertEngine(NativeRunnerBase):
     """A packed binary BERT ready to run. Build with :func:`load`.
 
     Call ``model(input_ids, token_type_ids=None, attention_mask=None)``:
@@ -257,97 +390,32 @@ class PackedBertEngine(PackedRunnerBase):
 
     backend = "native"
 
-    def __init__(
-        self,
-        packed: PackedModel,
-        num_threads: Optional[int] = None,
-        isa: Union[None, int, str] = None,
-        profile: bool = False,
-    ):
-        super().__init__(packed)
-        self.profiling = bool(profile)
+    # ------------------------------------------------------------------ internals
+    def _load_kernels(self) -> Optional[int]:
         self._ops = _ops.load_ops()
-        self.isa = resolve_isa(isa)
-        self.num_threads = resolve_threads(num_threads)
+        return None  # resolve_isa asks the operators (cpu_info)
+
+    def _load_weights(self) -> None:
         import paddle
 
         self._paddle = paddle
-        self._weights = [paddle.to_tensor(a) for a in self._build_weight_list()]
-        self._icfg, self._fcfg = self._build_config()
+        # the tensor list of binbert_bert_forward (layout documented in binbert_forward.h)
+        self._weights = [paddle.to_tensor(a) for a in build_weight_list(self.meta, self.packed.tensors)]
 
-    # ------------------------------------------------------------------ public
-    @property
-    def isa_name(self) -> str:
-        """The instruction set the kernels run with (``avx512``, ``avx2`` or ``portable``)."""
-        return ISA_NAMES[self.isa]
-
-    def set_threads(self, num_threads: Optional[int]) -> None:
-        """Change the number of threads (``None``: the CPUs this process may use)."""
-        self.num_threads = resolve_threads(num_threads)
-        self._icfg, self._fcfg = self._build_config()
-
-    def set_profiling(self, enabled: bool = True) -> None:
-        """Accumulate per-stage times in the operator (read them with :meth:`read_profile`)."""
-        self.profiling = bool(enabled)
-        self._icfg, self._fcfg = self._build_config()
-
-    def read_profile(self) -> Dict[str, float]:
-        """Mean seconds per call of each stage since the last read (profiling must be on), then reset.
-
-        Stages: embeddings + LayerNorm, activation packing, QKV GEMM, attention, out-proj GEMM,
-        residual + LayerNorm, FFN1 GEMM, FFN2 GEMM, pooler + head, total; ``calls``: the number
-        of calls averaged over; thread pool: seconds per call the calling thread waited for chunks
-        held by helper threads, parallel jobs per call, and the share of chunks the helpers ran.
-        """
-        raw = self._ops.binbert_profile(self._paddle.zeros([1], dtype="float32")).numpy()
-        n = len(PROFILE_STAGES)
-        calls = max(int(raw[n]), 1)
-        out = {name: float(v) / calls for name, v in zip(PROFILE_STAGES, raw[:n])}
-        out["calls"] = int(raw[n])
-        out["waiting for helper threads"] = float(raw[n + 1]) / calls
-        out["parallel jobs"] = float(raw[n + 2]) / calls
-        out["helper share of chunks"] = float(raw[n + 3]) / max(float(raw[n + 4]), 1.0)
-        return out
-
-    def forward(
-        self,
-        input_ids: Any,
-        token_type_ids: Any = None,
-        attention_mask: Any = None,
-        length_config: Optional[Sequence[int]] = None,
-    ) -> Tuple[np.ndarray, np.ndarray]:
-        """(head output, last hidden state ``[batch, seq_len, hidden]``); the head output is
-        ``[batch, num_labels]`` or ``[batch, seq_len, 2]`` (QA).
-
-        ``length_config`` ``(l_1, ..., l_L)``: Drop-and-Restore inside the kernels, the same rule as
-        :func:`~paddle_binbert.length_adaptive.length_adaptive_forward` (layer i's feed-forward block
-        runs over the ``min(l_i, n_{i-1})`` tokens that received the most attention in it, [CLS]
-        always kept, padding never kept over a real token; QA restores every position). A
-        classifier's hidden state then holds the kept tokens only, ``[batch, n_L, hidden]``.
-        """
-        paddle = self._paddle
-        config = self.check_length_config(length_config)
-        ids, types, mask = self._prepare(input_ids, token_type_ids, attention_mask)
-        inputs = [paddle.to_tensor(ids), paddle.to_tensor(types), paddle.to_tensor(mask)]
-        icfg = self._icfg if config is None else self._icfg + list(config)
-        logits, hidden = self._ops.binbert_bert_forward(*inputs, self._weights, icfg, self._fcfg)
-        return logits.numpy(), hidden.numpy()
-
-    # ------------------------------------------------------------------ internals
-    def _build_config(self) -> Tuple[List[int], List[float]]:
+    def _configure(self) -> None:
         thr = gelu_sign_threshold() if self.meta["hidden_act"] == "gelu" else float("-inf")
-        return build_config(self.meta, self.isa, self.num_threads, self.profiling, thr)
+        self._icfg, self._fcfg = build_config(self.meta, self.isa, self.num_threads, self.profiling, thr)
 
-    def _build_weight_list(self) -> List[np.ndarray]:
-        """The tensor list of ``binbert_bert_forward`` (layout documented in binbert_forward.h)."""
-        return build_weight_list(self.meta, self.packed.tensors)
+    def _read_raw_profile(self) -> np.ndarray:
+        return self._ops.binbert_profile(self._paddle.zeros([1], dtype="float32")).numpy()
 
-    def __repr__(self) -> str:
-        m = self.meta
-        return (
-            f"PackedBertEngine({m['architecture']}, preset={m['preset']!r}, layers={m['num_layers']}, "
-            f"hidden={m['hidden_size']}, attention={m['attention']}, isa={self.isa_name}, threads={self.num_threads})"
-        )
+    def _compute(self, inputs: CheckedInputs, want_hidden: bool) -> Outputs:
+        paddle = self._paddle
+        tensors = [paddle.to_tensor(inputs.ids), paddle.to_tensor(inputs.types), paddle.to_tensor(inputs.mask)]
+        config = inputs.length_config
+        icfg = self._icfg if config is None else self._icfg + list(config)
+        logits, hidden = self._ops.binbert_bert_forward(*tensors, self._weights, icfg, self._fcfg)
+        return logits.numpy(), hidden.numpy()
 
 
 def resolve_backend(backend: Optional[str] = None) -> str:

@@ -26,13 +26,13 @@ weights as float32, like the student.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from ..export.pack import PackedModel, unpack_bits
 from ..models.attention import MASKED_KEY_THRESHOLD
-from .runner import PackedRunnerBase
+from .runner import CheckedInputs, Outputs, PackedRunnerBase
 
 __all__ = ["SimulatedBertEngine"]
 
@@ -148,26 +148,15 @@ class SimulatedBertEngine(PackedRunnerBase):
         self._times = []
         return out
 
-    def forward(
-        self,
-        input_ids: Any,
-        token_type_ids: Any = None,
-        attention_mask: Any = None,
-        length_config: Optional[Sequence[int]] = None,
-    ) -> Tuple[np.ndarray, np.ndarray]:
-        """(head output, last hidden state ``[batch, seq_len, hidden]``); the head output is
-        ``[batch, num_labels]`` or ``[batch, seq_len, 2]`` (QA). ``length_config``: Drop-and-Restore
-        as in the native engine (:meth:`PackedBertEngine.forward`)."""
-        config = self.check_length_config(length_config)
-        ids, types, mask = self._prepare(input_ids, token_type_ids, attention_mask)
+    # ------------------------------------------------------------------ internals
+    def _compute(self, inputs: CheckedInputs, want_hidden: bool) -> Outputs:
         start = time.perf_counter()
         with self._paddle.no_grad():
-            logits, hidden = self._run(ids, types, mask, config)
+            logits, hidden = self._run(inputs.ids, inputs.types, inputs.mask, inputs.length_config)
         if self.profiling:
             self._times.append(time.perf_counter() - start)
         return logits, hidden
 
-    # ------------------------------------------------------------------ internals
     def _sign(self, x, beta=None):
         """``sgn(x - beta)`` as +-1 float32 (ties to +1)."""
         paddle = self._paddle

@@ -41,6 +41,7 @@ import numpy as np
 
 from .. import run_setup
 from ..data.sampler import dev_subset
+from ..engine.layout import parse_length_config
 from ..io_utils import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -70,15 +71,6 @@ CACHE_FILE = "search_cache.json"
 def config_key(config: Sequence[int]) -> str:
     """``(64, 60, 48)`` -> ``"64-60-48"`` (cache key and table label)."""
     return "-".join(str(int(v)) for v in config)
-
-
-def parse_length_config(text: str) -> Config:
-    """Parse ``"64,60,48"`` (or ``64-60-48``) into a tuple of ints."""
-    parts = [p for p in text.replace("-", ",").replace(" ", ",").split(",") if p]
-    try:
-        return tuple(int(p) for p in parts)
-    except ValueError as err:
-        raise ValueError(f"length configuration {text!r} is not a comma-separated list of integers") from err
 
 
 def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> List[int]:

@@ -8,7 +8,8 @@ flags by ``g++`` (``$CXX``, ``c++``, ``g++`` or ``clang++``) on first use, in ab
 ``$PADDLE_BINBERT_CACHE/runtime/<hash>/`` (default ``~/.cache/paddle_binbert/runtime/<hash>``;
 the hash covers the sources, the flags and the compiler), and reused by later processes.
 
-Like the engine's operators (:mod:`paddle_binbert.engine.ops`): a file lock serialises concurrent
+Like the engine's operators (:mod:`paddle_binbert.engine.ops`, the same cache logic:
+:mod:`paddle_binbert.engine.buildcache`): a file lock serialises concurrent
 builds; the library is compiled to a temporary name and renamed into place; after it loads, its
 SHA-256 is recorded next to it (``build_record.json``), and before a cached library is loaded again
 it must match that record (or, without a record, load in a subprocess). A truncated or corrupted
@@ -19,20 +20,18 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import json
 import logging
 import os
 import platform
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, List, Optional
 
-from ..engine import ops as _engine_ops
-from ..io_utils import write_json_atomic
+from ..engine import buildcache
+from ..engine import ops as engine_ops
+from ..engine.buildcache import BUILD_LOG_NAME, RECORD_NAME
 
 __all__ = [
     "ABI_VERSION",
@@ -42,11 +41,12 @@ __all__ = [
     "check_cached_build",
     "library_path",
     "load_library",
+    "record_path",
 ]
 
 logger = logging.getLogger("paddle_binbert.runtime")
 
-ENGINE_CSRC = Path(_engine_ops.CSRC)
+ENGINE_CSRC = Path(engine_ops.CSRC)
 RUNTIME_CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCES = (
     ENGINE_CSRC / "binbert_kernels.cc",
@@ -55,11 +55,9 @@ SOURCES = (
 )
 HEADERS = (ENGINE_CSRC / "binbert_kernels.h", ENGINE_CSRC / "binbert_forward.h")
 # the engine's flags (exact float evaluation order, no fast-math, no OpenMP), plus a shared library
-CXX_FLAGS = list(_engine_ops.CXX_FLAGS) + ["-fPIC", "-shared", f"-I{ENGINE_CSRC}"]
-LD_FLAGS = list(_engine_ops.LD_FLAGS)
+CXX_FLAGS = list(engine_ops.CXX_FLAGS) + ["-fPIC", "-shared", f"-I{ENGINE_CSRC}"]
+LD_FLAGS = list(engine_ops.LD_FLAGS)
 LIBRARY_NAME = "libbinbert_runtime.so"
-RECORD_NAME = "build_record.json"
-BUILD_LOG_NAME = "build.log"
 ABI_VERSION = 1
 BUILD_TIMEOUT = 900
 PROBE_TIMEOUT = 120
@@ -106,8 +104,8 @@ def _build_key(compiler: str) -> str:
 def build_dir(compiler: Optional[str] = None) -> Path:
     """Folder holding (or about to hold) the library built from the current sources by ``compiler``
     (default: the one :func:`load_library` would use)."""
-    compiler = compiler or _engine_ops._find_compiler() or "none"
-    return _engine_ops._cache_root() / "runtime" / _build_key(compiler)
+    compiler = compiler or buildcache.find_compiler() or "none"
+    return buildcache.cache_root() / "runtime" / _build_key(compiler)
 
 
 def library_path(target: Optional[Path] = None) -> Path:
@@ -115,52 +113,18 @@ def library_path(target: Optional[Path] = None) -> Path:
     return (build_dir() if target is None else Path(target)) / LIBRARY_NAME
 
 
-def _read_record(target: Path) -> Optional[Dict[str, object]]:
-    try:
-        record = json.loads((target / RECORD_NAME).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None
+def record_path(target: Optional[Path] = None) -> Path:
+    """The build record (``build_record.json``) of the build folder ``target`` (default :func:`build_dir`)."""
+    return (build_dir() if target is None else Path(target)) / RECORD_NAME
 
 
 def _write_record(target: Path) -> None:
-    """Record the SHA-256 and size of the library that just loaded (best effort: a read-only cache
-    only loses the check, and the library is then probed in a subprocess)."""
-    lib = library_path(target)
-    try:
-        digest = _engine_ops._sha256(lib)
-        old = _read_record(target)
-        if old is not None and old.get("sha256") == digest:
-            return
-        write_json_atomic(
-            target / RECORD_NAME,
-            {"library": lib.name, "sha256": digest, "size": lib.stat().st_size, "build_key": target.name},
-        )
-    except OSError as err:
-        logger.debug("could not record the checksum of %s: %s", lib, err)
+    buildcache.write_record(record_path(target), library_path(target), target.name, logger)
 
 
 def _probe(lib: Path, timeout: float = PROBE_TIMEOUT) -> Optional[str]:
     """Load ``lib`` in a subprocess; None when it loads and has the expected C API, else why not."""
-    cmd = [sys.executable, "-c", _PROBE_CODE, str(lib), str(ABI_VERSION)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return f"a test load of {lib} in a subprocess did not finish within {timeout:.0f} s"
-    except OSError as err:
-        return f"a test load of {lib} in a subprocess could not start ({err})"
-    if proc.returncode == 0:
-        return None
-    if proc.returncode < 0:
-        sig = -proc.returncode
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = f"signal {sig}"
-        return f"a test load of {lib} in a subprocess was killed by {name} ({signal.strsignal(sig) or 'signal'})"
-    lines = [line for line in (proc.stderr or "").splitlines() if line.strip()]
-    tail = " | ".join(lines[-3:]) if lines else "no output"
-    return f"a test load of {lib} in a subprocess failed (exit status {proc.returncode}: {tail})"
+    return buildcache.probe_in_subprocess(lib, _PROBE_CODE, [str(ABI_VERSION)], timeout)
 
 
 def check_cached_build(target: Optional[Path] = None) -> Optional[str]:
@@ -168,21 +132,7 @@ def check_cached_build(target: Optional[Path] = None) -> Optional[str]:
     it is usable or absent (a recorded SHA-256 must match; without a record it must load in a
     subprocess, and then gets its record)."""
     target = build_dir() if target is None else Path(target)
-    lib = library_path(target)
-    if not lib.exists():
-        return None
-    record = _read_record(target)
-    if record is not None:
-        if _engine_ops._sha256(lib) == record["sha256"]:
-            return None
-        return (
-            f"{lib} ({lib.stat().st_size} bytes) is not the library recorded when it was built "
-            f"({record.get('size', '?')} bytes, SHA-256 {str(record['sha256'])[:12]}...): it is truncated or corrupted"
-        )
-    problem = _probe(lib)
-    if problem is None:
-        _write_record(target)
-    return problem
+    return buildcache.check_library(library_path(target), record_path(target), target.name, _probe, logger)
 
 
 def _discard(target: Path) -> None:
@@ -279,13 +229,14 @@ def load_library(verbose: bool = False) -> ctypes.CDLL:
             return _LIBRARY
         if _ERROR is not None:
             raise _ERROR
-        if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+        where = buildcache.unsupported_platform()
+        if where is not None:
             _ERROR = RuntimeUnavailableError(
-                f"paddle_binbert.runtime supports Linux x86-64 only (this is {sys.platform}/{platform.machine()})",
+                f"paddle_binbert.runtime supports Linux x86-64 only (this is {where})",
                 advice="run the packed model on Linux x86-64, or use paddle_binbert.engine with backend='simulated'",
             )
             raise _ERROR
-        compiler = _engine_ops._find_compiler()
+        compiler = buildcache.find_compiler()
         if compiler is None:
             _ERROR = RuntimeUnavailableError(
                 "paddle_binbert.runtime compiles its 1-bit kernels on first use and no C++ compiler was found "
@@ -294,39 +245,29 @@ def load_library(verbose: bool = False) -> ctypes.CDLL:
             )
             raise _ERROR
         target = build_dir(compiler)
-        stage = "preparing the build folder"
+
+        def build_and_load(stage: Callable[[str], None]) -> ctypes.CDLL:
+            if not library_path(target).exists():
+                stage("compiling the library")
+                _compile(compiler, target, verbose)
+            stage("loading the library")
+            lib = _declare(ctypes.CDLL(str(library_path(target))))
+            _write_record(target)
+            return lib
+
+        unusable = "paddle_binbert.runtime: the cached library is unusable (%s); deleting it and rebuilding in %s"
         try:
-            target.mkdir(parents=True, exist_ok=True)
-            with _engine_ops._file_lock(target / ".lock"):
-                stage = "checking the cached build"
-                problem = check_cached_build(target)
-                if problem is not None:
-                    logger.warning(
-                        "paddle_binbert.runtime: the cached library is unusable (%s); deleting it and rebuilding in %s",
-                        problem,
-                        target,
-                    )
-                    _discard(target)
-                if not library_path(target).exists():
-                    stage = "compiling the library"
-                    _compile(compiler, target, verbose)
-                stage = "loading the library"
-                lib = _declare(ctypes.CDLL(str(library_path(target))))
-                _write_record(target)
-        except Exception as err:  # noqa: BLE001 - any build/load failure means "runtime unavailable"
-            log = target / BUILD_LOG_NAME
-            tail = "" if verbose else _engine_ops._log_tail(log)
-            output = f"\nLast lines of the build output (all of it in {log}):\n{tail}" if tail else ""
+            lib = buildcache.load_locked(target, check_cached_build, _discard, build_and_load, unusable, logger)
+        except buildcache.BuildError as failure:  # any build/load failure means "runtime unavailable"
             _ERROR = RuntimeUnavailableError(
-                f"{stage} of paddle_binbert.runtime failed ({type(err).__name__}: {err}); "
-                f"build folder {target}.{output}",
+                failure.describe("paddle_binbert.runtime", verbose),
                 advice=(
-                    f"fix the build error (the compiler output is in {log}; rerun "
+                    f"fix the build error (the compiler output is in {failure.log}; rerun "
                     "paddle_binbert.runtime.library.load_library(verbose=True) to see it) or delete "
                     f"{target} to rebuild from scratch"
                 ),
             )
-            raise _ERROR from err
+            raise _ERROR from failure.error
         _LIBRARY = lib
         return lib
 

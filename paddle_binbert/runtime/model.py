@@ -3,7 +3,8 @@
 :func:`load` reads and validates a packed folder with :func:`paddle_binbert.export.load_packed` (the
 same reader and checks as ``paddle_binbert.engine.load``), lays the tensors out as the C++ forward
 pass takes them (:mod:`paddle_binbert.engine.layout`, shared with the Paddle engine) and returns a
-:class:`RuntimeModel`, whose call convention is the engine's (:class:`~paddle_binbert.engine.runner.PackedRunnerBase`):
+:class:`RuntimeModel`, whose call convention, input checks, threads, ISA and profiling are the engine's
+(:class:`~paddle_binbert.engine.runner.NativeRunnerBase`):
 ``model(input_ids, token_type_ids=None, attention_mask=None, length_config=None)`` returns
 ``[batch, num_labels]`` float32 logits, or ``(start_logits, end_logits)`` for question answering.
 """
@@ -13,13 +14,12 @@ from __future__ import annotations
 import ctypes
 import weakref
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
 from ..engine.layout import GELU_SIGN_THRESHOLD, build_config, build_weight_list
-from ..engine.ops import ISA_NAMES, resolve_isa, resolve_threads
-from ..engine.runner import PROFILE_STAGES, PackedRunnerBase
+from ..engine.runner import CheckedInputs, NativeRunnerBase, Outputs
 from ..export.pack import PackedModel, load_packed
 from .library import load_library
 
@@ -29,7 +29,7 @@ _DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.int64): 1, np.dtype(np.int3
 _ERR_CAP = 2048
 
 
-class RuntimeModel(PackedRunnerBase):
+class RuntimeModel(NativeRunnerBase):
     """A packed binary BERT on the runtime library. Build with :func:`load`.
 
     Call ``model(input_ids, token_type_ids=None, attention_mask=None, length_config=None)``:
@@ -43,96 +43,39 @@ class RuntimeModel(PackedRunnerBase):
 
     Returns numpy float32 logits ``[batch, num_labels]``, or ``(start_logits, end_logits)`` each
     ``[batch, seq_len]`` for question answering; :meth:`forward` also returns the last hidden state.
-    Equal to the Paddle engine's outputs (the same C++ forward pass and kernels).
+    Equal to the Paddle engine's outputs (the same C++ forward pass and kernels). Threads, ISA and
+    profiling (:meth:`set_threads`, :attr:`isa_name`, :meth:`set_profiling`, :meth:`read_profile`) as
+    :class:`paddle_binbert.engine.PackedBertEngine`.
     """
 
     backend = "runtime"
 
-    def __init__(
-        self,
-        packed: PackedModel,
-        num_threads: Optional[int] = None,
-        isa: Union[None, int, str] = None,
-        profile: bool = False,
-    ) -> None:
-        super().__init__(packed)
-        self._lib = load_library()
-        self.isa = resolve_isa(isa, best=self._lib.bb_best_isa())
-        self.num_threads = resolve_threads(num_threads)
-        self.profiling = bool(profile)
-        self._weights: List[np.ndarray] = build_weight_list(self.meta, packed.tensors)
-        self._handle = self._create_handle(self._weights)
-        self._finalizer = weakref.finalize(self, self._lib.bbrt_model_free, self._handle)
-        self._set_config()
-
-    # ------------------------------------------------------------------ public
     @property
     def config(self) -> Dict[str, Any]:
         """The packed folder's ``config.json`` as a dict (the engine returns a PaddleNLP
         ``BertConfig``; the runtime does not import PaddleNLP)."""
         return self.packed.config
 
-    @property
-    def isa_name(self) -> str:
-        """The instruction set the kernels run with (``avx512``, ``avx2`` or ``portable``)."""
-        return ISA_NAMES[self.isa]
-
-    def set_threads(self, num_threads: Optional[int]) -> None:
-        """Change the number of threads (``None``: the CPUs this process may use)."""
-        self.num_threads = resolve_threads(num_threads)
-        self._set_config()
-
-    def set_profiling(self, enabled: bool = True) -> None:
-        """Accumulate per-stage times in the library (read them with :meth:`read_profile`)."""
-        self.profiling = bool(enabled)
-        self._set_config()
-
-    def read_profile(self) -> Dict[str, float]:
-        """Mean seconds per call of each stage since the last read, then reset (as
-        :meth:`paddle_binbert.engine.PackedBertEngine.read_profile`)."""
-        raw = np.zeros(int(self._lib.bbrt_profile_size()), dtype=np.float64)
-        if self._lib.bbrt_profile_read(raw.ctypes.data, raw.size) != 0:
-            raise RuntimeError("bbrt_profile_read: buffer too small")
-        n = len(PROFILE_STAGES)
-        calls = max(int(raw[n]), 1)
-        out = {name: float(v) / calls for name, v in zip(PROFILE_STAGES, raw[:n])}
-        out["calls"] = int(raw[n])
-        out["waiting for helper threads"] = float(raw[n + 1]) / calls
-        out["parallel jobs"] = float(raw[n + 2]) / calls
-        out["helper share of chunks"] = float(raw[n + 3]) / max(float(raw[n + 4]), 1.0)
-        return out
-
-    def __call__(
-        self,
-        input_ids: Any,
-        token_type_ids: Any = None,
-        attention_mask: Any = None,
-        length_config: Optional[Sequence[int]] = None,
-    ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
-        logits, _ = self._run(input_ids, token_type_ids, attention_mask, length_config, want_hidden=False)
-        if self.task == "question_answering":
-            return np.ascontiguousarray(logits[..., 0]), np.ascontiguousarray(logits[..., 1])
-        return logits
-
-    def forward(
-        self,
-        input_ids: Any,
-        token_type_ids: Any = None,
-        attention_mask: Any = None,
-        length_config: Optional[Sequence[int]] = None,
-    ) -> Tuple[np.ndarray, np.ndarray]:
-        """(head output, last hidden state ``[batch, seq_len, hidden]``), as
-        :meth:`paddle_binbert.engine.PackedBertEngine.forward` (a classifier's hidden state holds
-        the kept tokens only under a length configuration)."""
-        logits, hidden = self._run(input_ids, token_type_ids, attention_mask, length_config, want_hidden=True)
-        assert hidden is not None
-        return logits, hidden
-
     # ------------------------------------------------------------------ internals
-    def _set_config(self) -> None:
+    def _load_kernels(self) -> Optional[int]:
+        self._lib = load_library()
+        return int(self._lib.bb_best_isa())
+
+    def _load_weights(self) -> None:
+        self._weights: List[np.ndarray] = build_weight_list(self.meta, self.packed.tensors)
+        self._handle = self._create_handle(self._weights)
+        self._finalizer = weakref.finalize(self, self._lib.bbrt_model_free, self._handle)
+
+    def _configure(self) -> None:
         icfg, fcfg = build_config(self.meta, self.isa, self.num_threads, self.profiling, GELU_SIGN_THRESHOLD)
         self._icfg = icfg
         self._fcfg = np.asarray(fcfg, dtype=np.float32)
+
+    def _read_raw_profile(self) -> np.ndarray:
+        raw = np.zeros(int(self._lib.bbrt_profile_size()), dtype=np.float64)
+        if self._lib.bbrt_profile_read(raw.ctypes.data, raw.size) != 0:
+            raise RuntimeError("bbrt_profile_read: buffer too small")
+        return raw
 
     def _create_handle(self, weights: List[np.ndarray]) -> int:
         n = len(weights)
@@ -160,19 +103,11 @@ class RuntimeModel(PackedRunnerBase):
             raise RuntimeError(err.value.decode("utf-8", "replace"))
         return handle
 
-    def _run(
-        self,
-        input_ids: Any,
-        token_type_ids: Any,
-        attention_mask: Any,
-        length_config: Optional[Sequence[int]],
-        want_hidden: bool,
-    ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        config = self.check_length_config(length_config)
-        ids, types, mask = self._prepare(input_ids, token_type_ids, attention_mask)
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        types = np.ascontiguousarray(types, dtype=np.int64)
-        mask = np.ascontiguousarray(mask, dtype=np.float32)
+    def _compute(self, inputs: CheckedInputs, want_hidden: bool) -> Outputs:
+        ids = np.ascontiguousarray(inputs.ids, dtype=np.int64)
+        types = np.ascontiguousarray(inputs.types, dtype=np.int64)
+        mask = np.ascontiguousarray(inputs.mask, dtype=np.float32)
+        config = inputs.length_config
         batch, seq_len = ids.shape
         hidden_size, classes = int(self.meta["hidden_size"]), int(self.meta["num_labels"])
         qa = self.task == "question_answering"
@@ -207,13 +142,6 @@ class RuntimeModel(PackedRunnerBase):
                 batch, int(shape[2]), hidden_size
             )
         return logits, hidden
-
-    def __repr__(self) -> str:
-        m = self.meta
-        return (
-            f"RuntimeModel({m['architecture']}, preset={m['preset']!r}, layers={m['num_layers']}, "
-            f"hidden={m['hidden_size']}, attention={m['attention']}, isa={self.isa_name}, threads={self.num_threads})"
-        )
 
 
 def load(

@@ -303,7 +303,7 @@ def test_gelu_sign_threshold_matches_paddle():
 def test_missing_compiler_gives_clear_error(monkeypatch):
     monkeypatch.setattr(engine_ops, "_MODULE", None)
     monkeypatch.setattr(engine_ops, "_ERROR", None)
-    monkeypatch.setattr(engine_ops, "_find_compiler", lambda: None)
+    monkeypatch.setattr(engine_ops, "find_compiler", lambda: None)
     with pytest.raises(engine_ops.EngineUnavailableError, match="no C\\+\\+ compiler"):
         engine_ops.load_ops()
     assert not engine_ops.is_available()

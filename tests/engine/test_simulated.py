@@ -25,7 +25,7 @@ def no_compiler(monkeypatch):
     """This process behaves as a machine without a C++ compiler (the operators were never loaded)."""
     monkeypatch.setattr(engine_ops, "_MODULE", None)
     monkeypatch.setattr(engine_ops, "_ERROR", None)
-    monkeypatch.setattr(engine_ops, "_find_compiler", lambda: None)
+    monkeypatch.setattr(engine_ops, "find_compiler", lambda: None)
     monkeypatch.setattr(engine_runner, "_WARNED", set())
     monkeypatch.delenv(engine.BACKEND_ENV, raising=False)
     yield

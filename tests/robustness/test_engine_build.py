@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -19,11 +17,12 @@ import pytest
 from paddlenlp.transformers import BertForSequenceClassification
 
 from paddle_binbert import engine
+from paddle_binbert.engine import buildcache
 from paddle_binbert.engine import ops as engine_ops
 from paddle_binbert.export import pack_model
+from paddle_binbert.io_utils import sha256_file
 from tests.engine import make_student
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.robustness.helpers import run_json_script
 
 # loads the packed model with backend "auto" and prints the backend and the logits as JSON
 RUNNER = textwrap.dedent(
@@ -41,20 +40,12 @@ RUNNER = textwrap.dedent(
 
 
 def _require_compiler():
-    if sys.platform != "linux" or engine_ops._find_compiler() is None:
+    if sys.platform != "linux" or engine_ops.find_compiler() is None:
         pytest.skip("the native engine needs Linux and a C++ compiler; none here, so no build to damage")
 
 
 def _run(packed: Path, cache: Path) -> dict:
-    env = dict(os.environ, PADDLE_BINBERT_CACHE=str(cache), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    env.pop("PADDLE_BINBERT_ENGINE", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(packed)], capture_output=True, text=True, env=env, timeout=1200, cwd=ROOT
-    )
-    assert proc.returncode == 0, f"engine subprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["stderr"] = proc.stderr
-    return result
+    return run_json_script(RUNNER, [str(packed)], cache, unset=["PADDLE_BINBERT_ENGINE"])
 
 
 def _private_build_dir(cache: Path) -> Path:
@@ -67,13 +58,13 @@ def _reuse_user_build(target: Path) -> None:
     first subprocess compiles it."""
     source = engine_ops.build_dir()
     lib = engine_ops.library_path(source)
-    record = engine_ops._read_record(source)
+    record = buildcache.read_record(engine_ops.record_path(source))
     if record is None or not lib.is_file():
         return
     target.mkdir(parents=True, exist_ok=True)
     shutil.copytree(lib.parent, target / lib.parent.name, ignore=shutil.ignore_patterns("*.lock"))
     copy = engine_ops.library_path(target)
-    if engine_ops._sha256(copy) != record["sha256"]:  # changed while copying: build afresh
+    if sha256_file(copy) != record["sha256"]:  # changed while copying: build afresh
         shutil.rmtree(copy.parent)
 
 
@@ -99,7 +90,7 @@ def test_truncated_cached_library_is_rebuilt(tmp_path):
     assert second["backend"] == "PackedBertEngine", second["stderr"][-2000:]
     assert second["logits"] == first["logits"]
     rebuilt = json.loads((lib.parent / engine_ops.RECORD_NAME).read_text())
-    assert rebuilt["size"] == lib.stat().st_size > size // 3 and rebuilt["sha256"] == engine_ops._sha256(lib)
+    assert rebuilt["size"] == lib.stat().st_size > size // 3 and rebuilt["sha256"] == sha256_file(lib)
 
     third = _run(packed, cache)  # the repaired build is reused quietly
     assert third["backend"] == "PackedBertEngine" and "unusable" not in third["stderr"]

@@ -5,11 +5,7 @@ libraries are only ever loaded in subprocesses."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,11 +13,12 @@ import numpy as np
 import pytest
 from paddlenlp.transformers import BertForSequenceClassification
 
+from paddle_binbert.engine import buildcache
 from paddle_binbert.export import pack_model
+from paddle_binbert.io_utils import sha256_file
 from paddle_binbert.runtime import library
 from tests.engine import make_student
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.robustness.helpers import run_json_script
 
 RUNNER = textwrap.dedent(
     """
@@ -42,14 +39,7 @@ def packed(tmp_path_factory):
 
 
 def _run(packed: Path, cache: Path) -> dict:
-    env = dict(os.environ, PADDLE_BINBERT_CACHE=str(cache), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(packed)], capture_output=True, text=True, env=env, timeout=1200, cwd=ROOT
-    )
-    assert proc.returncode == 0, f"runtime subprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["stderr"] = proc.stderr
-    return result
+    return run_json_script(RUNNER, [str(packed)], cache)
 
 
 def _private_copy(cache: Path) -> Path:
@@ -57,7 +47,7 @@ def _private_copy(cache: Path) -> Path:
     source = library.build_dir()
     target = cache / "runtime" / source.name
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(".lock", "*.tmp"))
-    assert library._read_record(target) is not None
+    assert buildcache.read_record(library.record_path(target)) is not None
     return target
 
 
@@ -75,8 +65,8 @@ def test_truncated_library_is_rebuilt(lib, packed, tmp_path):
     assert "unusable" in result["stderr"] and "truncated or corrupted" in result["stderr"]
     assert result["library"] == str(so)
     np.testing.assert_array_equal(np.float32(result["logits"]), _reference(packed))
-    record = library._read_record(target)
-    assert record["sha256"] == library._engine_ops._sha256(so)
+    record = buildcache.read_record(library.record_path(target))
+    assert record["sha256"] == sha256_file(so)
     # the next process trusts the record: no warning, same result
     again = _run(packed, tmp_path)
     assert "unusable" not in again["stderr"]
@@ -87,7 +77,7 @@ def test_library_without_record_is_probed(lib, packed, tmp_path):
     target = _private_copy(tmp_path)
     (target / library.RECORD_NAME).unlink()
     assert library.check_cached_build(target) is None  # a good library passes the probe and gets a record
-    assert library._read_record(target) is not None
+    assert buildcache.read_record(library.record_path(target)) is not None
     (target / library.RECORD_NAME).unlink()
     so = target / library.LIBRARY_NAME
     so.write_bytes(so.read_bytes()[:4096])
