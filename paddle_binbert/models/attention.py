@@ -12,6 +12,21 @@ mask (0 for real tokens, -1e4 for padding keys):
 - ``bit``    (BiT): Q, K, V elastic-signed; P = softmax(Qq Kq^T / sqrt(d) + M);
   context = elastic_unsigned(P) Vq (probabilities in {0, alpha}).
 
+Elastic binary Q, K, V and probabilities (BiT; the packed engine's ``softmax_elastic`` attention) are
+computed with the engine's float expressions, so that every quantizer decision (the probability
+levels 1[(P - beta_p) / alpha_p >= 1/2], the out-projection's sgn(context - beta)) is the engine's:
+with Qq = a_q sgn(Q - beta_q) etc.,
+
+    S = fl(dot_qk * fl(fl(a_q / sqrt(d)) * a_k)) + M      (dot_qk = sgn(Q - beta_q) sgn(K - beta_k)^T, integers)
+    P = engine_softmax(S)                                 (the engine's exp, summation order and division)
+    context = fl(dot_pv * fl(a_p * a_v))                  (dot_pv = 1[Pq != 0] sgn(V - beta_v), integers)
+
+(:func:`~paddle_binbert.quant.functional.binary_matmul`,
+:func:`~paddle_binbert.quant.functional.engine_softmax`); mathematically the formulas above, with
+the float formulation's gradients bit for bit. In training mode P is ``F.softmax(S)`` (the engine's
+exp costs about 20 times more), and with attention dropout active the context is the float product
+of the dropped-out probabilities and Vq, as before.
+
 Padding, in every variant: a masked key (additive mask M <= -1, e.g. PaddleNLP's -1e4) contributes
 nothing, whatever the probability quantizer: the quantized probabilities are multiplied by
 1[M > -1] after quantization, so Q_a(0) != 0 (the ``bwn`` preset's sgn(0) = +1, an elastic beta
@@ -34,7 +49,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.nn.layer.transformer import _convert_attention_mask
 
-from ..quant.quantizers import BoolQuantizer, Quantizer
+from ..quant import functional as QF
+from ..quant.quantizers import BoolQuantizer, ElasticQuantizer, Quantizer
 
 __all__ = ["AttentionRecord", "QuantMultiHeadAttention", "MASKED_KEY_THRESHOLD"]
 
@@ -114,6 +130,18 @@ class QuantMultiHeadAttention(nn.Layer):
             return probs
         return probs * (mask > MASKED_KEY_THRESHOLD).astype(probs.dtype)
 
+    def elastic_binary(self) -> bool:
+        """Whether Q, K, V are signed and the probabilities unsigned elastic binary activations (BiT, a
+        softmax variant): then scores, probabilities and context use the packed engine's expressions."""
+        qkv = (self.query_quantizer, self.key_quantizer, self.value_quantizer)
+        prob = self.prob_quantizer
+        return (
+            self.variant != "bi"
+            and all(isinstance(q, ElasticQuantizer) and q.signed for q in qkv)
+            and isinstance(prob, ElasticQuantizer)
+            and not prob.signed
+        )
+
     def forward(self, query, key=None, value=None, attn_mask=None, cache=None):
         """Self-attention over ``query`` (``key``/``value`` must be the same tensor or None)."""
         if cache is not None:
@@ -125,8 +153,12 @@ class QuantMultiHeadAttention(nn.Layer):
         kq = self._split_heads(self._quant(self.key_quantizer, k))
         vq = self._split_heads(self._quant(self.value_quantizer, v))
 
+        engine = self.elastic_binary()
         if self.variant == "bi":
             scores = paddle.matmul(qq, kq, transpose_y=True) * (self.head_dim**-0.5)
+        elif engine:  # integer dot product, then the engine's folded scale fl(fl(a_q / sqrt d) * a_k)
+            a_q, a_k = self.query_quantizer.alpha, self.key_quantizer.alpha
+            scores = QF.binary_matmul(qq, kq, a_q, a_k, pre_scale=self.head_dim**-0.5, transpose_y=True)
         else:  # same operation order as paddle.nn.MultiHeadAttention, for bit-exact FP
             scores = paddle.matmul(qq * (self.head_dim**-0.5), kq, transpose_y=True)
         mask = None if attn_mask is None else _convert_attention_mask(attn_mask, scores.dtype)
@@ -138,11 +170,24 @@ class QuantMultiHeadAttention(nn.Layer):
             dropped = self._dropout(scores)
             probs = self._quant(self.prob_quantizer, dropped)
             probs = self._zero_masked_keys(probs, mask)
+            context = paddle.matmul(probs, vq)
+        elif engine:
+            # the engine's softmax in eval mode; training keeps F.softmax (the exp emulation costs ~20x,
+            # and the dropped-out training forward is not the engine's anyway); same gradients
+            softmax = F.softmax if self.training else QF.engine_softmax
+            probs = self._zero_masked_keys(self.prob_quantizer(softmax(scores)), mask)
+            if self.training and self.dropout:  # dropped-out probabilities are no longer binary
+                probs = self._dropout(probs)
+                context = paddle.matmul(probs, vq)
+            else:  # integer dot product, then the engine's folded scale fl(a_p * a_v)
+                a_p, a_v = self.prob_quantizer.alpha, self.value_quantizer.alpha
+                context = QF.binary_matmul(probs, vq, a_p, a_v, x_unsigned=True)
         else:
             probs = self._quant(self.prob_quantizer, F.softmax(scores))
             probs = self._dropout(self._zero_masked_keys(probs, mask))
+            context = paddle.matmul(probs, vq)
 
-        out = paddle.matmul(probs, vq).transpose([0, 2, 1, 3])
+        out = context.transpose([0, 2, 1, 3])
         out = out.reshape([0, 0, self.embed_dim])
         out = self.out_proj(out)
 

@@ -16,7 +16,7 @@ import paddle.nn.functional as F
 from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification, BertModel
 
 from ..quant.config import QuantConfig
-from ..quant.layers import QuantEmbedding, QuantLinear
+from ..quant.layers import EngineLayerNorm, QuantEmbedding, QuantLinear
 from ..quant.quantizers import (
     ElasticQuantizer,
     LsqQuantizer,
@@ -119,7 +119,9 @@ def quantize_model(
     The student keeps the class tree and parameter names of ``model`` (weights are copied), so
     ``save_pretrained`` / :func:`paddle_binbert.load_model` round-trip it; the QuantConfig is
     stored in ``model.config.binbert_quant_config``. Each encoder ``self_attn`` becomes a
-    :class:`QuantMultiHeadAttention` of the configured variant.
+    :class:`QuantMultiHeadAttention` of the configured variant. With 1-bit activations (``sign`` /
+    ``elastic``) the LayerNorms become :class:`~paddle_binbert.quant.EngineLayerNorm` (the packed
+    engine's rounding; same parameters and gradients).
 
     Args:
         model: ``BertModel``, ``BertForSequenceClassification`` or ``BertForQuestionAnswering``.
@@ -157,6 +159,13 @@ def quantize_model(
             wq = _weight_quantizer(config.weight_quantizer, config.weight_bits, _linear_axis(config))
             iq = _activation_quantizer(config, signed=signed, num_channels=layer.weight.shape[0])
             set_sublayer(bert, name, QuantLinear.from_linear(layer, wq, iq))
+
+    if config.activation_bits == 1:
+        # binary activations: every LayerNorm output is binarized next, so the LayerNorms round as the
+        # packed engine does (still full precision; same parameters, F.layer_norm's gradients)
+        for name, layer in list(bert.named_sublayers()):
+            if type(layer) is nn.LayerNorm:
+                set_sublayer(bert, name, EngineLayerNorm.from_layer_norm(layer))
 
     for layer in bert.encoder.layers:
         variant = config.attention

@@ -1,12 +1,13 @@
 """Quantizers (PyLayer straight-through estimators), quantized layers and QuantConfig."""
 
 from .config import QuantConfig, available_presets
-from .layers import QuantEmbedding, QuantLinear
+from .layers import EngineLayerNorm, QuantEmbedding, QuantLinear
 from .quantizers import Quantizer, available_quantizers, get_quantizer
 
 __all__ = [
     "QuantConfig",
     "available_presets",
+    "EngineLayerNorm",
     "QuantEmbedding",
     "QuantLinear",
     "Quantizer",

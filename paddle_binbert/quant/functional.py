@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+import numpy as np
 import paddle
+import paddle.nn.functional as F
 from paddle.autograd import PyLayer
 
 __all__ = [
@@ -35,6 +37,11 @@ __all__ = [
     "lsq",
     "uniform_clip",
     "binary_linear",
+    "binary_matmul",
+    "engine_exp",
+    "engine_softmax",
+    "engine_layer_norm",
+    "with_value",
 ]
 
 
@@ -414,3 +421,253 @@ def binary_linear(
     if x_scale is not None:
         x_scale = x_scale.detach()
     return _BinaryLinear.apply(xq, wq, bias, x_scale, bool(unsigned))
+
+
+# --------------------------------------------------------------------------------------------
+# Binary x binary matmul of attention: integer product first, scales after
+# --------------------------------------------------------------------------------------------
+
+
+class _BinaryMatmul(PyLayer):
+    @staticmethod
+    def forward(ctx, xq, yq, x_scale, y_scale, pre_scale, transpose_y, x_unsigned):
+        ctx.needs = _needs_grad(xq, yq)
+        ctx.pre_scale, ctx.transpose_y = pre_scale, transpose_y
+        ctx.save_for_backward(xq, yq)
+        tx = (xq != 0).astype(xq.dtype) if x_unsigned else sgn(xq)
+        scale = x_scale if x_unsigned else x_scale.abs()
+        if pre_scale is not None:
+            scale = scale * pre_scale
+        scale = scale * y_scale.abs()
+        return paddle.matmul(tx, sgn(yq), transpose_y=transpose_y) * scale
+
+    @staticmethod
+    def backward(ctx, g):
+        # the backward of paddle.matmul(xq * c, yq, transpose_y) (phi's matmul_grad, then the scale's),
+        # checked bit for bit by tests/quant/test_engine_expressions.py
+        xq, yq = ctx.saved_tensor()
+        c = ctx.pre_scale
+        xs = xq if c is None else xq * c
+        gx = gy = None
+        if ctx.transpose_y:  # out = xs @ yq^T: dxs = g @ yq, dyq = g^T @ xs
+            if ctx.needs[0]:
+                gx = paddle.matmul(g, yq)
+            if ctx.needs[1]:
+                gy = paddle.matmul(g, xs, transpose_x=True)
+        else:  # out = xs @ yq: dxs = g @ yq^T, dyq = xs^T @ g
+            if ctx.needs[0]:
+                gx = paddle.matmul(g, yq, transpose_y=True)
+            if ctx.needs[1]:
+                gy = paddle.matmul(xs, g, transpose_x=True)
+        if gx is not None and c is not None:
+            gx = gx * c
+        return gx, gy, None, None
+
+
+def binary_matmul(
+    xq: paddle.Tensor,
+    yq: paddle.Tensor,
+    x_scale: paddle.Tensor,
+    y_scale: paddle.Tensor,
+    pre_scale: Optional[float] = None,
+    transpose_y: bool = False,
+    x_unsigned: bool = False,
+) -> paddle.Tensor:
+    """A batched matmul of two binary activations, integer product first (the packed engine's order).
+
+    ``xq = a * t_x`` with ``t_x`` in {-1, +1} (``x_unsigned=False``, ``t_x = sgn(xq)``) or {0, 1}
+    (``x_unsigned=True``, ``t_x = 1[xq != 0]``) and ``yq = b * t_y``, ``t_y = sgn(yq)`` in {-1, +1}; ``a``
+    and ``b`` are ``[1]`` scales (``x_scale``, ``y_scale``: elastic alphas), ``c`` an optional Python
+    float (``pre_scale``). Then
+
+        out = (t_x @ t_y) * fl(fl(a' * c) * |b|)        (t_y^T with ``transpose_y``),
+
+    with ``a' = |a|`` (signed) or ``a`` (unsigned): the engine's ``fl(dot * cqk)`` for BiT's
+    attention scores (``a = alpha_q``, ``c = 1/sqrt(d)``, ``b = alpha_k``: ``cqk = fl(fl(alpha_q / sqrt d)
+    * alpha_k)``) and ``fl(dot * cpv)`` for its context (``a = alpha_p`` unsigned, ``b = alpha_v``, no
+    ``c``: ``cpv = fl(alpha_p * alpha_v)``). The integer dot products (magnitude <= the contracted
+    length) are exact in float32, whereas ``(xq * c) @ yq`` accumulates ``+-a c b`` in float and rounds
+    differently (a dot of 0 may even come out as a tiny number of either sign).
+
+    Mathematically ``out = (xq * c) @ yq``. Backward: that of ``paddle.matmul(xq * c, yq,
+    transpose_y=transpose_y)``, bit for bit (dL/dxq = c * (g @ yq[^T]), dL/dyq = g^T @ (xq * c) or
+    (xq * c)^T @ g); the scales are read for the forward value only (detached), so the gradients reach
+    the alphas through the quantizers that made ``xq`` and ``yq``.
+    """
+    return _BinaryMatmul.apply(
+        xq, yq, x_scale.detach(), y_scale.detach(), pre_scale, bool(transpose_y), bool(x_unsigned)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The engine's float islands in front of a quantizer: softmax (BiT) and LayerNorm, to the bit
+# --------------------------------------------------------------------------------------------
+
+# exp512 of paddle_binbert/engine/csrc/binbert_kernels.cc: float32 constants as the C++ literals round
+_EXP_LO, _EXP_HI = -110.0, 88.72283935546875
+_LOG2E = 1.44269504088896341
+_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
+#: Horner coefficients of exp512 as float32 values: 1.f / 5040.f, ..., 1.f / 6.f, 0.5, 1, 1
+_EXP_POLY = tuple(float(np.float32(1.0) / np.float32(k)) for k in (5040, 720, 120, 24, 6, 2, 1, 1))
+_POW2_MIN = -160
+_POW2 = np.ldexp(1.0, np.arange(_POW2_MIN, 130)).astype(np.float64)
+
+
+def _f32(v: float) -> float:
+    """v rounded to float32 (as a C++ ``float`` literal or ``1.f / k`` is)."""
+    return float(np.float32(v))
+
+
+def _correctly_rounded(fn, *args: paddle.Tensor) -> paddle.Tensor:
+    """fl32(fn(*args)) for a division or square root of float32 tensors, correctly rounded as the
+    engine's SSE/AVX instructions are: evaluated in float64 (itself correctly rounded) and rounded to
+    float32; for these operations the two roundings give the single one (53 >= 2 * 24 + 2 bits).
+    (Paddle's float32 ``sqrt`` on CPU is not correctly rounded: it differs in about a third of the
+    variances of a LayerNorm.)"""
+    return fn(*(a.astype("float64") for a in args)).astype("float32")
+
+
+def _fma32(a: paddle.Tensor, b, c) -> paddle.Tensor:
+    """fl32(a * b + c) for float32 ``a``, ``b``, ``c`` (tensors or floats) with one rounding, like
+    ``_mm512_fmadd_ps``: a * b is exact in float64 (48 significant bits); the float64 sum is rounded
+    to float32 (a second rounding can matter only if the float64 sum is inexact and lands on a float32
+    tie, which the operands of exp's polynomial practically never produce)."""
+    a64 = a.astype("float64")
+    prod = a64 * (b.astype("float64") if isinstance(b, paddle.Tensor) else b)
+    return (prod + (c.astype("float64") if isinstance(c, paddle.Tensor) else c)).astype("float32")
+
+
+def engine_exp(x: paddle.Tensor) -> paddle.Tensor:
+    """exp(x) in float32 exactly as the engine's AVX-512 softmax computes it (``exp512``).
+
+    x <- min(max(x, -110), 88.7228...);  n = rint(fl(x * log2 e)) (half to even);
+    r = fl(x - n * ln2_hi) (n * ln2_hi = n * 0.693359375 is exact);  r = fma(n, -ln2_lo, r);
+    p = Taylor polynomial of e^r to degree 7 by Horner's rule in fused multiply-adds,
+    p = fma(p, r, c_k) with c = 1/5040, 1/720, 1/120, 1/24, 1/6, 1/2, 1, 1;
+    exp(x) = fl32(p * 2^n) (one rounding, like VSCALEFPS; underflows to 0 below about -103).
+    Relative error to the true exponential below 2e-7; no gradient (used inside :func:`engine_softmax`).
+    """
+    x = paddle.clip(x, _EXP_LO, _EXP_HI)
+    n = paddle.round(x * _f32(_LOG2E))  # paddle.round: half to even, as _MM_FROUND_TO_NEAREST_INT
+    r = x - n * _LN2_HI
+    r = _fma32(n, -_f32(_LN2_LO), r).astype("float64")  # fnmadd(n, ln2_lo, r) = r - n * ln2_lo (ln2_lo < 0)
+    # Horner in float64 holding float32 values: p * r is exact, + c and the float32 rounding = the fma
+    p = _EXP_POLY[0]
+    for c in _EXP_POLY[1:]:
+        p = (r * p + c).astype("float32").astype("float64")
+    # 2^n from a table of 2^k, k = -160 .. 129 (n is in [-159, 128] after the clamp)
+    shape = list(n.shape) if all(isinstance(k, int) and k >= 0 for k in n.shape) else paddle.shape(n)
+    two_n = paddle.gather(paddle.to_tensor(_POW2), (n - _POW2_MIN).astype("int64").flatten()).reshape(shape)
+    return (p * two_n).astype("float32")
+
+
+def _engine_softmax_value(s: paddle.Tensor) -> paddle.Tensor:
+    """The forward of :func:`engine_softmax` (no autograd)."""
+    mx = s.max(axis=-1, keepdim=True)
+    e = engine_exp(s - mx)
+    # 16 float32 lanes accumulate e[16 c + r] over c in order (key positions past the end add 0)
+    n = e.shape[-1]
+    if isinstance(n, int) and n >= 0:
+        pad = (-n) % 16
+        padded = paddle.concat([e, paddle.zeros(list(e.shape[:-1]) + [pad], e.dtype)], axis=-1) if pad else e
+    else:  # symbolic length (paddle.jit.to_static): pad 15 zeros, keep a multiple of 16
+        length = paddle.shape(e)[-1]
+        padded = paddle.concat([e, paddle.zeros_like(e[..., :1]).tile([1] * (e.ndim - 1) + [15])], axis=-1)
+        padded = padded[..., : ((length + 15) // 16) * 16]
+    lanes = paddle.cumsum(padded.reshape([0] * (e.ndim - 1) + [-1, 16]), axis=-2)[..., -1, :]
+    # _mm512_reduce_add_ps (GCC): halves, quarters, then (l0 + l2) + (l1 + l3)
+    t8 = lanes[..., 8:] + lanes[..., :8]
+    t4 = t8[..., 4:] + t8[..., :4]
+    total = (t4[..., 0:1] + t4[..., 2:3]) + (t4[..., 1:2] + t4[..., 3:4])
+    return _correctly_rounded(lambda a, b: a / b, e, total)
+
+
+class _EngineSoftmax(PyLayer):
+    @staticmethod
+    def forward(ctx, s):
+        ctx.save_for_backward(s)
+        return _engine_softmax_value(s)
+
+    @staticmethod
+    def backward(ctx, g):
+        # F.softmax's own backward, from F.softmax's output: the gradients of the float formulation
+        (s,) = ctx.saved_tensor()
+        return paddle._C_ops.softmax_grad(F.softmax(s), g, -1)
+
+
+def engine_softmax(s: paddle.Tensor) -> paddle.Tensor:
+    """Softmax over the last axis as the packed engine's AVX-512 BiT attention computes it.
+
+    m = max_j s_j;  e_j = engine_exp(s_j - m) (:func:`engine_exp`);  the sum Z accumulates e_j in 16
+    float32 lanes (lane r: e_r + e_{16+r} + e_{32+r} + ..., in that order), then adds the lanes as
+    ``_mm512_reduce_add_ps`` does: h_i = l_{8+i} + l_i, q_i = h_{4+i} + h_i, Z = (q_0 + q_2) + (q_1 + q_3);
+    P_j = e_j / Z.  These P feed BiT's probability quantizer 1[(P - beta) / alpha >= 1/2], so only
+    the engine's own float expression gives its decisions at every threshold (``F.softmax``, another
+    exp and another summation order, differs in the last bit of most P). The engine's portable path
+    (CPUs without AVX-512) uses ``std::exp`` and a sequential sum, equal to this to about 1e-7.
+
+    Backward: exactly ``F.softmax``'s (``softmax_grad`` of ``F.softmax(s)`` and the incoming gradient).
+    Float32 input only (anything else falls back to ``F.softmax``).
+    """
+    if s.dtype != paddle.float32:
+        return F.softmax(s)
+    return _EngineSoftmax.apply(s)
+
+
+def _engine_layer_norm_value(x, weight, bias, epsilon: float) -> paddle.Tensor:
+    """The forward of :func:`engine_layer_norm` (no autograd)."""
+    h = x.shape[-1]
+    mean = (x.astype("float64").sum(axis=-1, keepdim=True) / float(h)).astype("float32")
+    centered = x - mean
+    c64 = centered.astype("float64")
+    var = ((c64 * c64).sum(axis=-1, keepdim=True) / float(h)).astype("float32")
+    root = _correctly_rounded(paddle.sqrt, var + _f32(epsilon))
+    inv = _correctly_rounded(lambda v: 1.0 / v, root)
+    return centered * inv * weight + bias
+
+
+def with_value(reference: paddle.Tensor, value: paddle.Tensor) -> paddle.Tensor:
+    """A float32 tensor equal to ``value`` whose gradient flows to ``reference`` unchanged.
+
+    out = fl32(f64(reference) + (f64(value) - f64(reference)).detach()). When the float64 difference is
+    exact (two float32 numbers whose exponents differ by at most 29, e.g. two roundings of the same
+    expression, a few units in the last place apart) the float64 sum is exactly ``value`` and so is
+    its float32 rounding. Backward: the casts and the addition pass dL/dout to ``reference`` unchanged
+    (float32 -> float64 -> float32 is exact), so ``reference``'s own backward gives its gradients bit
+    for bit. For an expression that must keep another expression's gradient, like a PyLayer, but
+    without a PyLayer whose backward runs a nested autograd pass (Paddle crashes on ``paddle.grad``
+    inside a backward that ``paddle.grad`` called).
+    """
+    ref64 = reference.astype("float64")
+    return (ref64 + (value.astype("float64") - ref64).detach()).astype("float32")
+
+
+def engine_layer_norm(
+    x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor, epsilon: float = 1e-12
+) -> paddle.Tensor:
+    """LayerNorm over the last axis (of size h) as the packed engine computes it.
+
+        mu = fl32(sum_i x_i / h)                  (sum and division in float64)
+        c_i = fl32(x_i - mu)
+        var = fl32(sum_i c_i^2 / h)               (squares, sum and division in float64)
+        r = fl32(1 / fl32(sqrt(fl32(var + eps))))
+        y_i = fl32(fl32(fl32(c_i * r) * gamma_i) + beta_i)
+
+    The sign quantizer after every LayerNorm of a binarized student (``sgn(y - beta_q)``) flips where
+    ``y`` is within a rounding error of its threshold, so the student must round as the engine
+    does; Paddle's CPU ``layer_norm`` (float32 statistics) differs in the last bit of about 40% of
+    the outputs. The float64 sums of float32 values are exact unless their magnitudes span more than
+    ~29 binary orders; otherwise both orders of summation round the same way to float32 in all but
+    vanishingly rare cases.
+
+    Backward: exactly ``F.layer_norm``'s: with gradients enabled the value is attached to
+    ``F.layer_norm(x, ...)`` by :func:`with_value`. Float32 input with a weight and a bias only (anything
+    else is ``F.layer_norm``).
+    """
+    if x.dtype != paddle.float32 or weight is None or bias is None:
+        return F.layer_norm(x, x.shape[-1:], weight, bias, epsilon)
+    with paddle.no_grad():
+        value = _engine_layer_norm_value(x, weight, bias, float(epsilon))
+    if not paddle.in_dynamic_mode() or not paddle.is_grad_enabled() or all(t.stop_gradient for t in (x, weight, bias)):
+        return value  # no gradient wanted (eval, or a static inference graph)
+    return with_value(F.layer_norm(x, x.shape[-1:], weight, bias, epsilon), value)

@@ -9,6 +9,9 @@ When both operands are binary (a 1-bit weight ``alpha_j * (+-1)`` and a sign / b
 activation ``a * (+-1)`` or ``a * {0, 1}``) the product is computed as the packed engine computes it,
 integer dot product first: y = (t @ s) * (a * alpha) + b (:func:`~.functional.binary_linear`), with
 the gradients of the float formulation.
+
+:class:`EngineLayerNorm` is ``nn.LayerNorm`` rounded as the packed engine rounds it (the LayerNorms of
+a student with binary activations, whose outputs go straight into sign quantizers).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from .quantizers import (
     SignQuantizer,
 )
 
-__all__ = ["QuantLinear", "QuantEmbedding", "BINARY_WEIGHT_QUANTIZERS"]
+__all__ = ["QuantLinear", "QuantEmbedding", "EngineLayerNorm", "BINARY_WEIGHT_QUANTIZERS"]
 
 #: weight quantizers whose output is ``alpha * (+-1)`` (one alpha per output column at axis 0 / None)
 BINARY_WEIGHT_QUANTIZERS = (BiBertWeightQuantizer, BwnWeightQuantizer, BwnCenteredWeightQuantizer)
@@ -156,3 +159,38 @@ class QuantEmbedding(nn.Layer):
 
     def extra_repr(self) -> str:
         return f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}"
+
+
+class EngineLayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` over the last axis computed with the packed engine's float expressions.
+
+    y = (x - mu) / sqrt(var + eps) * gamma + beta, evaluated as
+    ``fl(fl(fl(c * fl(1 / fl(sqrt(fl(var + eps))))) * gamma) + beta)`` with ``c = fl(x - mu)`` and the
+    statistics mu, var accumulated in float64 (:func:`~.functional.engine_layer_norm`): in a binarized
+    student every LayerNorm output is binarized next (``sgn(y - beta_q)``), and Paddle's own kernel
+    rounds differently from the engine in the last bit, flipping the bits that sit at the threshold.
+
+    Same parameters (``weight``, ``bias``), epsilon and state-dict names as the ``nn.LayerNorm`` it
+    replaces; gradients are exactly ``F.layer_norm``'s. A LayerNorm over several trailing axes, or one
+    without weight or bias, is computed by ``nn.LayerNorm`` itself.
+    """
+
+    @classmethod
+    def from_layer_norm(cls, norm: nn.LayerNorm) -> EngineLayerNorm:
+        """An EngineLayerNorm holding a copy of ``norm``'s weight and bias (same shape and epsilon)."""
+        layer = cls(
+            norm._normalized_shape,
+            epsilon=norm._epsilon,
+            weight_attr=None if norm.weight is not None else False,
+            bias_attr=None if norm.bias is not None else False,
+        )
+        for name in ("weight", "bias"):
+            src = getattr(norm, name)
+            if src is not None:
+                getattr(layer, name).set_value(src.detach().clone())
+        return layer
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if len(self._normalized_shape) != 1:
+            return super().forward(x)
+        return QF.engine_layer_norm(x, self.weight, self.bias, self._epsilon)

@@ -9,7 +9,7 @@ from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClas
 
 from paddle_binbert import QuantConfig, load_model, quantize_model
 from paddle_binbert.models import attention_records, quant_config_of, set_recording
-from paddle_binbert.quant import QuantEmbedding, QuantLinear
+from paddle_binbert.quant import EngineLayerNorm, QuantEmbedding, QuantLinear
 from tests.tiny import tiny_bert_config
 
 PRESETS = ["bwn", "bibert", "bit", "binarybert_ternary", "binarybert"]
@@ -90,10 +90,13 @@ def test_fp_islands_stay_full_precision(preset):
     assert type(bert.embeddings.token_type_embeddings) is nn.Embedding
     assert type(student.classifier) is nn.Linear
     assert isinstance(bert.pooler.dense, QuantLinear)
+    # LayerNorms stay FP; with 1-bit activations they round as the packed engine does (EngineLayerNorm)
+    norm_type = EngineLayerNorm if QuantConfig.from_preset(preset).activation_bits == 1 else nn.LayerNorm
+    assert type(bert.embeddings.layer_norm) is norm_type
     for layer in bert.encoder.layers:
         for lin in (layer.self_attn.q_proj, layer.self_attn.out_proj, layer.linear1, layer.linear2):
             assert isinstance(lin, QuantLinear) and lin.weight_quantizer is not None
-        assert type(layer.norm1) is nn.LayerNorm and type(layer.norm2) is nn.LayerNorm
+        assert type(layer.norm1) is norm_type and type(layer.norm2) is norm_type
 
 
 def test_student_does_not_mutate_a_shared_config():
