@@ -3,7 +3,8 @@
 Full stack (training, distillation, Taskflow, the Paddle engine): ``pip install -r requirements.txt``
 then ``pip install --no-deps -e .`` (pinned versions), or ``pip install -e .[paddle]`` (names only).
 
-Runtime only (run packed 1-bit models with ``paddle_binbert.runtime``; no Paddle, no PaddleNLP):
+Runtime only (run packed 1-bit models with ``paddle_binbert.runtime`` and serve them with
+``paddle-binbert serve``; no Paddle, no PaddleNLP):
 ``pip install -e .[runtime]`` or ``pip install -r requirements-runtime.txt`` (pinned).
 """
 
@@ -12,6 +13,9 @@ from setuptools import find_packages, setup
 # What paddle_binbert.runtime needs: the base install. Versions are pinned in requirements*.txt (the
 # stack known to work together on CPU); here only the names, so a GPU user can bring paddlepaddle-gpu.
 RUNTIME = ["numpy", "safetensors", "tokenizers"]
+# `paddle-binbert serve` (paddle_binbert.serve): the runtime behind FastAPI + uvicorn; at least the
+# versions it is tested with (pinned in requirements-runtime.txt).
+SERVE = ["fastapi>=0.165.0", "uvicorn>=0.55.0"]
 PADDLE = ["paddlenlp", "scipy", "scikit-learn", "pyyaml", "tqdm"]
 
 setup(
@@ -31,6 +35,6 @@ setup(
     },
     python_requires=">=3.9",
     install_requires=RUNTIME,
-    extras_require={"runtime": [], "paddle": PADDLE, "all": PADDLE},
+    extras_require={"runtime": SERVE, "serve": SERVE, "paddle": PADDLE, "all": PADDLE + SERVE},
     entry_points={"console_scripts": ["paddle-binbert=paddle_binbert.cli:main"]},
 )

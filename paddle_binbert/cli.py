@@ -4,6 +4,7 @@
     paddle-binbert distill --teacher_path ...  # = examples/task_distill.py (BiBERT release flags)
     paddle-binbert pack STUDENT OUT [--verify N] [--fp16_islands]   # packed 1-bit model for the engine
     paddle-binbert predict text_classification --task_path DIR "a text"   # Taskflow predictions
+    paddle-binbert serve PACKED_DIR [--host --port --workers ...]   # HTTP server (PaddleNLP protocol), no Paddle
     paddle-binbert accounting --bits 1-1-1     # size / FLOPs in the papers' conventions
     paddle-binbert export CHECKPOINT OUT [--max_seq_length N] [--verify N]   # static graph for Paddle Inference
     paddle-binbert eval --task_name SST-2 --data_dir DIR --checkpoint DIR    # GLUE / SQuAD dev metrics as JSON
@@ -43,6 +44,12 @@ def _pack(argv: List[str]) -> int:
 
 def _predict(argv: List[str]) -> int:
     from .taskflow import main
+
+    return main(argv)
+
+
+def _serve(argv: List[str]) -> int:
+    from .serve.cli import main  # Paddle-free: the runtime, FastAPI and uvicorn
 
     return main(argv)
 
@@ -98,6 +105,7 @@ SUBCOMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "distill": _distill,
     "pack": _pack,
     "predict": _predict,
+    "serve": _serve,
     "accounting": _accounting,
     "export": _export,
     "eval": _eval,
@@ -109,6 +117,7 @@ HELP = {
     "distill": "GLUE task distillation into a binarized student (examples/task_distill.py)",
     "pack": "pack a binarized student (bibert / bit / bwn) into the 1-bit model file run by the engine",
     "predict": "text_classification / question_answering predictions with a checkpoint (Taskflow)",
+    "serve": "serve a packed folder over HTTP (PaddleNLP SimpleServer protocol, dynamic batching; no Paddle)",
     "accounting": "model size (MiB) and FLOPs at given W-E-A bits",
     "export": "export an FP / simulated-quantized checkpoint as a static graph for Paddle Inference",
     "eval": "GLUE (--data_dir) or SQuAD v1.1 (--data_file) dev metrics of any checkpoint folder, as JSON",

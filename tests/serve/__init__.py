@@ -1,0 +1,1 @@
+"""Tests of paddle_binbert.serve (the HTTP server of packed folders) and benchmarks/bench_serve.py."""
