@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 
@@ -55,17 +57,21 @@ def main() -> int:
     student.config.id2label = dict(LABELS)
     student.config.label2id = {v: k for k, v in LABELS.items()}
     tokenizer = BertTokenizer.from_pretrained(a.student)
+    # pack and verify in a scratch folder; only a verified model replaces --out
+    staging = tempfile.mkdtemp(prefix=".ship-", dir=os.path.dirname(os.path.abspath(a.out)) or ".")
+    candidate = os.path.join(staging, "packed")
     for fp_dtype in ("float32", "float16"):
-        pack_model(student, a.out, tokenizer=tokenizer, fp_dtype=fp_dtype, source=a.student)
-        if folder_mib(a.out) <= a.max_mib:
+        pack_model(student, candidate, tokenizer=tokenizer, fp_dtype=fp_dtype, source=a.student)
+        if folder_mib(candidate) <= a.max_mib:
             break
-    size = folder_mib(a.out)
+    size = folder_mib(candidate)
     if size > a.max_mib:
+        shutil.rmtree(staging)
         p.error(f"the packed folder is {size:.2f} MiB, over --max_mib {a.max_mib}")
 
     dev = load_glue_features(a.data_dir, "SST-2", "dev", tokenizer, 64)
     collate = glue_collator(tokenizer)
-    packed = engine.load(a.out, backend="native")
+    packed = engine.load(candidate, backend="native")
     labels, sim_pred, eng_pred, gaps = [], [], [], []
     for i in range(0, len(dev), 32):
         batch = collate(dev[i : i + 32])
@@ -81,10 +87,13 @@ def main() -> int:
     agree = float((sim_pred == eng_pred).mean())
     acc_sim, acc_eng = 100 * float((sim_pred == labels).mean()), 100 * float((eng_pred == labels).mean())
     if agree < 1.0:
+        shutil.rmtree(staging)
         p.error(f"engine and Paddle disagree on {int((sim_pred != eng_pred).sum())} dev sentences: not shipped")
+    fp = json.load(open(os.path.join(candidate, "config.json"), encoding="utf-8"))["binbert_packed"]["fp_dtype"]
+    pack_model(student, a.out, tokenizer=tokenizer, fp_dtype=fp, source=a.student)  # the verified bytes again
+    shutil.rmtree(staging)
     results_path = os.path.join(a.student, "results.json")
     results = json.load(open(results_path, encoding="utf-8")) if os.path.isfile(results_path) else {}
-    fp = json.load(open(os.path.join(a.out, "config.json"), encoding="utf-8"))["binbert_packed"]["fp_dtype"]
     lines = [
         "# The shipped 1-bit SST-2 model (`examples/models/sst2-1bit`)",
         "",

@@ -7,8 +7,9 @@
 #
 #   PY=.venv/bin/python GLUE=../shared/data/glue RUNS=../runs bash benchmarks/sst2_students.sh [STUDENT ...]
 #
-# STUDENT: any of the labels below (default: all, in this order). Each takes one core
-# (OMP_NUM_THREADS=${THREADS:-1}); start two at once on a 2-core machine.
+# STUDENT: any of the labels below (default: all, in this order). Each takes ${THREADS:-1} math
+# threads; to use two cores with THREADS=1, start a second copy for other students only after the
+# teacher exists (two copies would both train the teacher).
 set -euo pipefail
 cd "${REPO:-$(dirname "$0")/..}"  # REPO: the checkout, when running a copy of this script
 PY=${PY:-.venv/bin/python}
@@ -20,8 +21,9 @@ DATA="$GLUE/SST-2"
 TEACHER=${TEACHER:-$RUNS/sst2_teacher}
 mkdir -p "$RUNS"
 
-resume_flag() { # --resume when the run folder already holds checkpoints
-  if compgen -G "$1/checkpoint-*" > /dev/null; then echo --resume; fi
+resume_flag() { # --resume whenever the run folder exists (a run without a checkpoint yet starts over;
+  # multi-stage runs keep theirs in stage*/)
+  if [ -d "$1" ]; then echo --resume; fi
 }
 
 teacher() {

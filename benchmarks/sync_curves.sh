@@ -15,6 +15,11 @@ PY=${PY:-.venv/bin/python}
 RUNS=${RUNS:-../runs}
 GLUE=${GLUE:-../shared/data/glue}
 EVERY=${EVERY:-300}
+if ! [[ $NAME =~ ^[A-Za-z0-9_-]+$ && $PREFIX =~ ^[A-Za-z0-9_-]+$ ]]; then
+  echo "sync_curves: prefix and results name must be [A-Za-z0-9_-]+, got '$PREFIX' '$NAME'" >&2
+  exit 2
+fi
+export GIT_LITERAL_PATHSPECS=1
 DEST="benchmarks/results/$NAME"
 
 sync_once() {
@@ -53,10 +58,13 @@ sync_once() {
   [ -d "$DEST" ] || return 0
   git add -- "$DEST" 2> /dev/null
   if ! git diff --cached --quiet -- "$DEST"; then
+    local done=0
     for _ in 1 2 3 4 5; do
-      git commit -q -m "$NAME: learning curves $(date -u +%H:%M)" -- "$DEST" && break
+      git commit -q -m "$NAME: learning curves $(date -u +%H:%M)" -- "$DEST" && done=1 && break
       sleep 7 # another git command holds the index lock
     done
+    # never leave the folder staged in the shared index after a failed commit
+    [ "$done" = 1 ] || git reset -q -- "$DEST"
   fi
 }
 

@@ -81,7 +81,8 @@ def shipped_model_part(model_dir: str, timing_sentences: int) -> None:
 
     sentences, labels = read_dev(SAMPLE)
     t0 = time.time()
-    predicted = [int(r["predictions"][0]["label"]) for r in classify(sentences)]
+    label_ids = {str(name): int(i) for i, name in config.get("id2label", {}).items()}  # name -> class id
+    predicted = [label_ids.get(str(r["predictions"][0]["label"]), -1) for r in classify(sentences)]
     accuracy = 100 * float(np.mean(np.array(predicted) == labels))
     print(
         f"SST-2 dev accuracy (all {len(sentences)} sentences, Taskflow on the packed engine): {accuracy:.2f}% "

@@ -60,9 +60,17 @@ class LearningCurveCallback(TrainerCallback):
         self.start = time.time()
         self.base_minutes = 0.0
         self.last_loss: Optional[float] = None
+        self.finished = False
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        """Stop recording: evaluations after training (e.g. of the reloaded best checkpoint) are not
+        points of the curve."""
+        self.finished = True
+        return control
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         """Keep the rows up to the step training starts from (0 or the resumed checkpoint's)."""
+        self.finished = False
         self.rows = [r for r in read_curve(self.path) if int(r["step"]) <= state.global_step]
         self.base_minutes = float(self.rows[-1]["wall_minutes"]) if self.rows else 0.0
         self.start = time.time()
@@ -77,8 +85,8 @@ class LearningCurveCallback(TrainerCallback):
         return control
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Optional[Dict[str, float]] = None, **kw):
-        """Add the evaluation's row and rewrite the file."""
-        if not metrics or not any(k.startswith("eval_") for k in metrics):
+        """Add the evaluation's row and rewrite the file (during training only)."""
+        if self.finished or not metrics or not any(k.startswith("eval_") for k in metrics):
             return control  # e.g. the teacher's evaluation (prefix "teacher_")
         examples = (
             state.global_step
