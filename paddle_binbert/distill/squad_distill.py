@@ -43,7 +43,6 @@ from .losses import DistillLossConfig
 from .task_distill import (
     LENGTH_DROP_NOTE,
     MODEL_PATH_FLAGS,
-    _tokenizer_dir,
     apply_training_defaults,
     check_distill_chain,
     check_distill_models,
@@ -56,6 +55,7 @@ from .task_distill import (
     run_distill_chain,
     run_identity,
     stored_size_mib,
+    tokenizer_dir,
 )
 from .task_distill import build_parser as build_glue_parser
 from .trainer import DistillationTrainer
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     _action(p, "max_train_examples").help = "use only the first N training questions"
     _action(p, "max_eval_examples").help = "use only the first N dev questions"
     _action(p, "max_seq_length").help = "window length in tokens (default 384)"
-    _action(p, "learning_rate").help = "peak AdamW learning rate (default 3e-5)"
+    _action(p, "learning_rate").help = "peak learning rate (default 3e-5, configs/tasks/squad.yaml)"
     _action(p, "num_train_epochs").help = "training epochs (default 3)"
     _action(p, "eval_steps").help = "evaluate (EM / F1) and checkpoint every N steps (default: once per epoch)"
     _action(p, "pred_distill").help = "prediction-layer distillation: SCE on start and end logits, averaged"
@@ -264,7 +264,7 @@ def squad_importance_batches(args: argparse.Namespace) -> List[Dict[str, Any]]:
 
     from ..squad_trainer import squad_collator
 
-    tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
+    tokenizer = BertTokenizer.from_pretrained(tokenizer_dir(args))
     wanted = args.half_width_batches * args.batch_size  # questions; each gives at least one window
     few = copy.copy(args)
     few.max_train_examples = wanted if args.max_train_examples is None else min(wanted, args.max_train_examples)
@@ -291,7 +291,7 @@ def run(
 
     start = time.time()
     method, quant_config, loss_config = resolve_recipe(args, quant_config, loss_config, student)
-    tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
+    tokenizer = BertTokenizer.from_pretrained(tokenizer_dir(args))
     # data first: a bad or empty file stops the run before anything is deleted or trained
     try:
         train_ds, dev = load_squad_sets(args, tokenizer)

@@ -62,7 +62,10 @@ def apply_training_defaults(args: argparse.Namespace, task_key: str) -> None:
     """Fill the training flags the user left unset (None) from ``configs/``
     (:func:`~paddle_binbert.train.defaults.training_defaults` of ``--method`` and ``task_key``),
     then from :data:`FALLBACK_DEFAULTS`. ``args.method`` must be resolved."""
-    values = {**FALLBACK_DEFAULTS, **training_defaults(args.method, task_key)}
+    try:
+        values = {**FALLBACK_DEFAULTS, **training_defaults(args.method, task_key)}
+    except (FileNotFoundError, ValueError) as err:  # no configs/ folder, or a bad YAML file
+        raise SystemExit(f"task_distill.py: error: {err}") from None
     for key, value in values.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -188,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--weight_decay",
         type=float,
         default=0.01,
-        help="AdamW weight decay (not on bias/LayerNorm/quantizer parameters)",
+        help="decoupled weight decay of AdamW or BertAdam (not on bias/LayerNorm/quantizer parameters)",
     )
     g.add_argument("--warmup_ratio", type=float, default=0.1, help="fraction of steps of linear warmup")
     g.add_argument(
@@ -360,7 +363,7 @@ def check_distill_chain(parser: argparse.ArgumentParser, args: argparse.Namespac
             parser.error("--half_width_batches must be positive")
 
 
-def _tokenizer_dir(args: argparse.Namespace) -> str:
+def tokenizer_dir(args: argparse.Namespace) -> str:
     for path in (args.student_model_name_or_path, args.teacher_path, args.model_config):
         if path and os.path.isdir(path) and os.path.isfile(os.path.join(path, "vocab.txt")):
             return path
@@ -467,7 +470,9 @@ def check_loss_numbers(loss_config: DistillLossConfig, source: str) -> None:
 def run_identity(args: argparse.Namespace, script: str, method: Any, student: Any, loss: DistillLossConfig):
     """What defines a distillation run in ``--output_dir`` (compared when it is resumed,
     :func:`~paddle_binbert.run_setup.check_run_identity`): the task, the method, the student's
-    quantization, the loss, the optimizer and the LengthDrop settings."""
+    quantization, the loss, the optimizer, batch size, the peak learning rate and the max sequence length
+    (a resumed run must see the same batches; more epochs or steps may be given to extend a run) and
+    the LengthDrop settings."""
     import dataclasses
 
     from ..models import quant_config_of
@@ -480,6 +485,9 @@ def run_identity(args: argparse.Namespace, script: str, method: Any, student: An
         "quantization": None if quant is None else quant.to_dict(),
         "loss": dataclasses.asdict(loss),
         "optimizer": args.optimizer,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "max_seq_length": args.max_seq_length,
         **length_drop_settings(length_drop_config(args)),
     }
 
@@ -569,7 +577,7 @@ def run(
     start = time.time()
     spec = get_task_spec(args.task_name)
     method, quant_config, loss_config = resolve_recipe(args, quant_config, loss_config, student)
-    tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
+    tokenizer = BertTokenizer.from_pretrained(tokenizer_dir(args))
     # data first: an empty training or dev set stops the run before anything is deleted or trained
     train_split, dev_split = train_split_name(args), spec.dev_splits[0]
     train_ds = load_glue_features(
@@ -672,7 +680,7 @@ def glue_importance_batches(args: argparse.Namespace) -> List[Dict[str, Any]]:
 
     from ..data.glue import glue_collator, load_glue_features
 
-    tokenizer = BertTokenizer.from_pretrained(_tokenizer_dir(args))
+    tokenizer = BertTokenizer.from_pretrained(tokenizer_dir(args))
     wanted = args.half_width_batches * args.batch_size
     limit = wanted if args.max_train_examples is None else min(wanted, args.max_train_examples)
     features = load_glue_features(
