@@ -99,9 +99,12 @@ class Batcher:
         with self._lock:
             if self._closed:
                 raise BatcherClosed("the batcher is stopped")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-                self._thread.start()
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+            self._thread.start()
 
     def submit(self, items: Sequence[Any]) -> Future:
         """Queue one request's items; the returned future gives their results (a list, in order) or the
@@ -109,15 +112,16 @@ class Batcher:
         items = list(items)
         if not items:
             raise ValueError("a request needs at least one item")
-        if self._thread is None:
-            self.start()
-        if self._closed:
-            raise BatcherClosed("the server is shutting down")
         job = _Job(items)
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            raise QueueFull(f"{self.max_queue} requests are already waiting; try again later") from None
+        # the closed check and the put are atomic with stop(): no job is queued after stop() drained the queue
+        with self._lock:
+            if self._closed:
+                raise BatcherClosed("the server is shutting down")
+            self._start_locked()
+            try:
+                self._queue.put_nowait(job)
+            except queue.Full:
+                raise QueueFull(f"{self.max_queue} requests are already waiting; try again later") from None
         return job.future
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -125,18 +129,14 @@ class Batcher:
         with self._lock:
             self._closed = True
             thread = self._thread
-        if thread is not None:
-            # the queue may be full: wait for room rather than drop the stop signal
-            deadline = time.monotonic() + timeout
-            while thread.is_alive():
-                try:
-                    self._queue.put(_STOP, timeout=0.1)
-                    break
-                except queue.Full:
-                    if time.monotonic() > deadline:
-                        break
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._fail_waiting()
+        if thread is not None and thread.is_alive():
+            # The worker checks ``_closed`` before taking each job; the sentinel only wakes it when it
+            # blocks on an empty queue. A full queue is not empty, so then no sentinel is needed.
+            self._wake_worker()
+            thread.join(max(0.0, timeout))
+        # the worker fails what it leaves behind when it ends; if it is still in ``predict``, fail the
+        # waiting requests now rather than when it returns
+        self._fail_waiting(worker_alive=thread is not None and thread.is_alive())
 
     @property
     def closed(self) -> bool:
@@ -162,6 +162,8 @@ class Batcher:
     def _next_job(self, timeout: Optional[float]) -> Any:
         """The next live job (cancelled ones skipped), _STOP, or None after ``timeout`` seconds."""
         while True:
+            if self._closed:  # stopped: run nothing more (what is left fails in _loop's finally)
+                return _STOP
             if self._carry is not None:
                 job, self._carry = self._carry, None
                 return job
@@ -180,6 +182,12 @@ class Batcher:
                 return job
 
     def _loop(self) -> None:
+        try:
+            self._run_loop()
+        finally:
+            self._fail_waiting(worker_alive=False)
+
+    def _run_loop(self) -> None:
         while True:
             first = self._next_job(None)
             if first is _STOP:
@@ -208,9 +216,6 @@ class Batcher:
                 count += len(job.items)
             self._run_batch(batch)
             if stop:
-                if self._carry is not None:
-                    self._run_batch([self._carry])
-                    self._carry = None
                 return
 
     def _nothing_coming(self) -> bool:
@@ -264,15 +269,36 @@ class Batcher:
         else:
             job.future.set_result(results)
 
-    def _fail_waiting(self) -> None:
-        jobs = [self._carry] if self._carry is not None else []
-        self._carry = None
+    def _wake_worker(self) -> None:
+        try:
+            self._queue.put_nowait(_STOP)
+        except queue.Full:
+            pass  # not empty: the worker's next get returns at once and it then sees ``_closed``
+
+    def _fail_waiting(self, worker_alive: bool) -> None:
+        """Fail the requests left waiting with BatcherClosed. Called by the worker as it ends, and by
+        :meth:`stop`; while the worker lives, ``_carry`` is left to it (it fails it as it ends) and the
+        stop sentinel is put back, so that the worker never blocks on an emptied queue."""
+        jobs: List[Any] = []
+        if not worker_alive and self._carry is not None:
+            jobs.append(self._carry)
+            self._carry = None
         while True:
             try:
                 jobs.append(self._queue.get_nowait())
             except queue.Empty:
                 break
+        if worker_alive:
+            self._wake_worker()
         for job in jobs:
-            if job is not _STOP and not job.future.done():
-                if job.future.set_running_or_notify_cancel():
-                    job.future.set_exception(BatcherClosed("the server is shutting down"))
+            if job is _STOP:
+                continue
+            future = job.future
+            if future.done():  # cancelled by its client (or already answered)
+                continue
+            # a queued job is still pending (set_running_or_notify_cancel: False if just cancelled);
+            # the carry was already set running by the worker
+            if not future.running() and not future.set_running_or_notify_cancel():
+                continue
+            if not future.done():
+                future.set_exception(BatcherClosed("the server is shutting down"))

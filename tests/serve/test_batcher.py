@@ -16,8 +16,10 @@ class Recorder:
     def __init__(self, gate=None):
         self.batches = []
         self.gate = gate
+        self.entered = threading.Event()  # set once predict was called (the worker took a job)
 
     def __call__(self, items):
+        self.entered.set()
         if self.gate is not None:
             assert self.gate.wait(10)
         self.batches.append(list(items))
@@ -46,7 +48,7 @@ def test_whole_requests_fill_batches_and_large_requests_run_alone():
     batcher = Batcher(rec, max_batch_size=4, max_wait_ms=0)
     try:
         first = batcher.submit(["x"])  # taken by the worker, which waits for the gate
-        time.sleep(0.2)
+        assert rec.entered.wait(10)
         sizes = [3, 2, 7, 1, 1]
         futures = [batcher.submit([f"{n}-{j}" for j in range(n)]) for n in sizes]
         gate.set()
@@ -65,7 +67,7 @@ def test_a_failing_request_does_not_fail_the_others():
     batcher = Batcher(rec, max_batch_size=10, max_wait_ms=0)
     try:
         batcher.submit(["warm"])
-        time.sleep(0.2)
+        assert rec.entered.wait(10)
         good1, bad, good2 = batcher.submit(["a"]), batcher.submit(["bad", "b"]), batcher.submit(["c"])
         gate.set()
         assert good1.result(10) == ["A"] and good2.result(10) == ["C"]
@@ -92,7 +94,7 @@ def test_queue_bound_cancellation_and_stop():
     rec = Recorder(gate)
     batcher = Batcher(rec, max_batch_size=1, max_wait_ms=0, max_queue=2)
     running = batcher.submit(["run"])
-    time.sleep(0.2)  # taken by the worker
+    assert rec.entered.wait(10)  # taken by the worker
     cancelled = batcher.submit(["gone"])
     waiting = batcher.submit(["wait"])
     with pytest.raises(QueueFull, match="2 requests are already waiting"):
@@ -109,21 +111,136 @@ def test_queue_bound_cancellation_and_stop():
 
 def test_stop_fails_waiting_requests():
     gate = threading.Event()
-    batcher = Batcher(Recorder(gate), max_batch_size=1, max_wait_ms=0)
+    rec = Recorder(gate)
+    batcher = Batcher(rec, max_batch_size=1, max_wait_ms=0)
     running = batcher.submit(["a"])
-    time.sleep(0.2)
+    assert rec.entered.wait(10)  # the worker is in predict, waiting for the gate
     waiting = [batcher.submit([c]) for c in "bcd"]
-    stopper = threading.Thread(target=batcher.stop)
+    errors = []
+    stopper = threading.Thread(target=lambda: _call_catching(errors, batcher.stop))
     stopper.start()
-    time.sleep(0.2)
+    while not batcher.closed:  # stop() has begun: the waiting requests will not be run
+        time.sleep(0.001)
     gate.set()
     stopper.join(10)
-    assert running.result(10) == ["A"]
-    for future in waiting:  # run before the stop signal, or failed with BatcherClosed: never left hanging
+    assert not stopper.is_alive() and errors == []
+    assert running.result(10) == ["A"]  # the batch being run when stop() came is finished
+    for future in waiting:
+        with pytest.raises(BatcherClosed, match="shutting down"):
+            future.result(10)
+    assert rec.batches == [["a"]]
+    assert not batcher.running
+    with pytest.raises(BatcherClosed):
+        batcher.submit(["late"])
+
+
+def _call_catching(errors, fn, *args):
+    try:
+        fn(*args)
+    except BaseException as err:  # noqa: BLE001 - reported to the test
+        errors.append(err)
+
+
+def test_stop_timing_out_while_predict_runs():
+    """stop() whose join times out while predict still runs: no error, no hang, every future ends."""
+    gate = threading.Event()
+    rec = Recorder(gate)
+    batcher = Batcher(rec, max_batch_size=1, max_wait_ms=0)
+    try:
+        running = batcher.submit(["a"])
+        assert rec.entered.wait(10)
+        waiting = [batcher.submit(["b"]), batcher.submit(["c"]), batcher.submit(["d"])]
+        batcher.stop(timeout=0.05)  # predict is blocked: the join times out; must not raise
+        assert batcher.closed and batcher.running
+        with pytest.raises(BatcherClosed):
+            batcher.submit(["late"])  # nothing is queued after stop()
+        gate.set()
+        assert running.result(10) == ["A"]
+        for future in waiting:
+            with pytest.raises(BatcherClosed):
+                future.result(10)
+        deadline = time.monotonic() + 10
+        while batcher.running and time.monotonic() < deadline:  # the worker ends: not blocked on the queue
+            time.sleep(0.01)
+        assert not batcher.running
+        batcher.stop(timeout=1)  # again: a no-op
+    finally:
+        gate.set()
+        batcher.stop(timeout=1)
+
+
+def test_stop_timing_out_with_a_carried_request():
+    """The worker holds a request taken for the next batch (its carry) when stop() times out: stop()
+    fails the queued requests at once, leaves the carry to the worker, which fails it as it ends."""
+    gates = [threading.Event(), threading.Event()]
+    entered = [threading.Event(), threading.Event()]
+    calls = []
+
+    def predict(items):
+        n = len(calls)
+        calls.append(list(items))
+        if n < 2:
+            entered[n].set()
+            assert gates[n].wait(10)
+        return [item.upper() for item in items]
+
+    batcher = Batcher(predict, max_batch_size=2, max_wait_ms=0)
+    try:
+        first = batcher.submit(["a"])
+        assert entered[0].wait(10)  # predict(["a"]) blocks
+        second = batcher.submit(["c"])
+        carried = batcher.submit(["d", "d2"])  # does not fit after "c": the worker's carry
+        queued = batcher.submit(["e"])
+        gates[0].set()
+        assert entered[1].wait(10)  # predict(["c"]) blocks, "d" is carried, "e" is queued
+        batcher.stop(timeout=0.05)  # must not raise
+        with pytest.raises(BatcherClosed):
+            queued.result(0)  # failed by stop() itself, while predict still runs
+        assert not carried.done()  # left to the worker
+        gates[1].set()
+        assert first.result(10) == ["A"] and second.result(10) == ["C"]
+        with pytest.raises(BatcherClosed):
+            carried.result(10)
+        deadline = time.monotonic() + 10
+        while batcher.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not batcher.running
+        assert calls == [["a"], ["c"]]
+    finally:
+        for gate in gates:
+            gate.set()
+        batcher.stop(timeout=1)
+
+
+def test_submit_racing_stop_never_hangs():
+    """Requests submitted while stop() runs are answered, refused or failed: never left pending."""
+    rec = Recorder()
+    batcher = Batcher(rec, max_batch_size=4, max_wait_ms=1)
+    futures, refused = [], []
+    go = threading.Event()
+
+    def client():
+        go.wait(10)
+        for i in range(200):
+            try:
+                futures.append(batcher.submit([f"x{i}"]))
+            except BatcherClosed:
+                refused.append(i)
+
+    clients = [threading.Thread(target=client) for _ in range(2)]
+    for t in clients:
+        t.start()
+    go.set()
+    batcher.stop(timeout=5)
+    for t in clients:
+        t.join(10)
+        assert not t.is_alive()
+    for future in futures:
         try:
-            assert future.result(10) in (["B"], ["C"], ["D"])
+            future.result(10)  # raises TimeoutError (fails the test) if left pending
         except BatcherClosed:
             pass
+    assert not batcher.running
 
 
 def test_no_wait_when_nothing_is_incoming():
