@@ -32,6 +32,17 @@ def folder_mib(path: str) -> float:
     return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)) / 2**20
 
 
+def best_checkpoint(run_dir: str) -> str:
+    """The checkpoint the run saved as its best (its trainer_state.json), or "the run folder"."""
+    path = os.path.join(run_dir, "trainer_state.json")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            best = json.load(f).get("best_model_checkpoint")
+        if best:
+            return f"best dev checkpoint, `{os.path.basename(best)}`"
+    return "the run folder's model"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--student", required=True, help="trained student checkpoint folder (bibert or bit preset)")
@@ -58,7 +69,8 @@ def main() -> int:
     student.config.label2id = {v: k for k, v in LABELS.items()}
     tokenizer = BertTokenizer.from_pretrained(a.student)
     # pack and verify in a scratch folder; only a verified model replaces --out
-    staging = tempfile.mkdtemp(prefix=".ship-", dir=os.path.dirname(os.path.abspath(a.out)) or ".")
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".ship-", dir=os.path.dirname(os.path.abspath(a.out)))
     candidate = os.path.join(staging, "packed")
     for fp_dtype in ("float32", "float16"):
         pack_model(student, candidate, tokenizer=tokenizer, fp_dtype=fp_dtype, source=a.student)
@@ -104,6 +116,7 @@ def main() -> int:
         f"| source run | `{a.student}` ({preset} preset, bits {quant_config_of(student).bits_str}) |",
         f"| teacher dev acc (recorded by the run) | {100 * results.get('teacher', {}).get('acc', float('nan')):.2f} |",
         f"| steps / epochs trained | {results.get('global_steps', '?')} / {results.get('epochs', '?')} |",
+        f"| weights shipped | {best_checkpoint(a.student)} |",
         f"| packed folder | {size:.2f} MiB (FP islands {fp}) |",
         f"| dev acc, student in Paddle (simulated) | {acc_sim:.2f} |",
         f"| dev acc, packed native engine | {acc_eng:.2f} |",
