@@ -7,9 +7,9 @@ import hashlib
 import json
 import os
 import tempfile
-from typing import Any, Union
+from typing import Any, Type, Union
 
-__all__ = ["sha256_file", "write_json_atomic", "write_text_atomic"]
+__all__ = ["decode_utf8", "parse_json", "sha256_file", "write_json_atomic", "write_text_atomic"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -45,3 +45,25 @@ def sha256_file(path: PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def decode_utf8(raw: bytes, label: str, error: Type[Exception] = ValueError, expected: str = "UTF-8 text") -> str:
+    """``raw`` decoded as UTF-8 (a leading BOM dropped). A bad byte raises ``error`` naming ``label``,
+    the byte, its line and its byte offset in ``raw``."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        offset = err.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw.count(b"\n", 0, offset) + 1
+        raise error(
+            f"{label}: expected {expected}, invalid byte {raw[offset : offset + 1]!r} at line {line} "
+            f"(byte offset {offset})"
+        ) from None
+
+
+def parse_json(text: str, label: str, error: Type[Exception] = ValueError) -> Any:
+    """``json.loads(text)``; invalid JSON raises ``error`` naming ``label``, line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise error(f"{label}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None

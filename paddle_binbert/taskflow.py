@@ -51,6 +51,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .checkpoints import PACKED_KEY, is_packed_dir, load_checkpoint
+from .io_utils import decode_utf8
 from .taskflow_format import TaskPipeline, cap_max_length, check_options, check_sizes, read_id2label
 
 logger = logging.getLogger(__name__)
@@ -300,14 +301,7 @@ def _read_input_file(path: str) -> List[str]:
         raise InputError(f"input file {name} is a folder, expected a text file with one input per line") from None
     except OSError as err:
         raise InputError(f"cannot read input file {name}: {err.strerror or err}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        offset = err.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
-        line = raw.count(b"\n", 0, offset) + 1
-        raise InputError(
-            f"input file {name}: expected UTF-8 text, invalid byte at line {line} (byte offset {offset})"
-        ) from None
+    text = decode_utf8(raw, f"input file {name}", InputError)
     return [line[:-1] if line.endswith("\n") else line for line in io.StringIO(text, newline=None)]
 
 

@@ -36,6 +36,7 @@ import paddle.nn as nn
 from paddlenlp.transformers import BertConfig
 from paddlenlp.transformers.model_utils import load_state_dict
 
+from ..io_utils import decode_utf8, parse_json
 from ..quant.config import QuantConfig
 from .quantize import QUANT_CONFIG_KEY, SUPPORTED_MODELS, quantize_model
 
@@ -167,14 +168,7 @@ def read_config_json(path: str) -> Dict[str, Any]:
             raw = handle.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"config file {path} does not exist") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise CheckpointError(f"{path}: expected UTF-8 JSON, invalid byte at offset {err.start}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    data = parse_json(decode_utf8(raw, str(path), CheckpointError, "UTF-8 JSON"), str(path), CheckpointError)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object of config fields, got {_describe(data)}")
     return data

@@ -126,7 +126,7 @@ def test_missing_or_non_utf8_input_file(cls_dir, tmp_path, capsys):
     latin = tmp_path / "latin1.txt"
     latin.write_bytes("ok\ncaf\u00e9\n".encode("latin-1"))
     code, out, err = predict(capsys, "text_classification", "--task_path", cls_dir, "--input", str(latin))
-    assert (code, out) == (2, []) and f"input file {latin}: expected UTF-8 text, invalid byte at line 2" in err
+    assert (code, out) == (2, []) and f"input file {latin}: expected UTF-8 text, invalid byte b'\\xe9' at line 2" in err
     assert "Traceback" not in err
     code, out, err = predict(capsys, "text_classification", "--task_path", cls_dir, "--input", str(tmp_path))
     assert code == 2 and "is a folder" in err

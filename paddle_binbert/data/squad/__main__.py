@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Any, Dict, List, Optional
 
+from ...io_utils import decode_utf8, parse_json
 from .evaluate import squad_evaluate
 from .reader import SquadFormatError, load_squad_json
 
@@ -18,14 +19,7 @@ def _load_predictions(path: str) -> Dict[str, Any]:
     """The ``{question id: answer text}`` object of a predictions file; errors name the file."""
     with open(path, "rb") as handle:
         raw = handle.read()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise SquadFormatError(f"{path}: expected UTF-8 JSON, invalid byte at byte offset {err.start}") from None
-    try:
-        predictions = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise SquadFormatError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+    predictions = parse_json(decode_utf8(raw, path, SquadFormatError, "UTF-8 JSON"), path, SquadFormatError)
     if not isinstance(predictions, dict):
         raise SquadFormatError(f"{path}: expected a JSON object {{id: text}}")
     return predictions

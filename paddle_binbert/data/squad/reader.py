@@ -10,10 +10,11 @@ unchanged context, and post-processing maps predictions back to the same charact
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
+
+from ...io_utils import decode_utf8, parse_json
 
 __all__ = [
     "SquadExample",
@@ -89,19 +90,8 @@ def load_squad_json(path: PathLike) -> Dict[str, Any]:
     path = Path(path)
     with path.open("rb") as handle:
         raw = handle.read()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        offset = err.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
-        line = raw.count(b"\n", 0, offset) + 1
-        raise SquadFormatError(
-            f"{path}: expected UTF-8 JSON, invalid byte {raw[offset : offset + 1]!r} at line {line} (byte offset "
-            f"{offset}); SQuAD files are UTF-8"
-        ) from None
-    try:
-        dataset = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise SquadFormatError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+    text = decode_utf8(raw, str(path), SquadFormatError, "UTF-8 JSON")
+    dataset = parse_json(text, str(path), SquadFormatError)
     if not isinstance(dataset, dict):
         raise SquadFormatError(f"{path}: top level should be a JSON object, found {type(dataset).__name__}")
     _require(dataset, "data", list, str(path))
