@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from paddle_binbert.machine import cpu_name, load_average  # Paddle-free
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "runtime.md"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "paddle_binbert_bench_runtime"
@@ -285,24 +287,6 @@ def render(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _load_average() -> str:
-    try:
-        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "?"
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2, help="kernel threads (default 2)")
@@ -319,7 +303,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(build_times()))
         return 0
 
-    load_before = _load_average()
+    load_before = load_average()
     packed = Path(_stage("prepare", args.work))
     build = _stage("build", args.work)
     runs: Dict[str, List[Dict[str, Any]]] = {b: [] for b in ("python-numpy", "runtime", "runtime-predictor", "engine")}
@@ -332,11 +316,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             "threads": args.threads,
             "runs": args.runs,
             "reps": args.reps,
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "load_before": load_before,
-            "load_after": _load_average(),
+            "load_after": load_average(),
             "packed_mib": (packed / "model.safetensors").stat().st_size / 2**20,
             "threads_note": "the compiler runs single-threaded",
         },

@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from paddle_binbert.machine import cpu_name, load_average  # Paddle-free
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "serve.md"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "paddle_binbert_bench_serve"
@@ -392,24 +394,6 @@ def render(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _load_average() -> str:
-    try:
-        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "?"
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _model_desc(path: Path) -> str:
     meta = json.loads((path / "config.json").read_text(encoding="utf-8")).get("binbert_packed", {})
     return (
@@ -447,7 +431,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--requests, --texts_per_request and --words must be >= 1, --warmup >= 0")
 
     args.work.mkdir(parents=True, exist_ok=True)
-    load_before = _load_average()
+    load_before = load_average()
     model = args.model if args.model is not None else prepare_model(args.work)
     rows: List[Dict[str, Any]] = []
     server = start_runtime_server(model, args, args.work)
@@ -464,11 +448,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             server.stop()
     meta = {
         "argv": " ".join(argv if argv is not None else sys.argv[1:]),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "load_before": load_before,
-        "load_after": _load_average(),
+        "load_after": load_average(),
         "model_desc": _model_desc(model),
         **{k: getattr(args, k) for k in ("texts_per_request", "words", "max_length", "requests", "warmup")},
         **{k: getattr(args, k) for k in ("workers", "threads", "max_batch_size", "max_wait_ms")},
