@@ -99,3 +99,19 @@ def engine_output(engine, ids, types=None, attention_mask=None) -> np.ndarray:
 def rel_err(got: np.ndarray, ref: np.ndarray) -> float:
     """max |got - ref| / max |ref|."""
     return float(np.abs(np.asarray(got) - np.asarray(ref)).max() / max(np.abs(ref).max(), 1e-30))
+
+
+def train_on_random_labels(model, steps: int, seed: int, learning_rate: float) -> None:
+    """``steps`` SGD steps of cross-entropy on random labels (random ids and token types of batch 8,
+    length 16), so that a student's weights leave their initialisation."""
+    import paddle.nn.functional as F
+
+    rng = np.random.default_rng(seed)
+    opt = paddle.optimizer.SGD(learning_rate=learning_rate, parameters=model.parameters())
+    model.train()
+    for step in range(steps):
+        ids, types = random_batch(8, 16, vocab=model.config.vocab_size, seed=seed + step)
+        labels = paddle.to_tensor(rng.integers(0, model.config.num_labels, 8), dtype="int64")
+        F.cross_entropy(model(ids, token_type_ids=types), labels).backward()
+        opt.step()
+        opt.clear_grad()

@@ -11,7 +11,6 @@ same for the BWN baseline (one weight scale per matrix). The logits must agree o
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 import pytest
 from paddlenlp.transformers import BertForSequenceClassification
 
@@ -19,7 +18,7 @@ from paddle_binbert import QuantConfig, engine, quantize_model
 from paddle_binbert.export import load_packed, pack_model
 
 from ..tiny import tiny_bert_config
-from . import engine_output, random_batch, simulated_output
+from . import engine_output, random_batch, simulated_output, train_on_random_labels
 
 #: (batch, sequence length, seed) of the compared batches; tiny_bert_config has 40 positions
 BATCHES = [(8, 16, 11), (4, 40, 12), (6, 7, 13), (1, 1, 14), (5, 25, 15)]
@@ -34,16 +33,7 @@ def _zero_biases(model) -> None:
 
 def _train(model, steps: int = 20, seed: int = 100) -> None:
     """``steps`` SGD steps of cross-entropy on random labels (random ids, lengths and padding)."""
-    rng = np.random.default_rng(seed)
-    opt = paddle.optimizer.SGD(learning_rate=0.5, parameters=model.parameters())
-    model.train()
-    for step in range(steps):
-        ids, types = random_batch(8, 16, vocab=model.config.vocab_size, seed=seed + step)
-        labels = paddle.to_tensor(rng.integers(0, model.config.num_labels, 8), dtype="int64")
-        loss = F.cross_entropy(model(ids, token_type_ids=types), labels)
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
+    train_on_random_labels(model, steps, seed, learning_rate=0.5)
 
 
 def _student(trained: bool, preset: str = "bibert", seed: int = 0):

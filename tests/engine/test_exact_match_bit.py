@@ -18,7 +18,6 @@ evaluate the engine's expressions in the engine's order (:class:`~paddle_binbert
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 import pytest
 from paddlenlp.transformers import BertForSequenceClassification
 
@@ -30,7 +29,7 @@ from paddle_binbert.quant.calibration import calibrate
 from paddle_binbert.quant.quantizers import ElasticQuantizer
 
 from ..tiny import tiny_bert_config
-from . import random_batch, require_isa, simulated_output
+from . import random_batch, require_isa, simulated_output, train_on_random_labels
 
 #: padded batches (batch, sequence length, seed); tiny_bert_config has 40 positions
 BATCHES = [(8, 16, 21), (4, 40, 22), (6, 7, 23), (16, 33, 24), (5, 25, 25)]
@@ -44,15 +43,7 @@ def _batches(n: int, seed: int, vocab: int):
 
 def _train(model, steps: int = 6, seed: int = 300) -> None:
     """``steps`` SGD steps of cross-entropy on random labels."""
-    rng = np.random.default_rng(seed)
-    opt = paddle.optimizer.SGD(learning_rate=0.3, parameters=model.parameters())
-    model.train()
-    for step in range(steps):
-        ids, types = random_batch(8, 16, vocab=model.config.vocab_size, seed=seed + step)
-        labels = paddle.to_tensor(rng.integers(0, model.config.num_labels, 8), dtype="int64")
-        F.cross_entropy(model(ids, token_type_ids=types), labels).backward()
-        opt.step()
-        opt.clear_grad()
+    train_on_random_labels(model, steps, seed, learning_rate=0.3)
 
 
 def bit_student(trained: bool, seed: int = 0):

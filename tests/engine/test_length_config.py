@@ -37,8 +37,12 @@ def test_engine_length_config_matches_the_length_adaptive_student(ops, tmp_path,
     student = make_student(preset, cls, config=tiny_config(hidden=hidden, heads=heads, inter=inter, layers=3))
     folder = pack_model(student, tmp_path / "packed")
     backends = [engine.load(folder, backend="native"), engine.load(folder, backend="simulated")]
-    for batch, seq, config, seed in [(3, 20, (14, 9, 4), 1), (2, 70, (40, 40, 12), 2), (4, 33, (33, 20, 1), 3),
-                                     (1, 5, (9, 9, 9), 4)]:
+    for batch, seq, config, seed in [
+        (3, 20, (14, 9, 4), 1),
+        (2, 70, (40, 40, 12), 2),
+        (4, 33, (33, 20, 1), 3),
+        (1, 5, (9, 9, 9), 4),
+    ]:
         ids, types = random_batch(batch, seq, seed=seed)
         ref_logits, ref_hidden = _reference(student, ids, types, config)
         for eng in backends:
