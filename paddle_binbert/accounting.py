@@ -93,7 +93,8 @@ BUILTIN_CONFIGS: dict[str, dict[str, int]] = {
     },
 }
 
-_ARCH_KEYS = (
+#: BertConfig fields that size the model (all positive integers)
+ARCH_KEYS = (
     "vocab_size",
     "hidden_size",
     "num_hidden_layers",
@@ -189,7 +190,7 @@ def to_arch(config: Any, num_labels: Optional[int] = None) -> Arch:
         return arch if num_labels is None else Arch(**{**arch.__dict__, "num_labels": int(num_labels)})
     if isinstance(config, str):
         config = load_config(config)
-    values = {k: int(_get(config, k)) for k in _ARCH_KEYS}
+    values = {k: int(_get(config, k)) for k in ARCH_KEYS}
     if num_labels is None:
         try:
             num_labels = _get(config, "num_labels")
@@ -221,14 +222,14 @@ def load_config(name_or_path: str) -> dict[str, Any]:
 
 def _find_arch_dict(data: Any, origin: str) -> dict[str, Any]:
     if isinstance(data, dict):
-        if all(k in data for k in _ARCH_KEYS):
+        if all(k in data for k in ARCH_KEYS):
             return data
         for value in data.values():
             try:
                 return _find_arch_dict(value, origin)
             except ValueError:
                 continue
-    raise ValueError(f"{origin}: no object with keys {_ARCH_KEYS}")
+    raise ValueError(f"{origin}: no object with keys {ARCH_KEYS}")
 
 
 def matmul_flops(macs: int, bits_a: int, bits_b: int) -> float:

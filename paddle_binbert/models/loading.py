@@ -36,6 +36,7 @@ import paddle.nn as nn
 from paddlenlp.transformers import BertConfig
 from paddlenlp.transformers.model_utils import load_state_dict
 
+from ..accounting import ARCH_KEYS
 from ..io_utils import decode_utf8, parse_json
 from ..quant.config import QuantConfig
 from .quantize import QUANT_CONFIG_KEY, SUPPORTED_MODELS, quantize_model
@@ -75,16 +76,6 @@ class CheckpointError(ValueError):
 
 # ------------------------------------------------------------------------------ config checks
 
-#: BertConfig fields that size the model: positive integers
-_POSITIVE_INT_FIELDS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "max_position_embeddings",
-    "type_vocab_size",
-)
 _PROBABILITY_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
 _MISSING = object()
 
@@ -115,7 +106,7 @@ def check_bert_config(config: Any, source: str) -> None:
         CheckpointError: naming ``source`` (the config file) and every bad field with its value.
     """
     problems: List[str] = []
-    for name in _POSITIVE_INT_FIELDS + ("num_labels",):
+    for name in ARCH_KEYS + ("num_labels",):
         value = getattr(config, name, _MISSING)
         if value is _MISSING:
             continue
