@@ -146,7 +146,15 @@ def cell_from_results(res: Dict[str, Any], task: str, method: str) -> Dict[str, 
         "f1": 100 * metrics["f1"] if "f1" in metrics else None,
         "steps": res.get("global_steps"), "minutes": res.get("wall_time_seconds", 0.0) / 60,
         "size_mib": res.get("student_size_mib"), "train_examples": res.get("num_train_examples"),
+        "epochs": res.get("args", {}).get("num_train_epochs"),
     }
+
+
+def cell_epochs(args: argparse.Namespace, cell: Dict[str, Any]) -> float:
+    """Epochs per stage the cell ran: its own record when it has one, else the budget flag."""
+    if cell.get("epochs") is not None:
+        return cell["epochs"]
+    return args.teacher_epochs if cell["method"] == "teacher" else args.epochs
 
 
 def results_path(args: argparse.Namespace, task: str, method: str) -> Path:
@@ -190,10 +198,13 @@ def model_costs(args: argparse.Namespace, method: str) -> Dict[str, float]:
 
 def render(args: argparse.Namespace, tasks: List[str], methods: List[str]) -> str:
     cells = {(t, m): read_cell(args, t, m) for t in tasks for m in methods}
+    teacher_epochs = sorted({cell_epochs(args, c) for (_, m), c in cells.items() if c and m == "teacher"})
+    teacher_epochs_text = (" or ".join(f"{e:g}" for e in teacher_epochs) + (" (per task: the CSV)" if len(
+        teacher_epochs) > 1 else "")) if teacher_epochs else f"{args.teacher_epochs:g}"
     budget = (f"students: first {args.max_train_examples} training examples, {args.epochs:g} epoch(s) per stage, "
               f"batch {args.batch_size}, lr {args.student_lr:g} (quantizer parameters 1e-4), best dev checkpoint "
               f"(evaluated every {args.eval_steps} steps and at the end); teachers: all training data, "
-              f"{args.teacher_epochs:g} epochs, lr {args.teacher_lr:g}; max_seq_length 64 (SST-2, CoLA) / 128")
+              f"{teacher_epochs_text} epoch(s), lr {args.teacher_lr:g}; max_seq_length 64 (SST-2, CoLA) / 128")
     lines = [
         "# Compact GLUE on MiniLM-L6 (6 x 384), dev set",
         "",
@@ -253,7 +264,7 @@ def write_table(args: argparse.Namespace, tasks: List[str], methods: List[str]) 
                              c["metric"], f"{c['value']:.2f}", "" if c["f1"] is None else f"{c['f1']:.2f}",
                              c["steps"], f"{c['minutes']:.1f}",
                              "" if c["size_mib"] is None else f"{c['size_mib']:.3f}",
-                             c["train_examples"], args.epochs if m != "teacher" else args.teacher_epochs])
+                             c["train_examples"], cell_epochs(args, c)])
     write_text_atomic(out / "glue_table.csv", buf.getvalue())
 
 

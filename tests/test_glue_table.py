@@ -27,6 +27,14 @@ FAKE = textwrap.dedent(
     with open(log, "a") as f:
         f.write(f"start {{task}} {{method}}\\n")
     time.sleep(0.3)
+    # FAKE_WAIT_FOR: a log line to wait for (up to 30 s), so that "two jobs at once" does not
+    # depend on how fast a loaded machine starts the second process
+    deadline = time.time() + 30
+    while os.environ.get("FAKE_WAIT_FOR") and time.time() < deadline:
+        with open(log) as f:
+            if os.environ["FAKE_WAIT_FOR"] in f.read().splitlines():
+                break
+        time.sleep(0.05)
     if method in os.environ.get("FAKE_FAIL", "").split(","):
         sys.exit(3)
     if method == "teacher":
@@ -65,8 +73,9 @@ def grid(tmp_path, monkeypatch):
     return module, run, calls, tmp_path
 
 
-def test_students_start_after_their_teacher_and_two_run_at_once(grid):
+def test_students_start_after_their_teacher_and_two_run_at_once(grid, monkeypatch):
     module, run, calls, tmp = grid
+    monkeypatch.setenv("FAKE_WAIT_FOR", "start RTE teacher")
     assert run("--tasks", "MRPC,RTE", "--jobs", "2") == 0
     lines = calls()
     for task in ("MRPC", "RTE"):
