@@ -23,9 +23,9 @@ from paddle_binbert.checkpoints import (
     checkpoint_format,
     detect_layout,
     load_checkpoint,
+    minilm_source_dir,
     resolve_config,
 )
-from paddle_binbert.convert import minilm_source_dir
 from tests.tiny import TINY_BERT
 
 MINILM = minilm_source_dir()

@@ -102,28 +102,18 @@ _FLAGS = (
     "input_layerwise",
     "not_quantize_attention",
 )
-# the releases' command-line defaults (quant_task_distill_glue.py)
+# the releases' command-line defaults (quant_task_distill_glue.py); BinaryBERT's bit widths and methods have none
+_SHARED_DEFAULTS = dict(
+    sym_quant_qkvo=True,
+    sym_quant_ffn_attn=False,
+    weight_layerwise=True,
+    embed_layerwise=False,
+    input_layerwise=True,
+    not_quantize_attention=False,
+)
 _DEFAULTS = {
-    "bit": dict(
-        weight_bits=1,
-        input_bits=1,
-        weight_quant_method="bwn",
-        input_quant_method="elastic",
-        sym_quant_qkvo=True,
-        sym_quant_ffn_attn=False,
-        weight_layerwise=True,
-        embed_layerwise=False,
-        input_layerwise=True,
-        not_quantize_attention=False,
-    ),
-    "binarybert": dict(
-        sym_quant_qkvo=True,
-        sym_quant_ffn_attn=False,
-        weight_layerwise=True,
-        embed_layerwise=False,
-        input_layerwise=True,
-        not_quantize_attention=False,
-    ),
+    "bit": dict(_SHARED_DEFAULTS, weight_bits=1, input_bits=1, weight_quant_method="bwn", input_quant_method="elastic"),
+    "binarybert": dict(_SHARED_DEFAULTS),
 }
 
 
