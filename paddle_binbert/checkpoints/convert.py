@@ -26,7 +26,7 @@ from typing import Any, Dict, Optional, Union
 
 from ..atomic import staged_output
 from ..io_utils import sha256_file
-from .files import first_file
+from .files import first_file, read_config_json
 from .formats import HF_SAFETENSORS, HF_TORCH, checkpoint_format
 from .loader import load_checkpoint
 
@@ -95,11 +95,6 @@ def minilm_source_dir() -> Path:
     return folder
 
 
-def _read_json(path: Path) -> Dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
 def _token_string(value: Any) -> Optional[str]:
     """Special tokens are plain strings or (newer HF files) dicts with a ``content`` key."""
     if isinstance(value, dict):
@@ -109,7 +104,7 @@ def _token_string(value: Any) -> Optional[str]:
 
 def _tokenizer_kwargs(src: Path, max_positions: int) -> Dict[str, Any]:
     """BertTokenizer arguments taken from the HF ``tokenizer_config.json`` (if any)."""
-    cfg = _read_json(src / HF_TOKENIZER_CONFIG) if (src / HF_TOKENIZER_CONFIG).is_file() else {}
+    cfg = read_config_json(str(src / HF_TOKENIZER_CONFIG)) if (src / HF_TOKENIZER_CONFIG).is_file() else {}
     kwargs: Dict[str, Any] = {"do_lower_case": bool(cfg.get("do_lower_case", True))}
     for key in ("tokenize_chinese_chars", "strip_accents", "do_basic_tokenize"):
         if cfg.get(key) is not None:
@@ -172,7 +167,7 @@ def convert_hf_bert(src_dir: PathLike, out_dir: PathLike, overwrite: bool = Fals
     missing = [name for name, ok in present.items() if not ok]
     if missing:
         raise FileNotFoundError(f"{src / missing[0]} not found: {needs}")
-    hf_config = _read_json(src / HF_CONFIG)
+    hf_config = read_config_json(str(src / HF_CONFIG))
     if hf_config.get("model_type", "bert") != "bert":
         raise ValueError(f"{src / HF_CONFIG}: model_type is {hf_config.get('model_type')!r}, expected 'bert'")
     _refuse_existing(out, overwrite)
