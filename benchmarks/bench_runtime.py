@@ -148,7 +148,7 @@ def prepare(work: Path) -> Path:
     from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     from paddle_binbert import quantize_model
-    from paddle_binbert.convert import minilm_source_dir
+    from paddle_binbert.checkpoints import minilm_source_dir
     from paddle_binbert.export import pack_model
 
     work.mkdir(parents=True, exist_ok=True)

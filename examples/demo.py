@@ -124,7 +124,7 @@ def run(script: str, args: list) -> None:
 
 
 def training_part(output_dir: str, student_epochs: float) -> None:
-    from paddle_binbert.convert import resolve_backbone
+    from paddle_binbert.checkpoints import resolve_backbone
 
     print("\n=== 2. training a 1-bit student here (teacher fine-tuning + BiT distillation) ===", flush=True)
     start = time.time()

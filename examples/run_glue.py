@@ -87,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     import paddle
     from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
-    from paddle_binbert.convert import resolve_backbone
+    from paddle_binbert.checkpoints import resolve_backbone
     from paddle_binbert.data.glue import glue_collator, glue_split_path, load_glue_features
     from paddle_binbert.data.metrics import main_metric_name
     from paddle_binbert.trainer import BinBertTrainer, glue_compute_metrics, write_results

@@ -27,7 +27,7 @@ _EXPORTS = {
     "available_quantizers": "quant",
     "get_quantizer": "quant",
     "quantize_model": "models",
-    "load_model": "models",
+    "load_model": "checkpoints",
     "load_checkpoint": "checkpoints",
     "Taskflow": "taskflow",
 }

@@ -180,7 +180,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     import paddle
     from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
 
-    from .convert import resolve_backbone
+    from .checkpoints import resolve_backbone
     from .squad_trainer import SQUAD_METRIC, LengthAdaptiveSquadTrainer, SquadTrainer, squad_collator
     from .trainer import write_results
 

@@ -23,9 +23,10 @@ from paddle_binbert.checkpoints import (
     checkpoint_format,
     detect_layout,
     load_checkpoint,
+    load_model,
+    minilm_source_dir,
     resolve_config,
 )
-from paddle_binbert.convert import minilm_source_dir
 from tests.tiny import TINY_BERT
 
 MINILM = minilm_source_dir()
@@ -110,6 +111,9 @@ def test_older_paddlenlp_key_layouts(tmp_path, variant):
     paddle.save(state, str(path))
     loaded = load_checkpoint(path, config=model.config)
     np.testing.assert_allclose(run(loaded), run(model), atol=1e-6)
+    # load_model (by class) reads bare files through the same path
+    by_class = load_model(str(path), model_class=BertForSequenceClassification, config=model.config)
+    np.testing.assert_allclose(run(by_class), run(model), atol=1e-6)
 
 
 def test_backbone_from_head_state_dict_and_num_labels_from_shape(tmp_path):
@@ -266,6 +270,9 @@ def test_hf_names_inside_a_pdparams(tmp_path, layout):
     paddle.save(weights, str(tmp_path / "port.pdparams"))
     loaded = load_checkpoint(tmp_path / "port.pdparams", config=model.config)
     np.testing.assert_array_equal(run(loaded), run(model))
+    port = str(tmp_path / "port.pdparams")
+    by_class = load_model(port, model_class=BertForSequenceClassification, config=model.config)
+    np.testing.assert_array_equal(run(by_class), run(model))
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:

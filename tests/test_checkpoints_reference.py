@@ -1,5 +1,5 @@
 """BiT / BinaryBERT quantized PyTorch checkpoints: our students exported to the reference key layout
-(an inverse mapping written here, independently of paddle_binbert.reference_quant), loaded back by
+(an inverse mapping written here, independently of paddle_binbert.checkpoints.reference), loaded back by
 load_checkpoint with equal logits; unmappable quantizers, missing / unexpected / misshaped keys reported."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClas
 from safetensors.numpy import save_file
 
 from paddle_binbert import QuantConfig, load_checkpoint
-from paddle_binbert.reference_quant import ReferenceQuantError
+from paddle_binbert.checkpoints import ReferenceQuantError
 from tests.engine import make_student, random_batch, rel_err, simulated_output, tiny_config
 
 BIT_FLAGS = dict(

@@ -16,8 +16,9 @@ import pytest
 from safetensors.numpy import load_file, save_file
 from scipy.special import erf
 
-from paddle_binbert import convert
-from paddle_binbert.convert import (
+from paddle_binbert import convert as convert_cli
+from paddle_binbert.checkpoints import convert
+from paddle_binbert.checkpoints.convert import (
     convert_hf_bert,
     is_paddlenlp_checkpoint,
     minilm_source_dir,
@@ -249,10 +250,10 @@ def test_minilm_missing_package_message(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_cli_help_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as info:
-        convert.main(["--help"])
+        convert_cli.main(["--help"])
     assert info.value.code == 0
     assert "SRC" in capsys.readouterr().out
-    assert convert.main([str(tmp_path / "nothing"), str(tmp_path / "out")]) == 2
+    assert convert_cli.main([str(tmp_path / "nothing"), str(tmp_path / "out")]) == 2
     assert "not found" in capsys.readouterr().err
 
 
@@ -261,3 +262,80 @@ def test_default_cache_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert convert.default_cache_dir() == tmp_path
     monkeypatch.delenv("PADDLE_BINBERT_CACHE")
     assert convert.default_cache_dir() == Path(os.path.expanduser("~")) / ".cache" / "paddle_binbert"
+
+
+# ---------------------------------------------------------------- atomic output (issue 25)
+
+
+def _snapshot(folder: Path) -> Dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("failure", ["mid_write", "fsync", "swap"])
+def test_failed_overwrite_keeps_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    """A conversion that fails while writing (the tokenizer files, after the weights), while syncing
+    the new folder to disk, or while renaming it into place (the rename pair used where
+    ``renameat2`` is missing) leaves the previous output byte for byte, and no temporary folder."""
+    from paddlenlp.transformers import BertTokenizer
+
+    from paddle_binbert import atomic
+
+    src = tmp_path / "hf"
+    _tiny_hf_bert(src)
+    out = convert_hf_bert(src, tmp_path / "pd")
+    (out / "previous.txt").write_text("the earlier conversion\n")  # only the previous output has it
+    before = _snapshot(out)
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device (injected)")
+
+    if failure == "mid_write":
+
+        def broken_save(self, save_directory, *args, **kwargs):
+            (Path(save_directory) / "vocab.txt").write_text("[PAD]\n[UN")  # half a file, then the disk is full
+            fail()
+
+        monkeypatch.setattr(BertTokenizer, "save_pretrained", broken_save)
+    elif failure == "fsync":
+        monkeypatch.setattr(atomic, "fsync_tree", fail)
+    else:
+        real_rename = os.rename
+
+        def failing_rename(src_path, dst_path):
+            if Path(dst_path) == out and Path(src_path).name.endswith(".tmp"):
+                fail()  # the previous output has already been renamed aside
+            return real_rename(src_path, dst_path)
+
+        monkeypatch.setattr(atomic, "exchange_paths", lambda a, b: False)  # no renameat2: the rename pair
+        monkeypatch.setattr(atomic.os, "rename", failing_rename)
+
+    with pytest.raises(OSError, match="injected"):
+        convert_hf_bert(src, out, overwrite=True)
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf", "pd"]  # no .pd.*.tmp / .pd.*.old left
+    assert not (src / "model_state.pdparams").exists()
+
+
+def test_overwrite_replaces_previous_output(tmp_path: Path) -> None:
+    src = tmp_path / "hf"
+    _tiny_hf_bert(src)
+    out = convert_hf_bert(src, tmp_path / "pd")
+    (out / "previous.txt").write_text("stale\n")
+    convert_hf_bert(src, out, overwrite=True)
+    assert not (out / "previous.txt").exists() and is_paddlenlp_checkpoint(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf", "pd"]
+
+
+def test_failed_first_conversion_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from paddlenlp.transformers import BertTokenizer
+
+    src = tmp_path / "hf"
+    _tiny_hf_bert(src)
+
+    def broken_save(self, save_directory, *args, **kwargs):
+        raise OSError("injected")
+
+    monkeypatch.setattr(BertTokenizer, "save_pretrained", broken_save)
+    with pytest.raises(OSError, match="injected"):
+        convert_hf_bert(src, tmp_path / "pd")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]

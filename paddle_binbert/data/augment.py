@@ -242,25 +242,6 @@ def _is_float(text: str) -> bool:
 # Masked-LM teacher
 # --------------------------------------------------------------------------------------------
 
-_WEIGHT_FILES = ("model_state.pdparams", "model.safetensors")
-
-
-def _weight_keys(folder: str) -> Optional[List[str]]:
-    for name in _WEIGHT_FILES:
-        path = os.path.join(folder, name)
-        if not os.path.isfile(path):
-            continue
-        if name.endswith(".safetensors"):
-            from safetensors import safe_open
-
-            with safe_open(path, framework="np") as handle:
-                return list(handle.keys())
-        import paddle
-
-        return list(paddle.load(path).keys())
-    return None
-
-
 def load_mlm(name_or_path: str) -> Tuple[Any, Any]:
     """Load a PaddleNLP BERT with its masked-LM head, in eval mode, and its tokenizer.
 
@@ -274,10 +255,14 @@ def load_mlm(name_or_path: str) -> Tuple[Any, Any]:
     """
     from paddlenlp.transformers import BertForMaskedLM, BertTokenizer
 
+    from ..checkpoints.files import first_file, weight_file_keys
+
     if os.path.isdir(name_or_path):
-        keys = _weight_keys(name_or_path)
-        if keys is None:
-            raise FileNotFoundError(f"{name_or_path}: none of the weight files {_WEIGHT_FILES}")
+        weight_files = ("model_state.pdparams", "model.safetensors")
+        weights = first_file(name_or_path, weight_files)
+        if weights is None:
+            raise FileNotFoundError(f"{name_or_path}: none of the weight files {weight_files}")
+        keys = weight_file_keys(weights)
         if not any("predictions.transform" in k for k in keys):
             raise ValueError(
                 f"{name_or_path} has no masked-LM head weights (no 'cls.predictions.*' tensors): it is a "

@@ -232,7 +232,7 @@ def load_qa(path: str, args: argparse.Namespace):
     a folder whose config names another head is refused."""
     from paddlenlp.transformers import BertForQuestionAnswering
 
-    from ..models import load_model
+    from ..checkpoints import load_model
 
     if os.path.isdir(path):
         _check_qa_checkpoint(path, "--teacher_path" if path == args.teacher_path else "--student_model_name_or_path")

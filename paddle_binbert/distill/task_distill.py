@@ -392,7 +392,7 @@ def load_classifier(path: str, args: argparse.Namespace):
     ``--model_config``), BERT's key/value cache off."""
     from paddlenlp.transformers import BertForSequenceClassification
 
-    from ..models import load_model
+    from ..checkpoints import load_model
 
     model = load_model(path, model_class=BertForSequenceClassification, config=args.model_config)
     model.config.use_cache = False

@@ -53,7 +53,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .outdir import OutputFolderError, check_output_dir, has_subfolders, staged_output
+from ..atomic import staged_output
+from .outdir import OutputFolderError, check_output_dir, has_subfolders
 
 __all__ = [
     "CONFIG_NAME",
@@ -732,7 +733,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     overwrite = True if args.overwrite else False if args.no_overwrite else None
 
-    from ..models.loading import load_model
+    from ..checkpoints import load_model
 
     try:
         check_pack_output(args.out, args.student, overwrite)  # before the (slow) load

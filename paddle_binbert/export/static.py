@@ -397,9 +397,9 @@ def export_static(
     Returns:
         ``{"dir", "model", "params", "export_info", "config"}`` paths (plus ``"vocab"`` when copied).
     """
+    from ..atomic import staged_output
     from ..checkpoints import checkpoint_format, load_checkpoint, normalize_task
     from ..models.quantize import QUANT_CONFIG_KEY
-    from .outdir import staged_output
 
     source = os.fspath(checkpoint_dir)
     inputs = [source, config]

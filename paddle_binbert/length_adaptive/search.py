@@ -798,7 +798,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from paddlenlp.transformers import BertTokenizer
     from tqdm.auto import tqdm
 
-    from ..models import get_bert, load_model
+    from ..checkpoints import load_model
+    from ..models import get_bert
     from .costs import measure_latency, model_macs
     from .drop_restore import check_length_config
 

@@ -392,7 +392,7 @@ def apply_split_layout(model: nn.Layer) -> nn.Layer:
     For loading: ``quantize_model`` rebuilds a split checkpoint's architecture with plain binary
     layers; this swaps the split ones for :class:`SplitQuantLinear` / :class:`SplitQuantEmbedding`
     (same quantizers) so the state dict (``weight1`` / ``weight2``) loads strictly.  A no-op for an
-    unsplit model.  ``models/loading.py`` needs this after ``quantize_model`` in ``_build_and_load``.
+    unsplit model.  ``models/build.py`` needs this after ``quantize_model`` in ``build_model``.
     """
     bert = get_bert(model)
     sublayers = dict(bert.named_sublayers())

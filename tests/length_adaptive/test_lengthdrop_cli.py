@@ -179,7 +179,7 @@ def test_bad_flags_are_parser_errors(script, flag, value, qa_dir, cls_dir, squad
 
 
 def test_qa_checkpoint_keeps_its_head(qa_dir):
-    from paddle_binbert.convert import resolve_backbone
+    from paddle_binbert.checkpoints import resolve_backbone
 
     saved = BertForQuestionAnswering.from_pretrained(qa_dir)
     assert checkpoint_has_qa_head(qa_dir)

@@ -18,8 +18,8 @@ def test_run_glue_length_adaptive(la_run):
     # the dev metric of the plain model equals the full-length length-adaptive evaluation
     from paddlenlp.transformers import BertTokenizer
 
+    from paddle_binbert.checkpoints import load_model
     from paddle_binbert.data.glue import load_glue_features
-    from paddle_binbert.models import load_model
 
     model = load_model(str(out))
     tokenizer = BertTokenizer.from_pretrained(str(out))

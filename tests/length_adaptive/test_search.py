@@ -139,8 +139,8 @@ def test_measure_engine_backend_times_the_packed_student(tiny_la_checkpoint, glu
     from paddlenlp.transformers import BertTokenizer
 
     from paddle_binbert import quantize_model
+    from paddle_binbert.checkpoints import load_model
     from paddle_binbert.engine.simulated import SimulatedBertEngine
-    from paddle_binbert.models import load_model
 
     student_dir = tmp_path / "bit_student"
     student = quantize_model(load_model(str(tiny_la_checkpoint)), "bit")
@@ -188,9 +188,9 @@ def test_measure_engine_backend_times_the_packed_student(tiny_la_checkpoint, glu
 def test_evaluate_mode_scores_full_model_and_config(tiny_la_checkpoint, glue_dir, tmp_path, capsys):
     from paddlenlp.transformers import BertTokenizer
 
+    from paddle_binbert.checkpoints import load_model
     from paddle_binbert.data.glue import load_glue_features
     from paddle_binbert.data.sampler import evenly_spaced
-    from paddle_binbert.models import load_model
 
     out = tmp_path / "evaluate"
     assert main(_argv(tiny_la_checkpoint, glue_dir, out, "--evaluate", "--length_config", "12,3")) == 0

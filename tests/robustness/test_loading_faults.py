@@ -21,7 +21,7 @@ import pytest
 from paddlenlp.transformers import BertForSequenceClassification, BertModel
 
 from paddle_binbert import load_checkpoint, load_model
-from paddle_binbert.models.loading import CheckpointError, check_bert_config
+from paddle_binbert.checkpoints import CheckpointError, check_bert_config
 from paddle_binbert.taskflow import Taskflow
 from tests.tiny import save_tiny_checkpoint, tiny_bert_config
 

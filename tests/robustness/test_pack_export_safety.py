@@ -13,9 +13,9 @@ import pytest
 import safetensors.numpy
 from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
 
+from paddle_binbert import atomic
 from paddle_binbert.cli import main as cli_main
 from paddle_binbert.export import OutputFolderError, is_packed_dir, load_packed, pack_model
-from paddle_binbert.export import outdir as outdir_mod
 from paddle_binbert.export import static as static_mod
 from paddle_binbert.export.static import EXPORT_INFO_NAME, export_static, is_static_dir
 from tests.tiny import tiny_bert_config
@@ -170,7 +170,7 @@ def test_replacement_without_renameat2(saved, tmp_path, monkeypatch):
     student, _ = saved
     out = pack_model(student, tmp_path / "model")
     (out / "old.txt").write_text("old")
-    monkeypatch.setattr(outdir_mod, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(atomic, "exchange_paths", lambda a, b: False)
     pack_model(student, out)
     assert not (out / "old.txt").exists() and is_packed_dir(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

@@ -3,7 +3,7 @@
 import pytest
 from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
 
-from paddle_binbert.convert import minilm_source_dir
+from paddle_binbert.checkpoints import minilm_source_dir
 from paddle_binbert.export import pack_model
 from tests.engine import make_student, tiny_config
 from tests.tiny import load_script

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from paddlenlp.transformers import BertTokenizer
 
-from paddle_binbert.convert import minilm_source_dir
+from paddle_binbert.checkpoints import minilm_source_dir
 from paddle_binbert.data.squad import tokenize_with_offsets
 from paddle_binbert.runtime import WordPieceTokenizer
 

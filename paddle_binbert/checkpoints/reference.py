@@ -59,7 +59,14 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-logger = logging.getLogger("paddle_binbert.checkpoints")
+from ..models.quantize import get_bert
+from ..quant.config import QuantConfig, available_presets
+from ..quant.layers import QuantEmbedding, QuantLinear
+from ..quant.quantizers import ElasticQuantizer, LsqQuantizer, UniformClipQuantizer
+from .files import StateDict
+from .keys import HF_LAYER_NAMES, hf_to_paddle_state_dict, strip_wrappers
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ReferenceQuantError",
@@ -69,21 +76,12 @@ __all__ = [
     "reference_recipe",
 ]
 
-StateDict = Dict[str, np.ndarray]
-
 _QUANT_KEY_RE = re.compile(
     r"(^|\.)(input_clip_val|weight_clip_val|embed_clip_val|clip_query|clip_key|clip_value|clip_attn)$"
     r"|(^|\.)(move|move_q|move_k|move_v)\.bias$"
 )
 #: reference sublayer of ``encoder.layer.N`` -> our sublayer of ``encoder.layers.N``
-LINEAR_SITES = {
-    "attention.self.query": "self_attn.q_proj",
-    "attention.self.key": "self_attn.k_proj",
-    "attention.self.value": "self_attn.v_proj",
-    "attention.output.dense": "self_attn.out_proj",
-    "intermediate.dense": "linear1",
-    "output.dense": "linear2",
-}
+LINEAR_SITES = {ref: ours for ref, (ours, is_linear) in HF_LAYER_NAMES.items() if is_linear}
 #: reference attention scale -> our attention quantizer
 ATTENTION_SITES = {
     "clip_query": "query_quantizer",
@@ -104,28 +102,18 @@ _FLAGS = (
     "input_layerwise",
     "not_quantize_attention",
 )
-# the releases' command-line defaults (quant_task_distill_glue.py)
+# the releases' command-line defaults (quant_task_distill_glue.py); BinaryBERT's bit widths and methods have none
+_SHARED_DEFAULTS = dict(
+    sym_quant_qkvo=True,
+    sym_quant_ffn_attn=False,
+    weight_layerwise=True,
+    embed_layerwise=False,
+    input_layerwise=True,
+    not_quantize_attention=False,
+)
 _DEFAULTS = {
-    "bit": dict(
-        weight_bits=1,
-        input_bits=1,
-        weight_quant_method="bwn",
-        input_quant_method="elastic",
-        sym_quant_qkvo=True,
-        sym_quant_ffn_attn=False,
-        weight_layerwise=True,
-        embed_layerwise=False,
-        input_layerwise=True,
-        not_quantize_attention=False,
-    ),
-    "binarybert": dict(
-        sym_quant_qkvo=True,
-        sym_quant_ffn_attn=False,
-        weight_layerwise=True,
-        embed_layerwise=False,
-        input_layerwise=True,
-        not_quantize_attention=False,
-    ),
+    "bit": dict(_SHARED_DEFAULTS, weight_bits=1, input_bits=1, weight_quant_method="bwn", input_quant_method="elastic"),
+    "binarybert": dict(_SHARED_DEFAULTS),
 }
 
 
@@ -160,8 +148,6 @@ class ReferenceRecipe:
 
         Raises :class:`ReferenceQuantError` when no QuantConfig has these quantizers.
         """
-        from .quant.config import QuantConfig, available_presets
-
         weights = {("bit", "bwn", 1): "bwn_centered", ("binarybert", "bwn", 1): "bwn", ("binarybert", "twn", 2): "twn"}
         wq = weights.get((self.family, self.weight_quant_method, self.weight_bits))
         acts = {("elastic", 1): "elastic", ("lsq", 2): "lsq", ("lsq", 4): "lsq", ("lsq", 8): "lsq"}
@@ -292,8 +278,6 @@ class _Site:
 
 
 def _sites(model, recipe: ReferenceRecipe, ref_prefix: str) -> List[_Site]:
-    from .models.quantize import get_bert
-
     bert = get_bert(model)
     relu = recipe.hidden_act == "relu"
     sites: List[_Site] = []
@@ -351,8 +335,6 @@ def _map_site(
     site: _Site, state: StateDict, recipe: ReferenceRecipe, allow_approximate: bool
 ) -> Tuple[Dict[str, np.ndarray], Optional[str], Optional[str]]:
     """(our tensors, problem, approximation note) for one activation quantizer."""
-    from .quant.quantizers import ElasticQuantizer, LsqQuantizer, UniformClipQuantizer
-
     q = site.quantizer
     clip = state.get(site.clip_key)
     if clip is None:
@@ -417,11 +399,7 @@ def convert_reference_state(
     ``recipe.quant_config()``): weights and FP islands as for Hugging Face BERT, quantizer scales
     and shifts mapped per site. Raises :class:`ReferenceQuantError` listing every key that cannot
     be mapped exactly, with the reason."""
-    from .checkpoints import _strip_wrappers, hf_to_paddle_state_dict
-    from .models.quantize import get_bert
-    from .quant.layers import QuantEmbedding, QuantLinear
-
-    state = {_strip_wrappers(k): v for k, v in state.items()}
+    state = {strip_wrappers(k): v for k, v in state.items()}
     ref_prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
     plain = {k: v for k, v in state.items() if not _QUANT_KEY_RE.search(k)}
     quant_keys = set(state) - set(plain)
