@@ -14,10 +14,11 @@ import safetensors.numpy
 from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
 
 from paddle_binbert.cli import main as cli_main
-from paddle_binbert.export import OutputFolderError, is_packed_dir, load_packed, pack_model
+from paddle_binbert.export import OutputFolderError, is_packed_dir, pack_model
 from paddle_binbert.export import outdir as outdir_mod
 from paddle_binbert.export import static as static_mod
 from paddle_binbert.export.static import EXPORT_INFO_NAME, export_static, is_static_dir
+from paddle_binbert.format.packed import load_packed
 from tests.tiny import tiny_bert_config
 
 from .helpers import FIXTURES, save_student, snapshot
