@@ -28,6 +28,7 @@ __all__ = [
     "PackedRunnerBase",
 ]
 
+#: the stages of :meth:`NativeRunnerBase.read_profile`, in the order of the kernels' profile counters
 PROFILE_STAGES = (
     "embeddings + LayerNorm",
     "activation packing",
