@@ -3,7 +3,7 @@
     from paddle_binbert.export import pack_model
     from paddle_binbert import engine
 
-    pack_model(student, "packed/")            # 1-bit model file (safetensors + config.json)
+    pack_model(student, "packed/")            # 1-bit model folder (paddle_binbert.format.packed)
     model = engine.load("packed/")            # builds the operators once (cached), then runs them
     logits = model(input_ids, token_type_ids, attention_mask)
 
@@ -17,9 +17,10 @@ computes the same logits from the same packed file in Paddle float32 arithmetic;
 asks for that backend directly; ``native`` raises ``EngineUnavailableError`` instead of falling back.
 
 The public names are imported lazily (on first access), so that the Paddle-free parts
-(:mod:`.layout`, :mod:`.buildcache`, :mod:`.ops`' build settings, :class:`.runner.PackedRunnerBase`
-and :class:`.runner.NativeRunnerBase`) can be used by :mod:`paddle_binbert.runtime` without
-importing Paddle.
+(:mod:`.layout`, :mod:`.buildcache`, :mod:`.ops`' build settings, and :mod:`.base`'s
+:class:`~.base.PackedRunnerBase` and :class:`~.base.NativeRunnerBase`) can be used by
+:mod:`paddle_binbert.runtime` without importing Paddle. The packed folder's format, writer and reader
+are :mod:`paddle_binbert.format.packed`.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ _EXPORTS = {
     "resolve_isa": "ops",
     "BACKEND_ENV": "runner",
     "BACKENDS": "runner",
-    "NativeRunnerBase": "runner",
+    "NativeRunnerBase": "base",
     "PackedBertEngine": "runner",
-    "PackedRunnerBase": "runner",
+    "PackedRunnerBase": "base",
     "gelu_sign_threshold": "runner",
     "load": "runner",
     "resolve_backend": "runner",
@@ -45,7 +46,7 @@ _EXPORTS = {
     "SimulatedBertEngine": "simulated",
 }
 
-_SUBMODULES = ("buildcache", "layout", "ops", "runner", "simulated")
+_SUBMODULES = ("base", "buildcache", "layout", "ops", "runner", "simulated")
 
 __all__ = sorted(_EXPORTS)
 

@@ -30,9 +30,9 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..export.pack import PackedModel, unpack_bits
+from ..format.packed import PackedModel, unpack_bits
 from ..models.attention import MASKED_KEY_THRESHOLD
-from .runner import CheckedInputs, Outputs, PackedRunnerBase
+from .base import CheckedInputs, Outputs, PackedRunnerBase
 
 __all__ = ["SimulatedBertEngine"]
 

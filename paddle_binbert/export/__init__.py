@@ -1,31 +1,14 @@
-"""Export of trained students: the packed 1-bit model file run by :mod:`paddle_binbert.engine`."""
+"""Export of trained students: the packed 1-bit model folder run by :mod:`paddle_binbert.engine`
+(its format, writer and reader: :mod:`paddle_binbert.format.packed`) and the static Paddle program
+(:mod:`.static`)."""
 
 from .outdir import OutputFolderError
-from .pack import (
-    PackedFormatError,
-    PackedModel,
-    expected_tensor_specs,
-    is_fp_island,
-    is_packed_dir,
-    load_packed,
-    pack_bits,
-    pack_model,
-    packed_size_report,
-    round_fp_islands,
-    unpack_bits,
-)
+from .pack import check_pack_output, is_packed_dir, pack_model, round_fp_islands
 
 __all__ = [
     "OutputFolderError",
-    "PackedFormatError",
-    "PackedModel",
-    "expected_tensor_specs",
-    "is_fp_island",
+    "check_pack_output",
     "is_packed_dir",
-    "load_packed",
-    "pack_bits",
     "pack_model",
-    "packed_size_report",
     "round_fp_islands",
-    "unpack_bits",
 ]

@@ -20,7 +20,7 @@ neither Paddle nor PaddleNLP. Install only what it needs with ``pip install -e .
 from __future__ import annotations
 
 from ..engine.layout import GELU_SIGN_THRESHOLD
-from ..export.pack import PackedFormatError, PackedModel, load_packed
+from ..format.packed import PackedFormatError, PackedModel, load_packed
 from .library import RuntimeUnavailableError, load_library
 from .model import RuntimeModel, load
 from .predictor import Predictor

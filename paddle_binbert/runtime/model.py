@@ -1,10 +1,10 @@
 """A packed 1-bit BERT run by the runtime's shared library (ctypes; numpy in, numpy out).
 
-:func:`load` reads and validates a packed folder with :func:`paddle_binbert.export.load_packed` (the
-same reader and checks as ``paddle_binbert.engine.load``), lays the tensors out as the C++ forward
+:func:`load` reads and validates a packed folder with :func:`paddle_binbert.format.packed.load_packed`
+(the same reader and checks as ``paddle_binbert.engine.load``), lays the tensors out as the C++ forward
 pass takes them (:mod:`paddle_binbert.engine.layout`, shared with the Paddle engine) and returns a
 :class:`RuntimeModel`, whose call convention, input checks, threads, ISA and profiling are the engine's
-(:class:`~paddle_binbert.engine.runner.NativeRunnerBase`):
+(:class:`~paddle_binbert.engine.base.NativeRunnerBase`):
 ``model(input_ids, token_type_ids=None, attention_mask=None, length_config=None)`` returns
 ``[batch, num_labels]`` float32 logits, or ``(start_logits, end_logits)`` for question answering.
 """
@@ -18,9 +18,9 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
+from ..engine.base import CheckedInputs, NativeRunnerBase, Outputs
 from ..engine.layout import GELU_SIGN_THRESHOLD, build_config, build_weight_list
-from ..engine.runner import CheckedInputs, NativeRunnerBase, Outputs
-from ..export.pack import PackedModel, load_packed
+from ..format.packed import PackedModel, load_packed
 from .library import load_library
 
 __all__ = ["RuntimeModel", "load"]
@@ -153,12 +153,12 @@ def load(
     """Load a packed folder (written by :func:`paddle_binbert.export.pack_model`) into a callable model.
 
     Args:
-        path: the folder, or an already loaded :class:`~paddle_binbert.export.PackedModel`.
+        path: the folder, or an already loaded :class:`~paddle_binbert.format.packed.PackedModel`.
         num_threads: threads of the kernels (default: the CPUs this process may use).
         isa: ``"avx512"``, ``"avx2"``, ``"portable"`` or None (``$PADDLE_BINBERT_ISA``, else the best).
         profile: accumulate per-stage times (:meth:`RuntimeModel.read_profile`).
 
-    Raises :class:`~paddle_binbert.export.PackedFormatError` for a missing, truncated, corrupted or
+    Raises :class:`~paddle_binbert.format.packed.PackedFormatError` for a missing, truncated, corrupted or
     inconsistent folder (the same checks and messages as ``engine.load``), and
     :class:`~paddle_binbert.runtime.RuntimeUnavailableError` when the library cannot be built
     (no C++ compiler, not Linux x86-64).

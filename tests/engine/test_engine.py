@@ -9,7 +9,8 @@ from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClas
 
 from paddle_binbert import engine
 from paddle_binbert.engine import ops as engine_ops
-from paddle_binbert.export import load_packed, pack_bits, pack_model, round_fp_islands, unpack_bits
+from paddle_binbert.export import pack_model, round_fp_islands
+from paddle_binbert.format.packed import load_packed, pack_bits, unpack_bits
 
 from . import (
     ISAS,

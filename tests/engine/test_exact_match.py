@@ -15,7 +15,8 @@ import pytest
 from paddlenlp.transformers import BertForSequenceClassification
 
 from paddle_binbert import QuantConfig, engine, quantize_model
-from paddle_binbert.export import load_packed, pack_model
+from paddle_binbert.export import pack_model
+from paddle_binbert.format.packed import load_packed
 
 from ..tiny import tiny_bert_config
 from . import engine_output, random_batch, simulated_output, train_on_random_labels

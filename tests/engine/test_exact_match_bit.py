@@ -22,7 +22,8 @@ import pytest
 from paddlenlp.transformers import BertForSequenceClassification
 
 from paddle_binbert import QuantConfig, engine, quantize_model
-from paddle_binbert.export import load_packed, pack_model
+from paddle_binbert.export import pack_model
+from paddle_binbert.format.packed import load_packed
 from paddle_binbert.quant import EngineLayerNorm
 from paddle_binbert.quant import functional as QF
 from paddle_binbert.quant.calibration import calibrate

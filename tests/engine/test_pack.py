@@ -11,14 +11,8 @@ import pytest
 from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification, BertTokenizer
 
 from paddle_binbert import quantize_model
-from paddle_binbert.export import (
-    PackedFormatError,
-    expected_tensor_specs,
-    load_packed,
-    pack_bits,
-    pack_model,
-    unpack_bits,
-)
+from paddle_binbert.export import pack_model
+from paddle_binbert.format.packed import PackedFormatError, expected_tensor_specs, load_packed, pack_bits, unpack_bits
 from paddle_binbert.quant import QuantEmbedding, QuantLinear
 
 from . import PRESETS, make_student, random_batch, tiny_config

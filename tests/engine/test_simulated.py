@@ -13,7 +13,8 @@ from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClas
 from paddle_binbert import engine
 from paddle_binbert.engine import ops as engine_ops
 from paddle_binbert.engine import runner as engine_runner
-from paddle_binbert.export import load_packed, pack_model, round_fp_islands
+from paddle_binbert.export import pack_model, round_fp_islands
+from paddle_binbert.format.packed import load_packed
 
 from . import PRESETS, engine_output, make_student, random_batch, rel_err, simulated_output, tiny_config
 

@@ -15,9 +15,10 @@ from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
 
 from paddle_binbert import atomic
 from paddle_binbert.cli import main as cli_main
-from paddle_binbert.export import OutputFolderError, is_packed_dir, load_packed, pack_model
+from paddle_binbert.export import OutputFolderError, is_packed_dir, pack_model
 from paddle_binbert.export import static as static_mod
 from paddle_binbert.export.static import EXPORT_INFO_NAME, export_static, is_static_dir
+from paddle_binbert.format.packed import load_packed
 from tests.tiny import tiny_bert_config
 
 from .helpers import FIXTURES, save_student, snapshot

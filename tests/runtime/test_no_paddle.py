@@ -99,4 +99,4 @@ def test_lazy_top_level_names_still_work():
     assert "Taskflow" in dir(paddle_binbert)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         paddle_binbert.nope  # noqa: B018
-    assert engine.SimulatedBertEngine is not None and engine.runner.PackedRunnerBase is not None
+    assert engine.SimulatedBertEngine is not None and engine.base.PackedRunnerBase is not None

@@ -9,7 +9,8 @@ import pytest
 from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification
 
 from paddle_binbert import engine, runtime
-from paddle_binbert.export import PackedFormatError, load_packed, pack_model
+from paddle_binbert.export import pack_model
+from paddle_binbert.format.packed import PackedFormatError, load_packed
 from tests.engine import ISAS, PRESETS, make_student, random_batch, require_isa, tiny_config
 
 HEADS = [BertForSequenceClassification, BertForQuestionAnswering]
