@@ -416,6 +416,11 @@ def write_packed(folder: PathLike, config: Mapping[str, Any], tensors: Mapping[s
     problems = _spec_problems(expected_tensor_specs(meta), found)
     if problems:
         raise PackedFormatError("write_packed: the tensors do not follow the packed format: " + "; ".join(problems))
+    # the reader refuses non-finite values, so refuse them before writing a folder that cannot load
+    bad = sorted(n for n, a in arrays.items() if a.dtype.kind == "f" and not np.all(np.isfinite(a)))
+    if bad:
+        raise PackedFormatError(f"write_packed: tensor(s) {', '.join(map(repr, bad))} hold NaN or infinite "
+                                "values (a diverged student?); nothing written")
 
     from safetensors import numpy as st_numpy
 

@@ -3,15 +3,19 @@ a round trip of every variant of the specification, and the reader's errors for 
 out-of-range metadata field, a non-finite tensor and a file that does not match its metadata."""
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.numpy
 
 from paddle_binbert.format.packed import (
     BIT_ORDER,
     CONFIG_NAME,
+    CRC_KEY,
     FORMAT_NAME,
+    FORMAT_VERSION,
     META_FIELDS,
     PACKED_KEY,
     WEIGHTS_NAME,
@@ -172,8 +176,13 @@ def test_metadata_that_is_not_an_object_is_rejected(tmp_path):
 def test_non_finite_tensor_is_named(tmp_path):
     meta = tiny_meta()
     tensors = random_tensors(meta)
+    folder = write(tmp_path / "m", meta, tensors)
+    # a file written by another program: an infinite value under a valid checksum
+    tensors = safetensors.numpy.load_file(str(folder / WEIGHTS_NAME))
     tensors["bert.encoder.layers.1.norm2.weight"][5] = np.inf
-    folder = write(tmp_path / "m", meta, tensors)  # the writer stores it, with a valid checksum
+    crcs = {n: zlib.crc32(np.ascontiguousarray(a).view(np.uint8).reshape(-1)) & 0xFFFFFFFF for n, a in tensors.items()}
+    header = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION), CRC_KEY: json.dumps(crcs)}
+    safetensors.numpy.save_file(tensors, str(folder / WEIGHTS_NAME), metadata=header)
     with pytest.raises(PackedFormatError) as info:
         load_packed(folder)
     assert str(info.value) == (
@@ -231,3 +240,16 @@ def test_writer_refuses_bad_metadata(tmp_path):
     with pytest.raises(PackedFormatError, match="no binbert_quant_config"):
         write_packed(tmp_path, {PACKED_KEY: tiny_meta()}, tensors)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_refuses_non_finite_values(tmp_path):
+    """A diverged student (NaN in a scale) is refused before anything is written: the reader would
+    refuse the folder anyway."""
+    meta = tiny_meta()
+    tensors = random_tensors(meta)
+    tensors["bert.pooler.dense.alpha"][3] = np.nan
+    folder = tmp_path / "m"
+    folder.mkdir()
+    with pytest.raises(PackedFormatError, match=r"^write_packed: tensor\(s\) 'bert\.pooler\.dense\.alpha' hold NaN"):
+        write_packed(folder, {"binbert_quant_config": {}, PACKED_KEY: meta}, tensors)
+    assert list(folder.iterdir()) == []
