@@ -7,13 +7,12 @@ import json
 import os
 from typing import Union
 
+from ..format.packed import PACKED_KEY
 from .files import CONFIG_FILES, config_file_in, first_file, weight_file_keys
 from .keys import detect_layout
 
 __all__ = ["HF_SAFETENSORS", "HF_TORCH", "PACKED_KEY", "checkpoint_format", "is_packed_dir"]
 
-#: config.json key marking a packed 1-bit model (read by ``paddle_binbert.engine``, not by PaddleNLP)
-PACKED_KEY = "binbert_packed"
 #: weight files of a Hugging Face folder, in the order they are looked for
 HF_SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 HF_TORCH = ("pytorch_model.bin", "pytorch_model.bin.index.json")
