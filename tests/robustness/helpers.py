@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
 
@@ -112,3 +112,19 @@ class _FillingFile:
 
     def __exit__(self, *exc):
         return self._handle.__exit__(*exc)
+
+
+def kill_after_checkpoint(monkeypatch, step: int, only_in: Optional[str] = None) -> None:
+    """Make training stop like a kill right after ``checkpoint-<step>`` is saved: ``KeyboardInterrupt``
+    out of ``BinBertTrainer._save_checkpoint`` (only in runs whose output folder is named ``only_in``,
+    if given). ``monkeypatch.undo()`` restores the trainer."""
+    from paddle_binbert.trainer import BinBertTrainer
+
+    real_save = BinBertTrainer._save_checkpoint
+
+    def save_then_die(self, *args, **kwargs):
+        real_save(self, *args, **kwargs)
+        if self.state.global_step == step and (only_in is None or os.path.basename(self.args.output_dir) == only_in):
+            raise KeyboardInterrupt(f"killed after checkpoint-{step} (injected)")
+
+    monkeypatch.setattr(BinBertTrainer, "_save_checkpoint", save_then_die)
