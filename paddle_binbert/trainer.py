@@ -285,6 +285,18 @@ class BinBertTrainer(Trainer):
             "global_step": int(self.state.global_step),
         }
 
+    def mean_over_ranks(self, values: Dict[str, float]) -> Dict[str, float]:
+        """``values`` (per-rank training statistics, e.g. the loss terms of the logging window)
+        averaged over the data-parallel ranks; unchanged in a single-process run. Every rank must
+        call it with the same keys (it is reached from :meth:`log`, which all ranks run)."""
+        world = int(self.args.world_size)
+        if world <= 1 or not values:
+            return values
+        keys = sorted(values)
+        tensor = paddle.to_tensor([float(values[k]) for k in keys], dtype="float64")
+        paddle.distributed.all_reduce(tensor)
+        return {k: float(v) / world for k, v in zip(keys, tensor.numpy().tolist())}
+
     def log(self, logs: Dict[str, float], **kwargs: Any) -> None:
         """PaddleNLP's ``log``; in a resumed run, ``train_loss`` (end of training) becomes the mean
         over all steps of the run (see the class docstring)."""
