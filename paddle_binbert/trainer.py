@@ -309,20 +309,19 @@ class BinBertTrainer(Trainer):
 
     def calibrate_quantizers(self) -> int:
         """Initialise the model's uninitialised elastic / LSQ quantizers from ``calibration_batches``
-        random training batches (seeded by ``args.seed``), logged; returns how many were set."""
+        random training batches (seeded by ``args.seed``), logged; returns how many were set.
+
+        A batch is the global one (per-device batch x data-parallel ranks): every rank computes the
+        same scales, equal to those of one process with the same global batch."""
         if self.calibration_batches == 0 or self.train_dataset is None or not data_init_quantizers(self.model, True):
             return 0
+        batch_size = self.args.per_device_train_batch_size * max(1, int(self.args.dataset_world_size))
         batches = calibration_batches(
-            self.train_dataset,
-            self.data_collator,
-            self.calibration_batches,
-            self.args.per_device_train_batch_size,
-            seed=self.args.seed,
+            self.train_dataset, self.data_collator, self.calibration_batches, batch_size, seed=self.args.seed
         )
         count = calibrate(self.model, batches)
         logger.info(
-            f"initialised {count} activation quantizers from {len(batches)} random training batches "
-            f"of {self.args.per_device_train_batch_size}"
+            f"initialised {count} activation quantizers from {len(batches)} random training batches of {batch_size}"
         )
         return count
 
