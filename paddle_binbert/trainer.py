@@ -285,6 +285,18 @@ class BinBertTrainer(Trainer):
             "global_step": int(self.state.global_step),
         }
 
+    def mean_over_ranks(self, values: Dict[str, float]) -> Dict[str, float]:
+        """``values`` (per-rank training statistics, e.g. the loss terms of the logging window)
+        averaged over the data-parallel ranks; unchanged in a single-process run. Every rank must
+        call it with the same keys (it is reached from :meth:`log`, which all ranks run)."""
+        world = int(self.args.world_size)
+        if world <= 1 or not values:
+            return values
+        keys = sorted(values)
+        tensor = paddle.to_tensor([float(values[k]) for k in keys], dtype="float64")
+        paddle.distributed.all_reduce(tensor)
+        return {k: float(v) / world for k, v in zip(keys, tensor.numpy().tolist())}
+
     def log(self, logs: Dict[str, float], **kwargs: Any) -> None:
         """PaddleNLP's ``log``; in a resumed run, ``train_loss`` (end of training) becomes the mean
         over all steps of the run (see the class docstring)."""
@@ -297,20 +309,19 @@ class BinBertTrainer(Trainer):
 
     def calibrate_quantizers(self) -> int:
         """Initialise the model's uninitialised elastic / LSQ quantizers from ``calibration_batches``
-        random training batches (seeded by ``args.seed``), logged; returns how many were set."""
+        random training batches (seeded by ``args.seed``), logged; returns how many were set.
+
+        A batch is the global one (per-device batch x data-parallel ranks): every rank computes the
+        same scales, equal to those of one process with the same global batch."""
         if self.calibration_batches == 0 or self.train_dataset is None or not data_init_quantizers(self.model, True):
             return 0
+        batch_size = self.args.per_device_train_batch_size * max(1, int(self.args.dataset_world_size))
         batches = calibration_batches(
-            self.train_dataset,
-            self.data_collator,
-            self.calibration_batches,
-            self.args.per_device_train_batch_size,
-            seed=self.args.seed,
+            self.train_dataset, self.data_collator, self.calibration_batches, batch_size, seed=self.args.seed
         )
         count = calibrate(self.model, batches)
         logger.info(
-            f"initialised {count} activation quantizers from {len(batches)} random training batches "
-            f"of {self.args.per_device_train_batch_size}"
+            f"initialised {count} activation quantizers from {len(batches)} random training batches of {batch_size}"
         )
         return count
 

@@ -198,10 +198,11 @@ class DistillationTrainer(LengthDropMixin, BinBertTrainer):
         return loss, student_out.logits
 
     def log(self, logs: Dict[str, float], **kwargs: Any) -> None:
-        """Add the averaged per-term losses of the window to the training log."""
+        """Add the averaged per-term losses of the window to the training log (averaged over the
+        data-parallel ranks too, like ``loss``)."""
         if self._term_count and "loss" in logs:
-            for name, total in self._term_sums.items():
-                logs[f"loss_{name}"] = round(total / self._term_count, 6)
+            terms = {f"loss_{name}": total / self._term_count for name, total in self._term_sums.items()}
+            logs.update({k: round(v, 6) for k, v in self.mean_over_ranks(terms).items()})
             self._term_sums.clear()
             self._term_count = 0
         if "loss" in logs:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import logging
 import math
@@ -42,7 +43,7 @@ import numpy as np
 from .. import run_setup
 from ..data.sampler import dev_subset
 from ..engine.layout import parse_length_config
-from ..io_utils import write_json_atomic
+from ..io_utils import write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -426,23 +427,20 @@ def write_reports(
     records: List[Record], output_dir: str, metric: str, cost: str = "macs", tolerance: float = 0.01
 ) -> Dict[str, Any]:
     """Write ``pareto.csv``, ``pareto.md``, ``all_configs.csv``, ``pick.json`` and ``pareto.png`` (when
-    matplotlib is installed) to ``output_dir``; return the pick summary. ``records[0]`` is the full model."""
+    matplotlib is installed) to ``output_dir``; return the pick summary. ``records[0]`` is the full model.
+    Each file is written atomically (a failure leaves the previous one complete)."""
     full = records[0]
     cost_key = "latency_ms" if cost == "latency" else "macs"
     front = [records[i] for i in pareto_front([r[cost_key] for r in records], [r["score"] for r in records])]
     pick = pick_config(records, full["score"], tolerance, cost)
     front_keys = {config_key(r["config"]) for r in front}
 
-    with open(os.path.join(output_dir, "all_configs.csv"), "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS) + ["on_front"])
-        writer.writeheader()
-        for r in sorted(records, key=lambda r: r["macs"]):
-            writer.writerow({**_row(r, full), "on_front": config_key(r["config"]) in front_keys})
-    with open(os.path.join(output_dir, "pareto.csv"), "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
-        writer.writeheader()
-        for r in front:
-            writer.writerow(_row(r, full))
+    rows = [
+        {**_row(r, full), "on_front": config_key(r["config"]) in front_keys}
+        for r in sorted(records, key=lambda r: r["macs"])
+    ]
+    write_text_atomic(os.path.join(output_dir, "all_configs.csv"), _csv_text(list(COLUMNS) + ["on_front"], rows))
+    write_text_atomic(os.path.join(output_dir, "pareto.csv"), _csv_text(list(COLUMNS), [_row(r, full) for r in front]))
 
     lines = [
         f"Pareto front ({metric} vs {cost}) of {len(records)} evaluated length configurations.",
@@ -473,11 +471,19 @@ def write_reports(
         f"`{config_key(pick['config'])}`, {metric} {pick['score']:.4f}, "
         f"{summary['pick']['macs_ratio']:.3f} of the MACs, {summary['pick']['speedup']:.2f}x latency speedup.",
     ]
-    with open(os.path.join(output_dir, "pareto.md"), "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+    write_text_atomic(os.path.join(output_dir, "pareto.md"), "\n".join(lines) + "\n")
     summary["plot"] = _plot(records, front, pick, output_dir, metric, cost_key)
     write_json_atomic(os.path.join(output_dir, "pick.json"), summary)
     return summary
+
+
+def _csv_text(fieldnames: List[str], rows: List[Dict[str, Any]]) -> str:
+    """``rows`` as CSV text with a header (the csv module's dialect: ``\\r\\n`` line ends)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def _plot(records: List[Record], front: List[Record], pick: Record, output_dir: str, metric: str, cost_key: str):
@@ -503,8 +509,14 @@ def _plot(records: List[Record], front: List[Record], pick: Record, output_dir: 
     ax.legend(loc="lower right")
     fig.tight_layout()
     path = os.path.join(output_dir, "pareto.png")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    tmp = os.path.join(output_dir, ".pareto.png.tmp")  # saved aside, then renamed: no half-written plot
+    try:
+        fig.savefig(tmp, dpi=120, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path
 
 
@@ -899,8 +911,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             table = speed_table(rows, config)
         if forward is not None:
             table = f"Packed 1-bit engine ({forward.backend} backend). " + table
-        with open(os.path.join(args.output_dir, "speed.md"), "w", encoding="utf-8") as handle:
-            handle.write(table + "\n")
+        write_text_atomic(os.path.join(args.output_dir, "speed.md"), table + "\n")
         print(table)
         summary["speed"] = rows
     print(json.dumps(summary, indent=2, default=str))

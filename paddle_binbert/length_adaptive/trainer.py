@@ -33,7 +33,8 @@ class LengthDropMixin:
     """Adds LengthDrop (sandwich rule, inplace distillation, LayerDrop) to a Trainer subclass.
 
     Call :meth:`init_length_drop` from ``__init__``; use :meth:`length_drop_loss` in ``compute_loss``
-    during training. The averaged parts of the loss are logged as ``loss_la_<part>``.
+    during training. The averaged parts of the loss are logged as ``loss_la_<part>`` (mixed into a
+    :class:`~paddle_binbert.trainer.BinBertTrainer`, whose ``mean_over_ranks`` averages them over ranks).
     """
 
     length_drop: Optional[LengthDropConfig] = None
@@ -55,10 +56,12 @@ class LengthDropMixin:
         return loss, logits
 
     def pop_length_drop_logs(self) -> Dict[str, float]:
-        """Mean of each loss part since the last call, keyed ``loss_la_<part>``."""
+        """Mean of each loss part since the last call (and over the data-parallel ranks), keyed
+        ``loss_la_<part>``."""
         if not getattr(self, "_la_count", 0):
             return {}
-        logs = {f"loss_la_{k}": round(v / self._la_count, 6) for k, v in self._la_sums.items()}
+        logs = {f"loss_la_{k}": v / self._la_count for k, v in self._la_sums.items()}
+        logs = {k: round(v, 6) for k, v in self.mean_over_ranks(logs).items()}
         self._la_sums.clear()
         self._la_count = 0
         return logs

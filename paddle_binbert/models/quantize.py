@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import List, Optional, Union
 
+import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification, BertModel
@@ -62,7 +63,10 @@ def quantization_role(name: str, layer: nn.Layer) -> Optional[str]:
 
 
 def get_bert(model: nn.Layer) -> BertModel:
-    """The ``BertModel`` inside a supported model (or the model itself)."""
+    """The ``BertModel`` inside a supported model (or the model itself), also when the model is
+    wrapped in ``paddle.DataParallel`` (as the Trainer does under ``paddle.distributed.launch``)."""
+    if isinstance(model, paddle.DataParallel):
+        model = model._layers
     if not isinstance(model, SUPPORTED_MODELS):
         names = ", ".join(cls.__name__ for cls in SUPPORTED_MODELS)
         raise TypeError(f"quantize_model supports PaddleNLP {names}; got {type(model).__name__}")

@@ -228,7 +228,7 @@ def test_engine_matches_simulated_student(ops, tmp_path, preset, cls, size):
 
 @pytest.mark.parametrize("isa", list(ISAS))
 @pytest.mark.parametrize("preset", PRESETS)
-def test_engine_everyrequire_isa(tmp_path, isa, preset):
+def test_engine_everyrequire_isa(ops, tmp_path, isa, preset):
     code = require_isa(isa)
     student, eng = _packed_engine(tmp_path, preset, BertForSequenceClassification, isa=isa, num_threads=2)
     assert eng.isa == code and eng.isa_name == isa

@@ -22,7 +22,7 @@ from paddle_binbert.distill import task_distill
 from paddle_binbert.trainer import LOSS_TOTALS_FILE, checkpoint_problem, get_last_checkpoint
 from tests.tiny import BIBERT_FLAGS, load_run_glue, save_tiny_bert, save_tiny_checkpoint
 
-from .helpers import FIXTURES
+from .helpers import FIXTURES, kill_after_checkpoint
 
 SST2 = FIXTURES / "glue" / "SST-2"
 run_glue = load_run_glue()
@@ -230,20 +230,11 @@ def test_train_loss_after_resume_is_the_mean_over_all_steps(backbone, tmp_path, 
 def test_train_loss_matches_an_uninterrupted_run(backbone, tmp_path, monkeypatch):
     """Killed after checkpoint-4 of 8 steps and resumed: the same train_loss as without the kill, also
     with a logging window (3) that does not end at the checkpoint (its steps count too)."""
-    from paddle_binbert.trainer import BinBertTrainer
-
     argv = ["--max_steps", "8", "--logging_steps", "3"]
     whole = run_glue.main(glue_argv(backbone, tmp_path / "whole", *argv))
-    real_save = BinBertTrainer._save_checkpoint
-
-    def save_then_die(self, *args, **kwargs):
-        real_save(self, *args, **kwargs)
-        if self.state.global_step == 4:
-            raise Killed
-
-    monkeypatch.setattr(BinBertTrainer, "_save_checkpoint", save_then_die)
+    kill_after_checkpoint(monkeypatch, 4)
     out = tmp_path / "parts"
-    with pytest.raises(Killed):
+    with pytest.raises(KeyboardInterrupt):
         run_glue.main(glue_argv(backbone, out, *argv))
     monkeypatch.undo()
     resumed = run_glue.main(glue_argv(backbone, out, *argv, "--resume"))
