@@ -559,6 +559,9 @@ def augment_glue_file(
         rows = rows[: max(int(max_examples), 0)]
     columns = _text_columns(spec, header)
     output = output or os.path.join(glue_dir, "train_aug.tsv")
+    if os.path.exists(output) and os.path.samefile(output, train_path):
+        raise ValueError(f"augmentation output {output} is the input {train_path}: choose another file "
+                         "(the default is train_aug.tsv beside it, what --aug_train reads)")
     tmp, state_path = output + ".tmp", output + ".tmp.progress"
     stat = os.stat(train_path)
     fingerprint = _fingerprint(

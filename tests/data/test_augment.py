@@ -206,6 +206,16 @@ def test_glue_file_round_trip(augmenter, tmp_path, task) -> None:
     assert len(keys) == len(set(keys))
 
 
+def test_glue_file_refuses_to_overwrite_its_input(augmenter, tmp_path) -> None:
+    glue_dir = _copy_task(tmp_path, "SST-2")
+    before = (glue_dir / "train.tsv").read_bytes()
+    for spelling in (glue_dir / "train.tsv", glue_dir / "." / "train.tsv"):
+        with pytest.raises(ValueError, match="is the input"):
+            augment_glue_file(augmenter, str(glue_dir), "SST-2", output=str(spelling), N=2, progress=False)
+    assert (glue_dir / "train.tsv").read_bytes() == before
+    assert sorted(p.name for p in glue_dir.iterdir() if "tmp" in p.name) == []
+
+
 def test_glue_file_is_deterministic_and_resumable(augmenter, tmp_path, monkeypatch) -> None:
     glue_dir = _copy_task(tmp_path, "SST-2")
     first = augment_glue_file(augmenter, str(glue_dir), "sst2", output=str(tmp_path / "a.tsv"), N=5,
