@@ -26,12 +26,9 @@ from typing import Any, Dict, List, Optional
 
 from paddle_binbert import run_setup
 from paddle_binbert.data.glue import GLUE_TASKS, check_glue_files, get_task_spec
-from paddle_binbert.length_adaptive.cli import (
-    add_length_drop_args,
-    check_length_drop_args,
-    length_drop_config,
-    length_drop_settings,
-)
+from paddle_binbert.length_adaptive.cli import add_length_drop_args, length_drop_settings
+from paddle_binbert.train.arguments import FinetuneArguments, FlagError
+from paddle_binbert.train.flags import add_backbone_flag, add_run_flags, add_training_flags, run_command
 
 logger = logging.getLogger("run_glue")
 
@@ -42,34 +39,34 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune a full-precision BERT teacher on a GLUE task (PaddleNLP Trainer, best dev checkpoint).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    run_setup.add_backbone_flag(p)
+    add_backbone_flag(p)
     p.add_argument("--task_name", required=True, help=f"GLUE task, case-insensitive: {', '.join(GLUE_TASKS)}")
     p.add_argument("--data_dir", required=True, help="folder with the task's train.tsv and dev file(s)")
     p.add_argument("--output_dir", required=True, help="where checkpoints, the final model and results.json go")
     p.add_argument("--max_seq_length", type=int, default=128, help="maximum tokens per example (longer truncated)")
-    run_setup.add_training_flags(p, batch_size=32, learning_rate=2e-5, num_train_epochs=3.0)
+    add_training_flags(p, batch_size=32, learning_rate=2e-5, num_train_epochs=3.0)
     add_length_drop_args(p, note="the full model's loss is the task loss")
-    run_setup.add_run_flags(p)
+    add_run_flags(p)
     return p
 
 
-def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Cheap checks before loading anything heavy; errors exit through ``parser.error``."""
+def validate_args(args: FinetuneArguments) -> None:
+    """Cheap checks before loading anything heavy (``FlagError`` naming the flag; the numeric
+    checks cover the LengthDrop flags)."""
     try:
         args.task_name = get_task_spec(args.task_name).name
         check_glue_files(args.data_dir, args.task_name)
     except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
-    run_setup.check_numbers(parser, args)
-    run_setup.check_positive(parser, args)
+        raise FlagError(str(err)) from None
+    run_setup.check_numbers(args)
+    run_setup.check_positive(args)
     if args.max_seq_length < 3:
-        parser.error("--max_seq_length must be at least 3")
+        raise FlagError("--max_seq_length must be at least 3")
     if args.learning_rate <= 0:
-        parser.error("--learning_rate must be positive")
-    run_setup.check_schedule(parser, args)
-    check_length_drop_args(parser, args)
-    run_setup.check_max_seq_length(parser, args, ["model_name_or_path"])
-    run_setup.check_output_dir_flag(parser, args)
+        raise FlagError("--learning_rate must be positive")
+    run_setup.check_schedule(args)
+    run_setup.check_max_seq_length(args, ["model_name_or_path"])
+    run_setup.check_output_dir_flag(args)
 
 
 def _strip_prefix(metrics: Dict[str, Any], prefix: str) -> Dict[str, Any]:
@@ -77,12 +74,13 @@ def _strip_prefix(metrics: Dict[str, Any], prefix: str) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    """Run the fine-tuning; returns the content written to ``results.json``."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate_args(parser, args)
-    run_setup.setup_logging()
+    """Parse, validate and :func:`run`; a bad flag or data file exits through ``parser.error``.
+    Returns the content written to ``results.json``."""
+    return run_command(build_parser(), argv, FinetuneArguments, validate_args, run)
 
+
+def run(args: FinetuneArguments) -> Dict[str, Any]:
+    """Fine-tune (validated ``args``); returns the content written to ``results.json``."""
     # heavy imports only after validation
     import paddle
     from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertTokenizer
@@ -99,7 +97,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     try:  # the backbone's position embeddings bound the sequence length (a model name is known only now)
         run_setup.check_positions(args.max_seq_length, {"backbone": BertConfig.from_pretrained(backbone)})
     except ValueError as err:
-        parser.error(f"{err} (--model_name_or_path {args.model_name_or_path})")
+        raise FlagError(f"{err} (--model_name_or_path {args.model_name_or_path})") from err
     tokenizer = BertTokenizer.from_pretrained(backbone)
 
     # data first: an empty training or dev set stops the run before anything is deleted or trained
@@ -115,14 +113,14 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             )
             run_setup.require_examples(dev_sets[split], glue_split_path(args.data_dir, spec.name, split), split)
     except run_setup.EmptyDatasetError as err:
-        parser.error(str(err))
+        raise FlagError(str(err)) from err
     logger.info("%s: %d train examples, dev %s", spec.name, len(train_ds), {k: len(v) for k, v in dev_sets.items()})
     resume_from = run_setup.prepare_run(args, logger)
-    identity = {"script": "run_glue", "task": spec.name, **length_drop_settings(length_drop_config(args))}
+    identity = {"script": "run_glue", "task": spec.name, **length_drop_settings(args.length_drop_config())}
     try:  # a resumed run must be the run it continues
         run_setup.check_run_identity(args.output_dir, identity, resume_from, logger)
     except ValueError as err:
-        parser.error(str(err))
+        raise FlagError(str(err)) from err
 
     # use_cache: the MiniLM config enables BERT's key/value cache, useless for classification
     model_kwargs: Dict[str, Any] = {"num_labels": spec.num_labels, "use_cache": False}
@@ -132,7 +130,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     metric = main_metric_name(spec.name)
     training_args = run_setup.training_arguments(args, metric)
     main_dev = spec.dev_splits[0]
-    length_drop = length_drop_config(args)
+    length_drop = args.length_drop_config()
     # fresh parameter-name namespace: optimizer states are saved keyed by parameter/accumulator names,
     # so these must not depend on what else was created in this process for --resume to match them
     with paddle.utils.unique_name.guard():

@@ -28,56 +28,21 @@ import time
 from typing import Any, Dict, List, Optional
 
 from . import run_setup
-from .length_adaptive.cli import add_length_drop_args, check_length_drop_args, length_drop_config, length_drop_settings
-from .squad_trainer import check_squad_file
+from .length_adaptive.cli import add_length_drop_args, length_drop_settings
+from .tasks.squad import check_squad_flags, load_squad_sets
+from .train.arguments import FlagError, SquadFinetuneArguments
+from .train.flags import add_backbone_flag, add_run_flags, add_squad_arguments, add_training_flags, run_command
 
 __all__ = [
     "build_parser",
-    "validate_args",
-    "add_squad_arguments",
-    "validate_squad_arguments",
-    "check_squad_windows",
-    "load_squad_sets",
     "checkpoint_has_qa_head",
+    "load_squad_data",
     "main",
+    "run",
+    "validate_args",
 ]
 
 logger = logging.getLogger("run_squad")
-
-
-def add_squad_arguments(parser: argparse.ArgumentParser, data_required: bool = True) -> argparse._ArgumentGroup:
-    """Add the SQuAD data and window flags (shared by ``run_squad.py`` and ``squad_distill.py``)."""
-    g = parser.add_argument_group("SQuAD data and windows")
-    g.add_argument("--train_file", required=data_required, help="SQuAD v1.1 training JSON (e.g. train-v1.1.json)")
-    g.add_argument(
-        "--predict_file", required=data_required, help="SQuAD v1.1 dev JSON, evaluated with exact match / F1"
-    )
-    g.add_argument("--doc_stride", type=int, default=128, help="step, in context tokens, between window starts")
-    g.add_argument("--max_query_length", type=int, default=64, help="questions are cut to this many tokens")
-    g.add_argument("--n_best_size", type=int, default=20, help="start/end candidates per window in decoding")
-    g.add_argument("--max_answer_length", type=int, default=30, help="longest predicted answer, in tokens")
-    return g
-
-
-def validate_squad_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Check the SQuAD files and window sizes (``parser.error`` on a problem)."""
-    for flag in ("train_file", "predict_file"):
-        try:
-            check_squad_file(getattr(args, flag), f"--{flag}")
-        except FileNotFoundError as err:
-            parser.error(str(err))
-    check_squad_windows(parser, args)
-
-
-def check_squad_windows(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """``parser.error`` unless ``--doc_stride``, ``--n_best_size``, ``--max_answer_length`` and
-    ``--max_query_length`` are positive and a ``--max_seq_length`` window has room for the context."""
-    run_setup.check_positive(parser, args, ("doc_stride", "n_best_size", "max_answer_length", "max_query_length"))
-    if args.max_seq_length < args.max_query_length + 4:
-        parser.error(
-            f"--max_seq_length {args.max_seq_length} leaves no room for the context: it must be at least "
-            f"--max_query_length + 4 = {args.max_query_length + 4}"
-        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,13 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint by F1, official exact match / F1).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    run_setup.add_backbone_flag(p)
+    add_backbone_flag(p)
     p.add_argument(
         "--output_dir", required=True, help="where checkpoints, the final model, predictions and results.json go"
     )
     p.add_argument("--max_seq_length", type=int, default=384, help="window length in tokens, special tokens included")
     add_squad_arguments(p)
-    run_setup.add_training_flags(
+    add_training_flags(
         p,
         batch_size=16,
         learning_rate=5e-5,
@@ -108,29 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
         note="the full model's loss is the span loss (mean start/end cross-entropy); the sub-models restore "
         "dropped tokens at the last layer (Drop-and-Restore) and match the full model's start/end distributions",
     )
-    run_setup.add_run_flags(p)
+    add_run_flags(p)
     return p
 
 
-def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Cheap checks before loading anything heavy; errors exit through ``parser.error``."""
-    run_setup.check_numbers(parser, args)
-    run_setup.check_positive(parser, args)
-    validate_squad_arguments(parser, args)
+def validate_args(args: SquadFinetuneArguments) -> None:
+    """Cheap checks before loading anything heavy (``FlagError`` naming the flag): the numeric
+    flags (LengthDrop's included), the SQuAD files and windows, ``--max_seq_length`` against the
+    backbone's config and the output folder."""
+    run_setup.check_numbers(args)
+    run_setup.check_positive(args)
+    check_squad_flags(args)
     if args.learning_rate <= 0:
-        parser.error("--learning_rate must be positive")
-    run_setup.check_schedule(parser, args)
-    check_length_drop_args(parser, args)
-    run_setup.check_max_seq_length(parser, args, ["model_name_or_path"])
-    run_setup.check_output_dir_flag(parser, args)
+        raise FlagError("--learning_rate must be positive")
+    run_setup.check_schedule(args)
+    run_setup.check_max_seq_length(args, ["model_name_or_path"])
+    run_setup.check_output_dir_flag(args)
 
 
-def load_squad_data(parser: argparse.ArgumentParser, args: argparse.Namespace, tokenizer: Any, max_positions: int):
-    """Training windows and the dev set; file-format problems exit through ``parser.error``."""
+def load_squad_data(args: SquadFinetuneArguments, tokenizer: Any, max_positions: int):
+    """Training windows and the dev set; a file-format problem (or a ``--max_seq_length`` beyond
+    ``max_positions``) raises ``FlagError`` naming the file."""
     from .data.squad import SquadFormatError
 
     if args.max_seq_length > max_positions:
-        parser.error(
+        raise FlagError(
             f"--max_seq_length {args.max_seq_length} exceeds the model's max_position_embeddings {max_positions}"
         )
     try:
@@ -139,21 +106,7 @@ def load_squad_data(parser: argparse.ArgumentParser, args: argparse.Namespace, t
         run_setup.require_examples(dev.features, args.predict_file, "dev")
         return train, dev
     except (SquadFormatError, ValueError, OSError) as err:
-        parser.error(str(err))
-
-
-def load_squad_sets(args: argparse.Namespace, tokenizer: Any):
-    """The training windows of ``--train_file`` and the dev set of ``--predict_file`` (their first
-    ``--max_train_examples`` / ``--max_eval_examples`` questions) cut with the window flags; shared
-    by ``run_squad.py`` and ``squad_distill.py``."""
-    from .squad_trainer import load_squad_eval, load_squad_train
-
-    windows = dict(
-        max_seq_length=args.max_seq_length, doc_stride=args.doc_stride, max_query_length=args.max_query_length
-    )
-    train = load_squad_train(args.train_file, tokenizer, max_examples=args.max_train_examples, **windows)
-    dev = load_squad_eval(args.predict_file, tokenizer, max_examples=args.max_eval_examples, **windows)
-    return train, dev
+        raise FlagError(str(err)) from err
 
 
 def checkpoint_has_qa_head(path: str) -> bool:
@@ -170,12 +123,14 @@ def checkpoint_has_qa_head(path: str) -> bool:
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    """Run the fine-tuning; returns the content written to ``results.json``."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate_args(parser, args)
-    run_setup.setup_logging()
+    """Entry point of ``examples/run_squad.py``: parse, validate, :func:`run`; a bad flag or data
+    file exits through ``parser.error``. Returns the content written to ``results.json``."""
+    return run_command(build_parser(), argv, SquadFinetuneArguments, validate_args, run)
 
+
+def run(args: SquadFinetuneArguments) -> Dict[str, Any]:
+    """Fine-tune (validated ``args``, :func:`validate_args`); returns the content written to
+    ``results.json``. A bad data file or a resumed run of another definition raises ``FlagError``."""
     # heavy imports only after validation
     import paddle
     from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
@@ -189,19 +144,19 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     logger.info("backbone %s -> %s", args.model_name_or_path, backbone)
     tokenizer = BertTokenizer.from_pretrained(backbone)
     max_positions = int(BertConfig.from_pretrained(backbone).max_position_embeddings)
-    train_ds, dev = load_squad_data(parser, args, tokenizer, max_positions)
+    train_ds, dev = load_squad_data(args, tokenizer, max_positions)
     logger.info(
         "SQuAD: %d training windows; dev %d questions, %d windows", len(train_ds), len(dev.examples), len(dev.features)
     )
     # only now (the data and the backbone are fine): delete a previous run (--overwrite_output_dir),
     # find the checkpoint to resume, seed
     resume_from = run_setup.prepare_run(args, logger)
-    length_drop = length_drop_config(args)
+    length_drop = args.length_drop_config()
     try:  # a resumed run must be the run it continues
         identity = {"script": "run_squad", "task": "squad", **length_drop_settings(length_drop)}
         run_setup.check_run_identity(args.output_dir, identity, resume_from, logger)
     except ValueError as err:
-        parser.error(str(err))
+        raise FlagError(str(err)) from err
 
     training_args = run_setup.training_arguments(args, SQUAD_METRIC)
     qa_head = checkpoint_has_qa_head(backbone)

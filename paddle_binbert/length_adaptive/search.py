@@ -641,7 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from ..data.glue import check_glue_files, get_task_spec
     from ..data.squad import is_squad_task
-    from ..squad_finetune import check_squad_windows
+    from ..tasks.squad import check_squad_windows
+    from ..train.arguments import FlagError
 
     if args.measure_backend != "paddle" and not args.measure:
         parser.error(f"--measure_backend {args.measure_backend} only applies with --measure")
@@ -676,22 +677,22 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         args.tolerance = DEFAULT_TOLERANCE[int(args.squad)]
     if not os.path.isdir(args.checkpoint):
         parser.error(f"--checkpoint {args.checkpoint} is not a folder")
-    run_setup.check_positive(
-        parser,
-        args,
-        (
-            "max_seq_length",
-            "batch_size",
-            "population_size",
-            "latency_batch_size",
-            "latency_repeats",
-            "min_length",
-            "measure_examples",
-            "max_eval_examples",
-        ),
+    counts = (
+        "max_seq_length",
+        "batch_size",
+        "population_size",
+        "latency_batch_size",
+        "latency_repeats",
+        "min_length",
+        "measure_examples",
+        "max_eval_examples",
     )
-    if args.squad:
-        check_squad_windows(parser, args)
+    try:
+        run_setup.check_positive(args, counts)
+        if args.squad:
+            check_squad_windows(args)
+    except FlagError as err:
+        parser.error(str(err))
     for name in ("evo_iter", "mutation_size", "crossover_size"):
         if getattr(args, name) < 0:
             parser.error(f"--{name} must be >= 0")

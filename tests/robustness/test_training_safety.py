@@ -24,6 +24,7 @@ from paddlenlp.transformers import BertForSequenceClassification
 
 from paddle_binbert import run_setup, squad_finetune
 from paddle_binbert.distill import squad_distill, task_distill
+from paddle_binbert.distill.pipeline import loss_config_for
 from tests.squad.helpers import make_qa_checkpoint, write_squad_files
 from tests.tiny import load_run_glue, save_tiny_bert, save_tiny_checkpoint
 
@@ -153,9 +154,7 @@ def test_output_dir_inside_the_input_model_only_refused_when_it_would_overwrite(
     argv = _replace(argv, "--teacher_path", str(teacher))
     assert "lies inside --teacher_path" in _refused("task_distill", argv, capsys)
     # a fresh folder inside the teacher's overwrites nothing: accepted
-    parser = task_distill.build_parser()
-    args = parser.parse_args(_replace(argv, "--output_dir", str(teacher / "new_run")))
-    task_distill.validate_args(parser, args)
+    task_distill.parse_args(_replace(argv, "--output_dir", str(teacher / "new_run")))
 
 
 def test_check_input_paths_ignores_model_names(tmp_path):
@@ -252,7 +251,7 @@ def test_config_yaml_values_are_checked_too(inputs, tmp_path, capsys):
     config.write_text("loss:\n  temperature: .nan\n", encoding="utf-8")
     args = task_distill.parse_args(argv)
     with pytest.raises(ValueError, match="loss: temperature must be a positive finite number, got nan"):
-        task_distill.loss_config_for(args, "bibert")
+        loss_config_for(args, "bibert")
 
 
 @pytest.mark.parametrize("front_end", FRONT_ENDS)
