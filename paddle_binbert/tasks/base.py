@@ -21,7 +21,7 @@ def load_head_model(path: str, model_class: Any, model_config: Optional[str] = N
     """A ``model_class`` checkpoint (FP or quantized; a bare state dict with ``model_config``, the
     ``--model_config`` file or folder; :func:`paddle_binbert.models.load_model`), BERT's key/value
     cache off (distillation records attention, it never decodes)."""
-    from ..models import load_model
+    from ..checkpoints import load_model
 
     model = load_model(path, model_class=model_class, config=model_config)
     model.config.use_cache = False

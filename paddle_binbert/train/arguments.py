@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from ..length_adaptive.lengthdrop import LengthDropConfig
 
 __all__ = [
+    "Arguments",
     "DistillArguments",
     "FinetuneArguments",
     "FlagError",
@@ -44,8 +45,26 @@ class FlagError(ValueError):
     """A bad command-line value (the message names the flag); front ends report it with ``parser.error``."""
 
 
+class Arguments:
+    """Base of the settings dataclasses: built from parsed flags, recorded as a dict."""
+
+    @classmethod
+    def from_flags(cls, flags: Mapping[str, Any]) -> Any:
+        """The dataclass of parsed flags (``vars(namespace)``); a flag the dataclass has no field for
+        is a programming error (TypeError naming it), fields without a flag keep their defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(flags) - names)
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no field for the flags {unknown}")
+        return cls(**dict(flags))
+
+    def flags(self) -> Dict[str, Any]:
+        """Every field and its value (shallow), as ``results.json`` records the run's flags (``args``)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
 @dataclass
-class RunArguments:
+class RunArguments(Arguments):
     """The flags shared by every training front end (their meaning: ``--help`` of any of them).
 
     ``batch_size``, ``learning_rate``, ``num_train_epochs`` and ``max_seq_length`` may be None until
@@ -73,24 +92,6 @@ class RunArguments:
     num_sandwich: int = _LENGTH_DROP.num_sandwich
     length_drop_ratio_bound: float = _LENGTH_DROP.length_drop_ratio_bound
     layer_dropout_prob: float = _LENGTH_DROP.layer_dropout_prob
-
-    @classmethod
-    def from_flags(cls, flags: Mapping[str, Any]) -> RunArguments:
-        """The dataclass of parsed flags (``vars(namespace)``); a flag the dataclass has no field for
-        is a programming error (TypeError naming it), fields without a flag keep their defaults."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(flags) - names)
-        if unknown:
-            raise TypeError(f"{cls.__name__} has no field for the flags {unknown}")
-        return cls(**dict(flags))
-
-    def flags(self) -> Dict[str, Any]:
-        """Every field and its value (shallow), as ``results.json`` records the run's flags (``args``)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def replace(self, **changes: Any) -> Any:
-        """A copy with ``changes`` applied (``dataclasses.replace``)."""
-        return dataclasses.replace(self, **changes)
 
     def length_drop_config(self) -> Optional[LengthDropConfig]:
         """The run's :class:`~paddle_binbert.length_adaptive.lengthdrop.LengthDropConfig`, or None
