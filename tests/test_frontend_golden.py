@@ -99,7 +99,7 @@ def _runs(tmp: Path) -> Dict[str, Callable[[], Dict[str, float]]]:
         return go
 
     def squad_finetune() -> Dict[str, float]:
-        from paddle_binbert.squad_finetune import main
+        from paddle_binbert.train.cli import squad_main as main
 
         out = tmp / "run_squad"
         argv = ["--model_name_or_path", str(qa), "--train_file", train_file, "--predict_file", dev_file,
@@ -118,11 +118,21 @@ def _runs(tmp: Path) -> Dict[str, Callable[[], Dict[str, float]]]:
     return {
         "glue_bibert": distill("glue_bibert", glue("--num_train_epochs", "1", *BIBERT_FLAGS)),
         "glue_tinybert_length_adaptive": distill(
-            "glue_la", glue("--method", "tinybert", "--max_steps", "3", "--length_adaptive", "--pred_distill",
-                            "--intermediate_distill")),  # fmt: skip
+            "glue_la",
+            glue(
+                "--method",
+                "tinybert",
+                "--max_steps",
+                "3",
+                "--length_adaptive",
+                "--pred_distill",
+                "--intermediate_distill",
+            ),
+        ),  # fmt: skip
         "glue_binarybert_half_width": distill(
-            "glue_bbert", glue("--method", "binarybert", "--half_width", "--half_width_batches", "2", "--max_steps",
-                               "2")),  # fmt: skip
+            "glue_bbert",
+            glue("--method", "binarybert", "--half_width", "--half_width_batches", "2", "--max_steps", "2"),
+        ),  # fmt: skip
         "squad_bibert": distill("squad_bibert", squad("--max_steps", "4", *BIBERT_FLAGS)),
         "squad_bit_length_adaptive": distill(
             "squad_bit", squad("--method", "bit", "--temperature", "2", "--max_steps", "3", "--length_adaptive")

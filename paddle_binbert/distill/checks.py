@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict
 
-from .. import run_setup
 from ..tasks.base import DistillTask
+from ..train import run_setup
 from ..train.arguments import DistillArguments, FlagError
 from ..train.defaults import training_defaults
 from .chain import binarybert_pipeline, parse_chain
@@ -72,9 +72,9 @@ def check_distill_models(args: DistillArguments) -> None:
 
 def check_distill_training(args: DistillArguments) -> None:
     """The training settings: every numeric flag finite and in its range
-    (:func:`~paddle_binbert.run_setup.check_numbers`, which also covers the LengthDrop flags),
+    (:func:`~paddle_binbert.train.run_setup.check_numbers`, which also covers the LengthDrop flags),
     counts positive, ``--learning_rate --clip_lr --temperature`` positive and the schedule
-    (:func:`~paddle_binbert.run_setup.check_schedule`)."""
+    (:func:`~paddle_binbert.train.run_setup.check_schedule`)."""
     run_setup.check_numbers(args)
     run_setup.check_positive(args)
     if args.learning_rate <= 0 or args.temperature <= 0 or args.clip_lr <= 0:

@@ -348,7 +348,7 @@ def wants_squad(argv: Optional[Sequence[str]]) -> bool:
 
 
 def _main(argv: Optional[List[str]], task: str) -> Dict[str, Any]:
-    from ..run_setup import setup_logging
+    from ..train.run_setup import setup_logging
     from .pipeline import run, run_distill_chain
 
     args = parse_args(argv, task)

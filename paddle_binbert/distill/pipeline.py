@@ -7,7 +7,7 @@ task's ``results.json`` entries:
 1. the recipe (:func:`resolve_recipe`): the ``--method``'s quantization preset and loss, with the
    ``quant:`` / ``loss:`` overrides of ``--config``;
 2. the data first (an empty or bad file stops the run before anything is deleted or trained);
-3. the output folder (:func:`~paddle_binbert.run_setup.prepare_run`: ``--resume`` /
+3. the output folder (:func:`~paddle_binbert.train.run_setup.prepare_run`: ``--resume`` /
    ``--overwrite_output_dir``, seed), teacher and student (:func:`load_models`), the run's identity
    (compared on resume);
 4. PaddleNLP's Trainer (:func:`make_distill_trainer`): teacher evaluation, training, the best dev
@@ -27,10 +27,10 @@ import os
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from .. import run_setup
 from ..length_adaptive.cli import length_drop_settings
 from ..quant.config import QuantConfig
 from ..tasks.base import DistillTask, tokenizer_dir
+from ..train import run_setup
 from ..train.arguments import DistillArguments
 from .chain import ChainStage, run_chain, stage_dir_name
 from .losses import DistillLossConfig
@@ -139,7 +139,7 @@ def check_loss_numbers(loss_config: DistillLossConfig, source: str) -> None:
 
 def run_identity(args: DistillArguments, script: str, method: Any, student: Any, loss: DistillLossConfig):
     """What defines a distillation run in ``--output_dir`` (compared when it is resumed,
-    :func:`~paddle_binbert.run_setup.check_run_identity`): the task, the method, the student's
+    :func:`~paddle_binbert.train.run_setup.check_run_identity`): the task, the method, the student's
     quantization, the loss, the optimizer, batch size, the peak learning rate and the max sequence length
     (a resumed run must see the same batches; more epochs or steps may be given to extend a run) and
     the LengthDrop settings."""

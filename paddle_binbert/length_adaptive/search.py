@@ -40,10 +40,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import run_setup
 from ..data.sampler import dev_subset
 from ..engine.layout import parse_length_config
 from ..io_utils import write_json_atomic
+from ..train import run_setup
 from ..train.arguments import Arguments, FlagError
 
 logger = logging.getLogger(__name__)

@@ -60,7 +60,7 @@ class GlueTask(DistillTask):
 
     def load_data(self, args: DistillArguments, tokenizer: Any) -> Tuple[Any, Any]:
         from ..data.glue import glue_split_path, load_glue_features
-        from ..run_setup import require_examples
+        from ..train.run_setup import require_examples
 
         spec = get_task_spec(args.task_name)
         train_split, dev_split = train_split_name(args), spec.dev_splits[0]

@@ -62,7 +62,7 @@ def check_squad_windows(args: Any) -> None:
     ``--max_answer_length`` and ``--max_query_length`` are positive and a ``--max_seq_length`` window
     has room for the context (``args``: a :class:`~paddle_binbert.train.arguments.SquadRunArguments`
     or any settings object with those fields)."""
-    from ..run_setup import check_positive
+    from ..train.run_setup import check_positive
 
     check_positive(args, ("doc_stride", "n_best_size", "max_answer_length", "max_query_length"))
     if args.max_seq_length < args.max_query_length + 4:
@@ -168,7 +168,7 @@ class SquadTask(DistillTask):
 
     def load_data(self, args: SquadDistillArguments, tokenizer: Any) -> Tuple[Any, Any]:
         from ..data.squad import SquadFormatError
-        from ..run_setup import require_examples
+        from ..train.run_setup import require_examples
 
         try:
             train_ds, dev = load_squad_sets(args, tokenizer)

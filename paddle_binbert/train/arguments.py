@@ -4,7 +4,7 @@ The command lines (``examples/run_glue.py``, ``examples/run_squad.py``, ``exampl
 ``examples/squad_distill.py``, ``paddle-binbert distill``; the BiBERT release's flags such as
 ``--bi --pred_distill --intermediate_distill --query_distill --key_distill --value_distill``) are
 parsed by argparse in their front ends (:mod:`paddle_binbert.distill.cli`,
-:mod:`paddle_binbert.squad_finetune`, ``examples/run_glue.py``), which build one of these
+:mod:`paddle_binbert.train.cli`), which build one of these
 dataclasses with :meth:`RunArguments.from_flags`; every library function takes the dataclass.
 Field names are the flag names (``--batch_size`` -> ``batch_size``).
 

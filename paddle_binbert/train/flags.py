@@ -1,6 +1,6 @@
 """Command-line flags shared by the training front ends: one definition (name, type, default, help) each.
 
-``examples/run_glue.py``, ``examples/run_squad.py`` (:mod:`paddle_binbert.squad_finetune`) and
+``examples/run_glue.py``, ``examples/run_squad.py`` (:mod:`paddle_binbert.train.cli`) and
 the distillation parsers (:mod:`paddle_binbert.distill.cli`, GLUE and SQuAD) build their parsers
 from these pieces; the LengthDrop group is :func:`paddle_binbert.length_adaptive.cli.add_length_drop_args`.
 A parsed command line becomes a dataclass of :mod:`paddle_binbert.train.arguments`
@@ -27,7 +27,7 @@ def run_command(
     """A fine-tuning front end: parse ``argv`` into the ``arguments`` dataclass, ``validate`` it, set
     up logging and ``run`` it; a :class:`~paddle_binbert.train.arguments.FlagError` (a bad flag or
     data file) exits through ``parser.error``. Returns what ``run`` returns (``results.json``)."""
-    from ..run_setup import setup_logging
+    from .run_setup import setup_logging
 
     args = arguments.from_flags(vars(parser.parse_args(argv)))
     try:

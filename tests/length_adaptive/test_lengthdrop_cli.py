@@ -32,10 +32,10 @@ from paddle_binbert.length_adaptive.lengthdrop import (
     sub_model_logits,
 )
 from paddle_binbert.models import quant_config_of
-from paddle_binbert.squad_finetune import build_parser as squad_parser
-from paddle_binbert.squad_finetune import checkpoint_has_qa_head
-from paddle_binbert.squad_finetune import main as run_squad
 from paddle_binbert.tasks.squad import SquadDistillationTrainer
+from paddle_binbert.train.cli import build_squad_parser as squad_parser
+from paddle_binbert.train.cli import squad_main as run_squad
+from paddle_binbert.train.finetune import checkpoint_has_qa_head
 
 from ..squad.helpers import write_squad_files
 from ..tiny import BIBERT_FLAGS, load_run_glue, save_tiny_checkpoint

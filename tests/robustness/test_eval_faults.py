@@ -111,10 +111,10 @@ def test_non_utf8_or_missing_predictions_file(tmp_path, capsys):
 
 
 def test_run_squad_data_error_names_the_file(tmp_path, capsys):
-    """examples/run_squad.py (paddle_binbert.squad_finetune) reports a bad data file as a flag error
+    """examples/run_squad.py (paddle_binbert.train.finetune) reports a bad data file as a flag error
     (parser.error) naming the file."""
-    from paddle_binbert.squad_finetune import load_squad_data
     from paddle_binbert.train.arguments import FlagError, SquadFinetuneArguments
+    from paddle_binbert.train.finetune import load_squad_data
 
     bad = non_utf8_copy(tmp_path)
     args = SquadFinetuneArguments(

@@ -22,9 +22,10 @@ from typing import Callable, Dict, List
 import pytest
 from paddlenlp.transformers import BertForSequenceClassification
 
-from paddle_binbert import run_setup, squad_finetune
 from paddle_binbert.distill import squad_distill, task_distill
 from paddle_binbert.distill.pipeline import loss_config_for
+from paddle_binbert.train import cli as finetune_cli
+from paddle_binbert.train import run_setup
 from tests.squad.helpers import make_qa_checkpoint, write_squad_files
 from tests.tiny import load_run_glue, save_tiny_bert, save_tiny_checkpoint
 
@@ -70,13 +71,13 @@ def _argv(front_end: str, inputs: Dict[str, str], out) -> List[str]:
 MAINS: Dict[str, Callable] = {
     "run_glue": run_glue.main,
     "task_distill": task_distill.main,
-    "run_squad": squad_finetune.main,
+    "run_squad": finetune_cli.squad_main,
     "squad_distill": squad_distill.main,
 }
 PARSERS: Dict[str, Callable[[], argparse.ArgumentParser]] = {
     "run_glue": run_glue.build_parser,
     "task_distill": task_distill.build_parser,
-    "run_squad": squad_finetune.build_parser,
+    "run_squad": finetune_cli.build_squad_parser,
     "squad_distill": squad_distill.build_parser,
 }
 FRONT_ENDS = list(MAINS)

@@ -1,8 +1,9 @@
 """Run setup shared by the four training front ends.
 
-``examples/run_glue.py`` (GLUE teacher), :mod:`paddle_binbert.squad_finetune` (SQuAD teacher),
-:mod:`paddle_binbert.distill.task_distill` (GLUE distillation) and
-:mod:`paddle_binbert.distill.squad_distill` (SQuAD distillation) share their training flags
+Teacher fine-tuning (:mod:`paddle_binbert.train.finetune`: ``examples/run_glue.py``,
+``examples/run_squad.py``) and distillation (:mod:`paddle_binbert.distill.pipeline`:
+``examples/task_distill.py``, ``examples/squad_distill.py``) share their training settings, the
+fields of :class:`~paddle_binbert.train.arguments.RunArguments`
 (``--output_dir --resume --overwrite_output_dir --batch_size --learning_rate --num_train_epochs
 --weight_decay --warmup_ratio --seed --logging_steps --eval_steps --save_steps --max_steps
 --device --max_train_examples --max_eval_examples --max_seq_length``) and what they do with them:
@@ -35,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
-from .train.arguments import FlagError, RunArguments
+from .arguments import FlagError, RunArguments
 
 __all__ = [
     "COUNT_FLAGS",
@@ -264,7 +265,7 @@ def check_output_dir_flag(args: RunArguments) -> None:
     a model the run reads (:data:`INPUT_PATH_FLAGS`, :func:`check_input_paths`), or when it is not a
     writable folder or holds a previous run while neither ``--resume`` nor ``--overwrite_output_dir``
     is given (:func:`paddle_binbert.trainer.check_output_dir`)."""
-    from .trainer import check_output_dir
+    from ..trainer import check_output_dir
 
     if args.resume and args.overwrite_output_dir:
         raise FlagError(
@@ -378,7 +379,7 @@ def check_run_identity(
             )
     elif resume_from is not None and logger is not None:
         logger.info("--resume: %s has no %s (older version); recording this run's definition", output_dir, path)
-    from .io_utils import write_json_atomic
+    from ..io_utils import write_json_atomic
 
     write_json_atomic(path, now)
 
@@ -389,7 +390,7 @@ def prepare_run(args: RunArguments, logger: Optional[logging.Logger] = None) -> 
     Python, NumPy and Paddle with ``--seed``. Returns that checkpoint (None: train from scratch)."""
     from paddlenlp.trainer import set_seed
 
-    from .trainer import clear_previous_run, get_last_checkpoint
+    from ..trainer import clear_previous_run, get_last_checkpoint
 
     if args.overwrite_output_dir:
         clear_previous_run(args.output_dir)
@@ -404,7 +405,7 @@ def training_arguments(args: RunArguments, metric_for_best_model: str, learning_
     """PaddleNLP ``TrainingArguments`` (:func:`paddle_binbert.trainer.make_training_args`) from the
     shared training flags; ``learning_rate`` replaces ``--learning_rate`` (distillation scales it
     by the loss recipe's multiplier); the best checkpoint is chosen by ``metric_for_best_model``."""
-    from .trainer import make_training_args
+    from ..trainer import make_training_args
 
     return make_training_args(
         output_dir=args.output_dir,
