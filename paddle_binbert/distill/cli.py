@@ -317,33 +317,26 @@ def parse_args(argv: Optional[List[str]] = None, task: str = "glue") -> DistillA
     return args
 
 
-def _flag_value(argv: Sequence[str], flag: str) -> Optional[str]:
-    """The value of ``--flag X`` or ``--flag=X`` in ``argv`` (last one wins), else None."""
-    value = None
-    for i, item in enumerate(argv):
-        if item == flag and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif item.startswith(flag + "="):
-            value = item.split("=", 1)[1]
-    return value
-
-
 def wants_squad(argv: Optional[Sequence[str]]) -> bool:
     """Whether a ``task_distill.py`` command line asks for SQuAD: ``--task_name squad`` (any spelling
     of :func:`~paddle_binbert.data.squad.is_squad_task`) on the command line or as ``task_name``
-    in the ``--config`` YAML."""
-    argv = list(argv or [])
-    task = _flag_value(argv, "--task_name")
-    if task is None:
-        config = _flag_value(argv, "--config")
-        if config and os.path.isfile(config):
-            try:
-                with open(config, encoding="utf-8") as fh:
-                    data = yaml.safe_load(fh)
-            except (OSError, yaml.YAMLError):
-                return False
-            if isinstance(data, dict):
-                task = data.get("task_name")
+    in the ``--config`` YAML. Only these two flags are read (argparse, the others left alone)."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    pre.add_argument("--task_name")
+    pre.add_argument("--config")
+    try:
+        known, _ = pre.parse_known_args(list(argv or []))
+    except argparse.ArgumentError:  # e.g. --task_name without a value: the full parser reports it
+        return False
+    task = known.task_name
+    if task is None and known.config and os.path.isfile(known.config):
+        try:
+            with open(known.config, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError):
+            return False
+        if isinstance(data, dict):
+            task = data.get("task_name")
     return is_squad_task(task)
 
 

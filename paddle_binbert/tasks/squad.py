@@ -16,8 +16,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..data.squad import is_squad_task
 from ..distill.trainer import DistillationTrainer
-from ..squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, check_squad_file, squad_train_lengths
 from ..train.arguments import FlagError, SquadDistillArguments, SquadRunArguments
+from ..train.squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, check_squad_file, squad_train_lengths
 from .base import DistillTask, first_batches, load_head_model, tokenizer_dir
 
 __all__ = [
@@ -41,7 +41,7 @@ class SquadDistillationTrainer(SquadEvaluationMixin, DistillationTrainer):
     Training: the distillation objective of ``loss_config`` on span outputs (prediction terms on
     start and end logits, see :func:`~paddle_binbert.distill.losses.span_soft_cross_entropy`).
     Evaluation (student, and teacher through ``evaluate_teacher``): SQuAD v1.1 EM / F1
-    (:class:`~paddle_binbert.squad_trainer.SquadEvaluationMixin`).
+    (:class:`~paddle_binbert.train.squad_trainer.SquadEvaluationMixin`).
 
     Args:
         *args: positional arguments of ``DistillationTrainer``.
@@ -92,7 +92,7 @@ def load_squad_sets(
     """The training windows of ``--train_file`` and the dev set of ``--predict_file`` (their first
     ``--max_train_examples`` / ``--max_eval_examples`` questions, or the numbers given here) cut with
     the window flags; shared by fine-tuning and distillation."""
-    from ..squad_trainer import load_squad_eval, load_squad_train
+    from ..train.squad_trainer import load_squad_eval, load_squad_train
 
     windows = dict(
         max_seq_length=args.max_seq_length, doc_stride=args.doc_stride, max_query_length=args.max_query_length
@@ -185,7 +185,7 @@ class SquadTask(DistillTask):
         return train_ds, dev
 
     def trainer(self, args: SquadDistillArguments, tokenizer: Any) -> Tuple[Callable[..., Any], Dict[str, Any]]:
-        from ..squad_trainer import squad_collator
+        from ..train.squad_trainer import squad_collator
 
         return SquadDistillationTrainer, dict(
             data_collator=squad_collator(int(tokenizer.pad_token_id)),
@@ -228,7 +228,7 @@ class SquadTask(DistillTask):
         start / end positions), in file order."""
         from paddlenlp.transformers import BertTokenizer
 
-        from ..squad_trainer import squad_collator
+        from ..train.squad_trainer import squad_collator
 
         tokenizer = BertTokenizer.from_pretrained(tokenizer_dir(args))
         wanted = args.half_width_batches * args.batch_size  # questions; each gives at least one window

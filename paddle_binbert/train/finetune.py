@@ -240,8 +240,8 @@ def run_squad(args: SquadFinetuneArguments) -> Dict[str, Any]:
     from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
 
     from ..convert import resolve_backbone
-    from ..squad_trainer import SQUAD_METRIC, LengthAdaptiveSquadTrainer, SquadTrainer, squad_collator
     from ..trainer import write_results
+    from .squad_trainer import SQUAD_METRIC, LengthAdaptiveSquadTrainer, SquadTrainer, squad_collator
 
     start = time.time()
     backbone = resolve_backbone(args.model_name_or_path)

@@ -271,7 +271,7 @@ def _distill_trainer(tmp_path, method, squad=False, num_sandwich=2, files=None):
     its quantized copy, with one training batch."""
     from paddle_binbert.data.glue import glue_collator, load_glue_features
     from paddle_binbert.distill.trainer import DistillationTrainer
-    from paddle_binbert.squad_trainer import load_squad_train, squad_collator
+    from paddle_binbert.train.squad_trainer import load_squad_train, squad_collator
     from paddle_binbert.trainer import make_training_args
 
     cls = BertForQuestionAnswering if squad else BertForSequenceClassification

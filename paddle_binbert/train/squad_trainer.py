@@ -25,8 +25,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
-from .data.sampler import dev_subset
-from .data.squad import (
+from ..data.sampler import dev_subset
+from ..data.squad import (
     SquadExample,
     SquadFeature,
     collate_features,
@@ -40,8 +40,8 @@ from .data.squad import (
     subset_squad,
     write_predictions,
 )
-from .length_adaptive.trainer import LengthAdaptiveTrainer
-from .trainer import BinBertTrainer
+from ..length_adaptive.trainer import LengthAdaptiveTrainer
+from ..trainer import BinBertTrainer
 
 __all__ = [
     "LengthAdaptiveSquadTrainer",
