@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..data.squad import is_squad_task
 from ..distill.trainer import DistillationTrainer
 from ..train.arguments import FlagError, SquadDistillArguments, SquadRunArguments
-from ..train.squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, check_squad_file, squad_train_lengths
+from ..train.squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, check_squad_file
 from .base import DistillTask, first_batches, load_head_model, tokenizer_dir
 
 __all__ = [
@@ -43,18 +43,9 @@ class SquadDistillationTrainer(SquadEvaluationMixin, DistillationTrainer):
     Evaluation (student, and teacher through ``evaluate_teacher``): SQuAD v1.1 EM / F1
     (:class:`~paddle_binbert.train.squad_trainer.SquadEvaluationMixin`).
 
-    Args:
-        *args: positional arguments of ``DistillationTrainer``.
-        n_best_size: start/end candidates per window and answers kept per question.
-        max_answer_length: longest answer, in tokens.
-        **kwargs: keyword arguments of ``DistillationTrainer`` (``teacher``, ``loss_config`` ...).
+    Args: those of :class:`~paddle_binbert.train.squad_trainer.SquadEvaluationMixin` (``n_best_size``,
+    ``max_answer_length``) and ``DistillationTrainer`` (``teacher``, ``loss_config`` ...).
     """
-
-    def __init__(self, *args: Any, n_best_size: int = 20, max_answer_length: int = 30, **kwargs: Any) -> None:
-        if kwargs.get("train_lengths") is None:
-            kwargs["train_lengths"] = squad_train_lengths(kwargs.get("train_dataset"))
-        super().__init__(*args, **kwargs)
-        self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
 
 
 def check_squad_windows(args: Any) -> None:
