@@ -3,7 +3,9 @@
 Fixed-seed tiny runs of every training command line (GLUE and SQuAD distillation, a BinaryBERT
 half-width chain, LengthDrop distillation, GLUE and SQuAD fine-tuning) are reduced to their numbers
 (dev metrics, training losses per logged step, sizes, steps) and compared with
-``tests/fixtures/golden/frontend_runs.json``, recorded from the code before the restructuring with
+``tests/fixtures/golden/frontend_runs.json``, recorded from the code before the restructuring
+(commit c42f88c, this test's first version at 04776d1; the two LengthDrop fine-tuning entries
+were added later, recorded from that same code) with
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python -m tests.test_frontend_golden --write
 
@@ -98,21 +100,21 @@ def _runs(tmp: Path) -> Dict[str, Callable[[], Dict[str, float]]]:
 
         return go
 
-    def squad_finetune() -> Dict[str, float]:
+    def squad_finetune(name: str = "run_squad", *extra: str) -> Dict[str, float]:
         from paddle_binbert.train.cli import squad_main as main
 
-        out = tmp / "run_squad"
+        out = tmp / name
         argv = ["--model_name_or_path", str(qa), "--train_file", train_file, "--predict_file", dev_file,
                 "--max_seq_length", "24", "--doc_stride", "6", "--max_query_length", "10", "--batch_size", "8",
                 "--learning_rate", "1e-3", "--logging_steps", "1", "--eval_steps", "2", "--max_steps", "4",
-                "--output_dir", str(out)]  # fmt: skip
+                "--output_dir", str(out), *extra]  # fmt: skip
         return _summary(out, main(argv))
 
-    def glue_finetune() -> Dict[str, float]:
-        out = tmp / "run_glue"
+    def glue_finetune(name: str = "run_glue", *extra: str) -> Dict[str, float]:
+        out = tmp / name
         argv = ["--model_name_or_path", str(teacher), "--task_name", "SST-2", "--data_dir", SST2, "--output_dir",
                 str(out), "--max_seq_length", "32", "--batch_size", "4", "--learning_rate", "1e-3",
-                "--logging_steps", "1", "--eval_steps", "2", "--max_steps", "4"]  # fmt: skip
+                "--logging_steps", "1", "--eval_steps", "2", "--max_steps", "4", *extra]  # fmt: skip
         return _summary(out, run_glue.main(argv))
 
     return {
@@ -139,6 +141,8 @@ def _runs(tmp: Path) -> Dict[str, Callable[[], Dict[str, float]]]:
         ),
         "run_squad": squad_finetune,
         "run_glue": glue_finetune,
+        "run_squad_length_adaptive": lambda: squad_finetune("run_squad_la", "--length_adaptive"),
+        "run_glue_length_adaptive": lambda: glue_finetune("run_glue_la", "--length_adaptive"),
     }
 
 
