@@ -30,6 +30,7 @@ GLUE's), the SQuAD part (QA head, windows, EM / F1, predictions) in :mod:`paddle
 
 from __future__ import annotations
 
+import argparse
 from typing import List, Optional
 
 from ..train.arguments import SquadDistillArguments
@@ -40,7 +41,7 @@ from .cli import wants_squad
 __all__ = ["build_parser", "main", "parse_args", "wants_squad"]
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The ``squad_distill.py`` parser (:func:`paddle_binbert.distill.cli.build_parser` for SQuAD)."""
     return cli.build_parser("squad")
 

@@ -33,6 +33,7 @@ Where the code lives: the parsers in :mod:`paddle_binbert.distill.cli`, the flag
 
 from __future__ import annotations
 
+import argparse
 from typing import List, Optional
 
 from ..train.arguments import DistillArguments
@@ -42,7 +43,7 @@ from .cli import main
 __all__ = ["build_parser", "main", "parse_args"]
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The ``task_distill.py`` parser (:func:`paddle_binbert.distill.cli.build_parser` for GLUE)."""
     return cli.build_parser("glue")
 
