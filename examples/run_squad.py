@@ -9,7 +9,7 @@ Example (bundled MiniLM backbone, CPU)::
 
 The best dev checkpoint (by F1) is saved to ``--output_dir`` with predictions.json,
 nbest_predictions.json and results.json. Run with --help for every flag; the logic lives in
-paddle_binbert.squad_finetune.
+paddle_binbert.train.finetune (run_squad).
 
 --model_name_or_path may be an already fine-tuned QA checkpoint folder (its QA head is kept).
 --length_adaptive (--num_sandwich 2 --length_drop_ratio_bound 0.2 --layer_dropout_prob 0.2) trains
@@ -18,7 +18,7 @@ with LengthDrop (Dynamic-TinyBERT) for paddle-binbert search-length --task_name 
 
 import sys
 
-from paddle_binbert.squad_finetune import main
+from paddle_binbert.train.cli import squad_main as main
 
 if __name__ == "__main__":
     main(sys.argv[1:])

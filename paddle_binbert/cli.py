@@ -30,7 +30,7 @@ def _convert(argv: List[str]) -> int:
 
 
 def _distill(argv: List[str]) -> int:
-    from .distill.task_distill import main
+    from .distill.cli import main
 
     main(argv)
     return 0

@@ -19,8 +19,7 @@ checkpoints resumes, so the whole chain is resumable. The final student is copie
 
 from __future__ import annotations
 
-import argparse
-import copy
+import dataclasses
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ import yaml
 from ..accounting import parse_bits as accounting_parse_bits
 from ..io_utils import write_json_atomic
 from ..quant.config import ACTIVATION_QUANTIZER_BITS, WEIGHT_QUANTIZER_BITS, QuantConfig
+from ..train.arguments import DistillArguments
 from ..trainer import RESULTS_FILE, write_results
 from .losses import DistillLossConfig
 
@@ -244,17 +244,14 @@ def stage_dir_name(index: int, stage: ChainStage) -> str:
     return f"stage{index}_{stage.label}"
 
 
-def chain_plan(stages: List[ChainStage], args: argparse.Namespace) -> Dict[str, Any]:
+def chain_plan(stages: List[ChainStage], args: DistillArguments) -> Dict[str, Any]:
     """What identifies a chain run (compared on resume): the stages and the run's key flags, plus
     ``half_width`` (importance, batches) when BinaryBERT's half-width start is on (``--half_width``;
     absent otherwise, so chain folders of earlier versions still resume)."""
     keys = ("task_name", "method", "teacher_path", "student_model_name_or_path")
-    plan = {"stages": [asdict(s) for s in stages], **{k: str(getattr(args, k, None)) for k in keys}}
-    if getattr(args, "half_width", False):
-        plan["half_width"] = {
-            "importance": getattr(args, "half_width_importance", None),
-            "batches": getattr(args, "half_width_batches", None),
-        }
+    plan = {"stages": [asdict(s) for s in stages], **{k: str(getattr(args, k)) for k in keys}}
+    if args.half_width:
+        plan["half_width"] = {"importance": args.half_width_importance, "batches": args.half_width_batches}
     return plan
 
 
@@ -311,12 +308,12 @@ def _copy_model_files(src: str, dst: str) -> None:
             os.replace(tmp, os.path.join(dst, name))
 
 
-StageRunner = Callable[[argparse.Namespace, QuantConfig, DistillLossConfig, Any], Dict[str, Any]]
+StageRunner = Callable[[DistillArguments, QuantConfig, DistillLossConfig, Any], Dict[str, Any]]
 StudentBuilder = Callable[[ChainStage, QuantConfig, Optional[str], str], Tuple[Any, Optional[Dict[str, Any]]]]
 
 
 def run_chain(
-    args: argparse.Namespace,
+    args: DistillArguments,
     stages: List[ChainStage],
     base_quant: Callable[[str], QuantConfig],
     default_loss: Callable[[str], DistillLossConfig],
@@ -362,12 +359,14 @@ def run_chain(
             else:
                 quant = with_bits(base_quant(method), stage.bits)
             student, extra = build_student(stage, quant, previous_dir, stage_dir)
-            stage_args = copy.copy(args)
-            stage_args.output_dir = stage_dir
-            stage_args.teacher_path = teacher
-            stage_args.method = method
-            stage_args.resume = get_last_checkpoint(stage_dir) is not None
-            stage_args.overwrite_output_dir = False
+            stage_args = dataclasses.replace(
+                args,
+                output_dir=stage_dir,
+                teacher_path=teacher,
+                method=method,
+                resume=get_last_checkpoint(stage_dir) is not None,
+                overwrite_output_dir=False,
+            )
             loss = loss_for_stage(stage, default_loss(method))
             logger.info(
                 "chain stage %d/%d %s: method %s, teacher %s, init %s%s",

@@ -84,14 +84,12 @@ def check_length_drop_args(parser: argparse.ArgumentParser, args: argparse.Names
 
 
 def length_drop_config(args: argparse.Namespace) -> Optional[LengthDropConfig]:
-    """The run's :class:`LengthDropConfig`, or None when ``--length_adaptive`` is off."""
-    if not getattr(args, "length_adaptive", False):
-        return None
-    return LengthDropConfig(
-        num_sandwich=args.num_sandwich,
-        length_drop_ratio_bound=args.length_drop_ratio_bound,
-        layer_dropout_prob=args.layer_dropout_prob,
-    )
+    """The :class:`LengthDropConfig` of parsed LengthDrop flags, or None when ``--length_adaptive`` is
+    off (:meth:`~paddle_binbert.train.arguments.RunArguments.length_drop_config` of the same values)."""
+    from ..train.arguments import RunArguments
+
+    flags = {name: getattr(args, name) for name in LENGTH_DROP_FLAGS if hasattr(args, name)}
+    return RunArguments.from_flags(flags).length_drop_config()
 
 
 def length_drop_settings(config: Optional[LengthDropConfig]) -> Dict[str, Any]:

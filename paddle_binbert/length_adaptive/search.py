@@ -36,14 +36,16 @@ import logging
 import math
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import run_setup
 from ..data.sampler import dev_subset
 from ..engine.layout import parse_length_config
 from ..io_utils import write_json_atomic, write_text_atomic
+from ..train import run_setup
+from ..train.arguments import Arguments, FlagError
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,9 @@ __all__ = [
     "SquadDevEvaluator",
     "evolutionary_search",
     "pick_config",
+    "SearchArguments",
+    "validate_search_args",
+    "run_search",
     "write_reports",
     "build_parser",
     "main",
@@ -278,8 +283,8 @@ class GlueDevEvaluator(_BatchedDevEvaluator):
 class SquadDevEvaluator(_BatchedDevEvaluator):
     """Scores a length configuration on SQuAD v1.1 questions with a ``BertForQuestionAnswering``.
 
-    The sliding windows of ``data`` (a :class:`~paddle_binbert.squad_trainer.SquadEvalData`, e.g. from
-    :func:`~paddle_binbert.squad_trainer.load_squad_eval`, at most ``max_seq_length`` tokens: budgets are
+    The sliding windows of ``data`` (a :class:`~paddle_binbert.train.squad_trainer.SquadEvalData`, e.g. from
+    :func:`~paddle_binbert.train.squad_trainer.load_squad_eval`, at most ``max_seq_length`` tokens: budgets are
     absolute token counts at that length) run in batches of ``batch_size`` windows through
     :func:`length_adaptive_forward`, which restores the dropped tokens so every position gets a start
     and end logit. :func:`~paddle_binbert.data.squad.postprocess_predictions` (``n_best_size``,
@@ -526,6 +531,46 @@ DEFAULT_MAX_SEQ_LENGTH = (128, 384)
 DEFAULT_TOLERANCE = (0.01, 1.0)
 
 
+@dataclass
+class SearchArguments(Arguments):
+    """The settings of ``paddle-binbert search-length`` (field names = flag names, see ``--help``);
+    ``squad`` is set by :func:`validate_search_args` from ``task_name``."""
+
+    checkpoint: str = ""
+    task_name: str = ""
+    data_dir: Optional[str] = None
+    output_dir: str = ""
+    max_seq_length: Optional[int] = None
+    batch_size: int = 32
+    max_eval_examples: Optional[int] = None
+    subset: str = "spread"
+    population_size: int = 16
+    evo_iter: int = 10
+    mutation_size: int = 8
+    crossover_size: int = 8
+    mutation_prob: float = 0.5
+    min_length: int = 2
+    min_cost_ratio: float = 0.0
+    max_cost_ratio: float = 1.0
+    cost: str = "macs"
+    tolerance: Optional[float] = None
+    latency_batch_size: int = 1
+    latency_repeats: int = 5
+    seed: int = 42
+    overwrite: bool = False
+    measure: bool = False
+    length_config: Any = None
+    evaluate: bool = False
+    measure_backend: str = "paddle"
+    measure_examples: int = 64
+    predict_file: Optional[str] = None
+    doc_stride: int = 128
+    max_query_length: int = 64
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    squad: bool = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of ``paddle-binbert search-length`` / ``examples/search_length.py``."""
     p = argparse.ArgumentParser(
@@ -650,115 +695,114 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def validate_search_args(args: SearchArguments) -> None:
+    """Check the settings before anything heavy is loaded and fill in the task defaults
+    (``squad``, ``max_seq_length``, ``tolerance``, the parsed ``length_config``); ``FlagError`` on a problem."""
     from ..data.glue import check_glue_files, get_task_spec
     from ..data.squad import is_squad_task
-    from ..squad_finetune import check_squad_windows
+    from ..tasks.squad import check_squad_windows
 
     if args.measure_backend != "paddle" and not args.measure:
-        parser.error(f"--measure_backend {args.measure_backend} only applies with --measure")
+        raise FlagError(f"--measure_backend {args.measure_backend} only applies with --measure")
     args.squad = is_squad_task(args.task_name)
     if args.squad:
         args.task_name = "squad"
         if args.data_dir is not None:
-            parser.error("--data_dir is for GLUE tasks: --task_name squad reads its questions from --predict_file")
+            raise FlagError("--data_dir is for GLUE tasks: --task_name squad reads its questions from --predict_file")
         if not args.predict_file:
-            parser.error("--task_name squad needs --predict_file (a SQuAD v1.1 dev JSON file)")
+            raise FlagError("--task_name squad needs --predict_file (a SQuAD v1.1 dev JSON file)")
         if not os.path.isfile(args.predict_file):
             what = "is a folder, not a file" if os.path.isdir(args.predict_file) else "does not exist"
-            parser.error(f"--predict_file {args.predict_file} {what} (expected a SQuAD v1.1 JSON file)")
+            raise FlagError(f"--predict_file {args.predict_file} {what} (expected a SQuAD v1.1 JSON file)")
     else:
         if args.predict_file is not None:
-            parser.error(
+            raise FlagError(
                 f"--predict_file is only used with --task_name squad; the GLUE task {args.task_name} reads --data_dir"
             )
         try:
             args.task_name = get_task_spec(args.task_name).name
         except ValueError as err:
-            parser.error(f"{err} (or --task_name squad with --predict_file)")
+            raise FlagError(f"{err} (or --task_name squad with --predict_file)") from None
         if args.data_dir is None:
-            parser.error(f"--data_dir is required for the GLUE task {args.task_name}")
+            raise FlagError(f"--data_dir is required for the GLUE task {args.task_name}")
         try:
             check_glue_files(args.data_dir, args.task_name, list(get_task_spec(args.task_name).dev_splits[:1]))
         except (ValueError, FileNotFoundError) as err:
-            parser.error(str(err))
+            raise FlagError(str(err)) from None
     if args.max_seq_length is None:
         args.max_seq_length = DEFAULT_MAX_SEQ_LENGTH[int(args.squad)]
     if args.tolerance is None:
         args.tolerance = DEFAULT_TOLERANCE[int(args.squad)]
     if not os.path.isdir(args.checkpoint):
-        parser.error(f"--checkpoint {args.checkpoint} is not a folder")
-    run_setup.check_positive(
-        parser,
-        args,
-        (
-            "max_seq_length",
-            "batch_size",
-            "population_size",
-            "latency_batch_size",
-            "latency_repeats",
-            "min_length",
-            "measure_examples",
-            "max_eval_examples",
-        ),
+        raise FlagError(f"--checkpoint {args.checkpoint} is not a folder")
+    counts = (
+        "max_seq_length",
+        "batch_size",
+        "population_size",
+        "latency_batch_size",
+        "latency_repeats",
+        "min_length",
+        "measure_examples",
+        "max_eval_examples",
     )
+    run_setup.check_positive(args, counts)
     if args.squad:
-        check_squad_windows(parser, args)
+        check_squad_windows(args)
     for name in ("evo_iter", "mutation_size", "crossover_size"):
         if getattr(args, name) < 0:
-            parser.error(f"--{name} must be >= 0")
+            raise FlagError(f"--{name} must be >= 0")
     if not 0.0 <= args.mutation_prob <= 1.0:
-        parser.error("--mutation_prob must be in [0, 1]")
+        raise FlagError("--mutation_prob must be in [0, 1]")
     if not 0.0 <= args.min_cost_ratio <= args.max_cost_ratio:
-        parser.error("need 0 <= --min_cost_ratio <= --max_cost_ratio")
+        raise FlagError("need 0 <= --min_cost_ratio <= --max_cost_ratio")
     if args.tolerance < 0:
-        parser.error(f"--tolerance must be >= 0, got {args.tolerance}")
+        raise FlagError(f"--tolerance must be >= 0, got {args.tolerance}")
     if args.min_length > args.max_seq_length:
-        parser.error("--min_length must not exceed --max_seq_length")
+        raise FlagError("--min_length must not exceed --max_seq_length")
     if args.length_config is not None and not (args.measure or args.evaluate):
-        parser.error("--length_config is only used with --measure or --evaluate")
+        raise FlagError("--length_config is only used with --measure or --evaluate")
     if args.evaluate and args.length_config is None:
-        parser.error("--evaluate needs --length_config (the search itself scores every configuration)")
+        raise FlagError("--evaluate needs --length_config (the search itself scores every configuration)")
     if args.length_config is not None:
         try:
             args.length_config = parse_length_config(args.length_config)
         except ValueError as err:
-            parser.error(str(err))
+            raise FlagError(str(err)) from None
 
 
-def _check_model(parser: argparse.ArgumentParser, args: argparse.Namespace, model: Any) -> None:
-    """``parser.error`` when the checkpoint's head does not fit the task, or its positions are too few."""
+def _check_model(args: SearchArguments, model: Any) -> None:
+    """``FlagError`` when the checkpoint's head does not fit the task, or its positions are too few."""
     from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification
 
     from ..models import get_bert
 
     kind = type(model).__name__
     if args.squad and not isinstance(model, BertForQuestionAnswering):
-        parser.error(
+        raise FlagError(
             f"--checkpoint {args.checkpoint} holds a {kind}, but --task_name squad needs a SQuAD question answering "
             "checkpoint (BertForQuestionAnswering, e.g. from examples/run_squad.py)"
         )
     if not args.squad and not isinstance(model, BertForSequenceClassification):
         hint = " (a SQuAD checkpoint: pass --task_name squad --predict_file FILE)"
-        parser.error(
+        raise FlagError(
             f"--checkpoint {args.checkpoint} holds a {kind}, but the GLUE task {args.task_name} needs a "
             "classification checkpoint (BertForSequenceClassification)"
             + (hint if isinstance(model, BertForQuestionAnswering) else "")
         )
     positions = getattr(get_bert(model).config, "max_position_embeddings", None)
     if positions is not None and args.max_seq_length > positions:
-        parser.error(
+        raise FlagError(
             f"--max_seq_length {args.max_seq_length} exceeds the {positions} position embeddings of "
             f"--checkpoint {args.checkpoint}"
         )
 
 
-def _load_dev(parser: argparse.ArgumentParser, args: argparse.Namespace, model: Any, tokenizer: Any):
+def _load_dev(args: SearchArguments, model: Any, tokenizer: Any):
     """``(evaluator, cache meta)`` of the dev set named by the arguments."""
     meta: Dict[str, Any] = {"checkpoint": os.path.abspath(args.checkpoint), "task": args.task_name}
     pad_id = tokenizer.pad_token_id or 0
     if args.squad:
-        from ..squad_trainer import load_squad_eval
+        from ..train.squad_trainer import load_squad_eval
 
         try:
             data = load_squad_eval(
@@ -771,7 +815,7 @@ def _load_dev(parser: argparse.ArgumentParser, args: argparse.Namespace, model: 
                 spread=args.subset == "spread",
             )
         except ValueError as err:  # SquadFormatError names the file and the question
-            parser.error(f"--predict_file: {err}")
+            raise FlagError(f"--predict_file: {err}") from err
         evaluator: Any = SquadDevEvaluator(
             model, data, args.max_seq_length, pad_id, args.batch_size, args.n_best_size, args.max_answer_length
         )
@@ -800,11 +844,22 @@ def _load_dev(parser: argparse.ArgumentParser, args: argparse.Namespace, model: 
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the search (and optionally the speed measurement); prints the pick summary as JSON."""
+    """Entry point of ``paddle-binbert search-length``: parse, validate, :func:`run_search`; a bad
+    flag, file or checkpoint exits through ``parser.error``."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    _validate(parser, args)
-    run_setup.setup_logging()
+    args = SearchArguments.from_flags(vars(parser.parse_args(argv)))
+    try:
+        validate_search_args(args)
+        run_setup.setup_logging()
+        run_search(args)
+    except FlagError as err:
+        parser.error(str(err))
+    return 0
+
+
+def run_search(args: SearchArguments) -> Dict[str, Any]:
+    """Run the search (and optionally the speed measurement) with validated ``args``
+    (:func:`validate_search_args`); prints the pick summary as JSON and returns it."""
     os.makedirs(args.output_dir, exist_ok=True)
 
     from paddlenlp.transformers import BertTokenizer
@@ -817,7 +872,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     model = load_model(args.checkpoint)
     model.eval()
-    _check_model(parser, args, model)
+    _check_model(args, model)
     tokenizer = BertTokenizer.from_pretrained(args.checkpoint)
     num_layers = len(get_bert(model).encoder.layers)
 
@@ -825,16 +880,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             check_length_config(args.length_config, num_layers)
         except ValueError as err:
-            parser.error(str(err))
+            raise FlagError(str(err)) from None
         summary: Dict[str, Any] = {"pick_config": list(args.length_config)}
         if args.evaluate:
-            summary["evaluate"] = _evaluate_config(parser, args, model, tokenizer, args.length_config)
+            summary["evaluate"] = _evaluate_config(args, model, tokenizer, args.length_config)
     else:
-        evaluator, meta = _load_dev(parser, args, model, tokenizer)
+        evaluator, meta = _load_dev(args, model, tokenizer)
         try:
             cache = SearchCache(args.output_dir, meta, overwrite=args.overwrite)
         except ValueError as err:
-            parser.error(str(err))
+            raise FlagError(str(err)) from None
         hits = {"n": 0}
 
         def macs_of(config: Config) -> int:
@@ -885,11 +940,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.measure:
         config = tuple(summary["pick_config"])
-        forward = _engine_forward(parser, args, model, tokenizer) if args.measure_backend == "engine" else None
+        forward = _engine_forward(args, model, tokenizer) if args.measure_backend == "engine" else None
         if args.squad:
             from .speed import measure_squad_end_to_end, speed_table
 
-            examples = _squad_questions(parser, args.predict_file, args.measure_examples, args.subset)
+            examples = _squad_questions(args.predict_file, args.measure_examples, args.subset)
             rows = measure_squad_end_to_end(
                 model,
                 tokenizer,
@@ -915,14 +970,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(table)
         summary["speed"] = rows
     print(json.dumps(summary, indent=2, default=str))
-    return 0
+    return summary
 
 
-def _evaluate_config(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, model: Any, tokenizer: Any, config: Config
-) -> Dict[str, Any]:
+def _evaluate_config(args: SearchArguments, model: Any, tokenizer: Any, config: Config) -> Dict[str, Any]:
     """Dev metrics of the full model and of ``config`` (``--evaluate``), written to ``evaluate.json``."""
-    evaluator, meta = _load_dev(parser, args, model, tokenizer)
+    evaluator, meta = _load_dev(args, model, tokenizer)
     result = {
         **meta,
         "metric": evaluator.metric,
@@ -942,7 +995,7 @@ def _evaluate_config(
     return result
 
 
-def _engine_forward(parser: argparse.ArgumentParser, args: argparse.Namespace, model: Any, tokenizer: Any):
+def _engine_forward(args: SearchArguments, model: Any, tokenizer: Any):
     """``--measure_backend engine``: pack the checkpoint into ``output_dir/packed`` and wrap the engine
     for :mod:`.speed`. The runner's ``backend`` ("native" or, without a compiler, "simulated") is kept
     on the returned function so the table says which one ran."""
@@ -954,7 +1007,7 @@ def _engine_forward(parser: argparse.ArgumentParser, args: argparse.Namespace, m
     try:
         pack_model(model, packed_dir, tokenizer=tokenizer)
     except (ValueError, NotImplementedError) as err:
-        parser.error(f"--measure_backend engine: {args.checkpoint} cannot be packed: {err}")
+        raise FlagError(f"--measure_backend engine: {args.checkpoint} cannot be packed: {err}") from err
     runner = engine.load(packed_dir)
     forward = engine_forward(runner)
     forward.backend = runner.backend
@@ -970,15 +1023,15 @@ def _dev_texts(data_dir: str, task: str, split: str, limit: int, subset: str) ->
     ]
 
 
-def _squad_questions(parser: argparse.ArgumentParser, path: str, limit: int, subset: str) -> List[Any]:
+def _squad_questions(path: str, limit: int, subset: str) -> List[Any]:
     from ..data.squad import read_squad_examples
 
     try:
         examples = dev_subset(read_squad_examples(path), limit, subset == "spread")
     except ValueError as err:
-        parser.error(f"--predict_file: {err}")
+        raise FlagError(f"--predict_file: {err}") from err
     if not examples:
-        parser.error(f"--predict_file {path} holds no question")
+        raise FlagError(f"--predict_file {path} holds no question")
     return examples
 
 

@@ -32,9 +32,10 @@ from paddle_binbert.length_adaptive.lengthdrop import (
     sub_model_logits,
 )
 from paddle_binbert.models import quant_config_of
-from paddle_binbert.squad_finetune import build_parser as squad_parser
-from paddle_binbert.squad_finetune import checkpoint_has_qa_head
-from paddle_binbert.squad_finetune import main as run_squad
+from paddle_binbert.tasks.squad import SquadDistillationTrainer
+from paddle_binbert.train.cli import build_squad_parser as squad_parser
+from paddle_binbert.train.cli import squad_main as run_squad
+from paddle_binbert.train.finetune import checkpoint_has_qa_head
 
 from ..squad.helpers import write_squad_files
 from ..tiny import BIBERT_FLAGS, load_run_glue, save_tiny_checkpoint
@@ -270,7 +271,7 @@ def _distill_trainer(tmp_path, method, squad=False, num_sandwich=2, files=None):
     its quantized copy, with one training batch."""
     from paddle_binbert.data.glue import glue_collator, load_glue_features
     from paddle_binbert.distill.trainer import DistillationTrainer
-    from paddle_binbert.squad_trainer import load_squad_train, squad_collator
+    from paddle_binbert.train.squad_trainer import load_squad_train, squad_collator
     from paddle_binbert.trainer import make_training_args
 
     cls = BertForQuestionAnswering if squad else BertForSequenceClassification
@@ -285,7 +286,7 @@ def _distill_trainer(tmp_path, method, squad=False, num_sandwich=2, files=None):
     if squad:
         data = load_squad_train(files[0], tok, max_seq_length=24, doc_stride=6, max_query_length=10)
         batch = squad_collator(int(tok.pad_token_id))(data[:4])
-        trainer_cls, extra = squad_distill.SquadDistillationTrainer, {}
+        trainer_cls, extra = SquadDistillationTrainer, {}
     else:
         data = load_glue_features(str(SST2), "SST-2", "train", tok, 32)
         batch = glue_collator(tok)(data[:4])

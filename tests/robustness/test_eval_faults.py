@@ -8,7 +8,6 @@ SQuAD fine-tuning script's data loading).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -112,20 +111,14 @@ def test_non_utf8_or_missing_predictions_file(tmp_path, capsys):
 
 
 def test_run_squad_data_error_names_the_file(tmp_path, capsys):
-    """examples/run_squad.py (paddle_binbert.squad_finetune) exits through parser.error with the file name."""
-    from paddle_binbert.squad_finetune import load_squad_data
+    """examples/run_squad.py (paddle_binbert.train.finetune) reports a bad data file as a flag error
+    (parser.error) naming the file."""
+    from paddle_binbert.train.arguments import FlagError, SquadFinetuneArguments
+    from paddle_binbert.train.finetune import load_squad_data
 
     bad = non_utf8_copy(tmp_path)
-    parser = argparse.ArgumentParser(prog="run_squad")
-    args = argparse.Namespace(
-        train_file=str(bad),
-        predict_file=str(TINY),
-        max_seq_length=64,
-        doc_stride=32,
-        max_query_length=16,
-        max_train_examples=None,
-        max_eval_examples=None,
+    args = SquadFinetuneArguments(
+        train_file=str(bad), predict_file=str(TINY), max_seq_length=64, doc_stride=32, max_query_length=16
     )
-    with pytest.raises(SystemExit):
-        load_squad_data(parser, args, tokenizer=None, max_positions=512)
-    assert str(bad) in capsys.readouterr().err
+    with pytest.raises(FlagError, match=str(bad)):
+        load_squad_data(args, tokenizer=None, max_positions=512)

@@ -9,7 +9,6 @@ negatives and non-integers with a ValueError naming the option.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -51,9 +50,9 @@ def variant(good: Path, tmp_path: Path, name: str = "bad", weights: bytes = None
 
 def teacher_loader(path: Path, model_config=None):
     """The loader behind task distillation's ``--teacher_path`` / ``--student_model_name_or_path``."""
-    from paddle_binbert.distill.task_distill import load_classifier
+    from paddle_binbert.tasks.glue import load_classifier
 
-    return load_classifier(str(path), argparse.Namespace(model_config=model_config))
+    return load_classifier(str(path), model_config)
 
 
 LOADERS = {

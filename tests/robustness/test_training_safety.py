@@ -22,8 +22,10 @@ from typing import Callable, Dict, List
 import pytest
 from paddlenlp.transformers import BertForSequenceClassification
 
-from paddle_binbert import run_setup, squad_finetune
 from paddle_binbert.distill import squad_distill, task_distill
+from paddle_binbert.distill.pipeline import loss_config_for
+from paddle_binbert.train import cli as finetune_cli
+from paddle_binbert.train import run_setup
 from tests.squad.helpers import make_qa_checkpoint, write_squad_files
 from tests.tiny import load_run_glue, save_tiny_bert, save_tiny_checkpoint
 
@@ -69,13 +71,13 @@ def _argv(front_end: str, inputs: Dict[str, str], out) -> List[str]:
 MAINS: Dict[str, Callable] = {
     "run_glue": run_glue.main,
     "task_distill": task_distill.main,
-    "run_squad": squad_finetune.main,
+    "run_squad": finetune_cli.squad_main,
     "squad_distill": squad_distill.main,
 }
 PARSERS: Dict[str, Callable[[], argparse.ArgumentParser]] = {
     "run_glue": run_glue.build_parser,
     "task_distill": task_distill.build_parser,
-    "run_squad": squad_finetune.build_parser,
+    "run_squad": finetune_cli.build_squad_parser,
     "squad_distill": squad_distill.build_parser,
 }
 FRONT_ENDS = list(MAINS)
@@ -153,9 +155,7 @@ def test_output_dir_inside_the_input_model_only_refused_when_it_would_overwrite(
     argv = _replace(argv, "--teacher_path", str(teacher))
     assert "lies inside --teacher_path" in _refused("task_distill", argv, capsys)
     # a fresh folder inside the teacher's overwrites nothing: accepted
-    parser = task_distill.build_parser()
-    args = parser.parse_args(_replace(argv, "--output_dir", str(teacher / "new_run")))
-    task_distill.validate_args(parser, args)
+    task_distill.parse_args(_replace(argv, "--output_dir", str(teacher / "new_run")))
 
 
 def test_check_input_paths_ignores_model_names(tmp_path):
@@ -252,7 +252,7 @@ def test_config_yaml_values_are_checked_too(inputs, tmp_path, capsys):
     config.write_text("loss:\n  temperature: .nan\n", encoding="utf-8")
     args = task_distill.parse_args(argv)
     with pytest.raises(ValueError, match="loss: temperature must be a positive finite number, got nan"):
-        task_distill.loss_config_for(args, "bibert")
+        loss_config_for(args, "bibert")
 
 
 @pytest.mark.parametrize("front_end", FRONT_ENDS)

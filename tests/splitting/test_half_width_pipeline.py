@@ -13,17 +13,10 @@ from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
 from paddle_binbert import load_model, quantize_model
 from paddle_binbert.data.glue import load_glue_features
 from paddle_binbert.distill.losses import DistillLossConfig, compute_distill_loss
+from paddle_binbert.distill.pipeline import HALF_WIDTH_PLAN_FILE, run, run_distill_chain
 from paddle_binbert.distill.squad_distill import main as squad_main
 from paddle_binbert.distill.squad_distill import parse_args as squad_args
-from paddle_binbert.distill.squad_distill import squad_importance_batches
-from paddle_binbert.distill.task_distill import (
-    HALF_WIDTH_PLAN_FILE,
-    glue_importance_batches,
-    main,
-    parse_args,
-    run,
-    run_distill_chain,
-)
+from paddle_binbert.distill.task_distill import main, parse_args
 from paddle_binbert.distill.trainer import collect_outputs
 from paddle_binbert.models import latent_fp_model, quant_config_of, set_recording
 from paddle_binbert.splitting import SplitQuantLinear, split_layers_of
@@ -36,6 +29,8 @@ from paddle_binbert.splitting.half_width import (
     widen_by_split,
 )
 from paddle_binbert.taskflow import Taskflow
+from paddle_binbert.tasks.glue import GlueTask
+from paddle_binbert.tasks.squad import SquadTask
 from tests.distill.test_task_distill import FIXTURES, SST2, common, make_teacher
 from tests.squad.helpers import make_qa_checkpoint, write_squad_files
 from tests.tiny import BIBERT_FLAGS, tiny_bert_config
@@ -77,18 +72,18 @@ def test_binarybert_half_width_pipeline_end_to_end(teacher_dir, tmp_path):
     students = {}
 
     def spy(stage_args, quant, loss, student):
-        results = run(stage_args, quant, loss, student)
+        results = run(stage_args, GlueTask(), quant, loss, student)
         students[os.path.basename(stage_args.output_dir)] = student
         return results
 
     args = parse_args(flags)
-    results = run_distill_chain(args, run_fn=spy)
+    results = run_distill_chain(args, GlueTask(), run_fn=spy)
     assert all((out / s / "results.json").is_file() for s in STAGES)
     s1, s2, s3 = results["chain"]
 
     # the Taylor plan was measured on the first training batches with the task loss
     plan = json.loads((out / STAGES[0] / HALF_WIDTH_PLAN_FILE).read_text())
-    batches = glue_importance_batches(args)
+    batches = GlueTask().importance_batches(args)
     assert plan["method"] == "taylor" and plan["num_batches"] == len(batches) == 3  # 12 examples / batch 4
     assert sum(int(b["input_ids"].shape[0]) for b in batches) == 12 and "labels" in batches[0]
     teacher = load_model(teacher_dir)
@@ -163,7 +158,7 @@ def test_squad_half_width_pipeline(tmp_path):
              "--batch_size", "4", "--learning_rate", "1e-3", "--max_steps", "1", "--eval_steps", "1",
              "--max_eval_examples", "2", "--output_dir", str(out), "--method", "binarybert", "--half_width",
              "--half_width_batches", "2"]  # fmt: skip
-    batches = squad_importance_batches(squad_args(flags))
+    batches = SquadTask().importance_batches(squad_args(flags))
     assert len(batches) == 2 and {"start_positions", "end_positions"} <= set(batches[0])
     results = squad_main(flags)
     assert results["chain"][0]["half_width"]["num_attention_heads"] == 2

@@ -6,7 +6,8 @@ import os
 import pytest
 
 from paddle_binbert.data.squad import load_squad_json, squad_evaluate
-from paddle_binbert.squad_finetune import build_parser, main
+from paddle_binbert.train.cli import build_squad_parser as build_parser
+from paddle_binbert.train.cli import squad_main as main
 
 from .helpers import run_example
 

@@ -1,8 +1,9 @@
 """Run setup shared by the four training front ends.
 
-``examples/run_glue.py`` (GLUE teacher), :mod:`paddle_binbert.squad_finetune` (SQuAD teacher),
-:mod:`paddle_binbert.distill.task_distill` (GLUE distillation) and
-:mod:`paddle_binbert.distill.squad_distill` (SQuAD distillation) share their training flags
+Teacher fine-tuning (:mod:`paddle_binbert.train.finetune`: ``examples/run_glue.py``,
+``examples/run_squad.py``) and distillation (:mod:`paddle_binbert.distill.pipeline`:
+``examples/task_distill.py``, ``examples/squad_distill.py``) share their training settings, the
+fields of :class:`~paddle_binbert.train.arguments.RunArguments`
 (``--output_dir --resume --overwrite_output_dir --batch_size --learning_rate --num_train_epochs
 --weight_decay --warmup_ratio --seed --logging_steps --eval_steps --save_steps --max_steps
 --device --max_train_examples --max_eval_examples --max_seq_length``) and what they do with them:
@@ -12,7 +13,7 @@ the seed, PaddleNLP ``TrainingArguments``, logging and the closing fields of ``r
 Safety checks every front end runs before training (issue 25):
 
 * :func:`check_numbers`: every numeric flag is a finite number of the right kind in its range
-  (:data:`NUMERIC_FLAGS`), else ``parser.error`` naming the flag, the range and the value;
+  (:data:`NUMERIC_FLAGS`), else a ``FlagError`` naming the flag, the range and the value;
 * :func:`check_output_dir_flag`: ``--resume`` with ``--overwrite_output_dir`` is refused, and so is an
   ``--output_dir`` that is, contains or would overwrite an input model (:data:`INPUT_PATH_FLAGS`);
 * :func:`check_max_seq_length` / :func:`check_positions`: ``--max_seq_length`` must fit the models'
@@ -27,7 +28,6 @@ can validate their command line (and print ``--help``) before loading anything h
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -35,6 +35,8 @@ import os
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+
+from .arguments import FlagError, RunArguments
 
 __all__ = [
     "COUNT_FLAGS",
@@ -44,9 +46,6 @@ __all__ = [
     "NUMERIC_FLAGS",
     "RUN_IDENTITY_FILE",
     "Range",
-    "add_backbone_flag",
-    "add_run_flags",
-    "add_training_flags",
     "check_input_paths",
     "check_max_seq_length",
     "check_numbers",
@@ -183,103 +182,32 @@ def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
 
-def add_backbone_flag(parser: argparse.ArgumentParser) -> None:
-    """Add ``--model_name_or_path``, the backbone the fine-tuning front ends start from (read with
-    :func:`paddle_binbert.convert.resolve_backbone`)."""
-    parser.add_argument(
-        "--model_name_or_path",
-        default="minilm",
-        help="backbone: 'minilm' (bundled all-MiniLM-L6-v2, converted once), a PaddleNLP checkpoint folder, "
-        "a Hugging Face BERT folder (converted once) or a PaddleNLP model name such as bert-base-uncased",
-    )
-
-
-def add_training_flags(
-    parser: argparse.ArgumentParser,
-    *,
-    batch_size: int,
-    learning_rate: float,
-    num_train_epochs: float,
-    batch_help: str = "training and evaluation batch size",
-    eval_on: str = "dev",
-    examples: str = "examples",
-) -> None:
-    """Add the training flags of the fine-tuning front ends, ``--batch_size`` to ``--max_eval_examples``
-    (read by :func:`training_arguments`), with the script's defaults; ``eval_on`` names the dev set
-    and ``examples`` what ``--max_train_examples`` / ``--max_eval_examples`` count in their help."""
-    p = parser
-    p.add_argument("--batch_size", type=int, default=batch_size, help=batch_help)
-    p.add_argument("--learning_rate", type=float, default=learning_rate, help="peak learning rate of AdamW")
-    p.add_argument("--num_train_epochs", type=float, default=num_train_epochs, help="number of training epochs")
-    p.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay (not on bias/LayerNorm)")
-    p.add_argument("--warmup_ratio", type=float, default=0.1, help="fraction of steps of linear warmup")
-    p.add_argument("--seed", type=int, default=42, help="random seed (initialisation, shuffling, dropout)")
-    p.add_argument("--logging_steps", type=int, default=50, help="log the training loss every N steps")
-    p.add_argument(
-        "--eval_steps",
-        type=int,
-        default=None,
-        help=f"evaluate on {eval_on} and save a checkpoint every N steps; unset: once per epoch",
-    )
-    p.add_argument(
-        "--save_steps",
-        type=int,
-        default=None,
-        help="checkpoint every N steps, a multiple of --eval_steps; unset: same as --eval_steps",
-    )
-    p.add_argument("--max_steps", type=int, default=-1, help="stop after N optimizer steps (-1: use the epochs)")
-    p.add_argument(
-        "--max_train_examples",
-        type=int,
-        default=None,
-        help=f"use only the first N training {examples} (quick runs)",
-    )
-    p.add_argument(
-        "--max_eval_examples", type=int, default=None, help=f"use only the first N dev {examples} (quick runs)"
-    )
-
-
-def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    """Add ``--device``, ``--resume`` and ``--overwrite_output_dir`` (the fine-tuning front ends' wording;
-    the distillation parser keeps the BiBERT release's)."""
-    parser.add_argument("--device", default="cpu", help="paddle device: cpu, gpu, gpu:0, ...")
-    parser.add_argument("--resume", action="store_true", help="resume from the last checkpoint-N in --output_dir")
-    parser.add_argument(
-        "--overwrite_output_dir",
-        action="store_true",
-        help="delete previous checkpoints and results in --output_dir instead of refusing to start",
-    )
-
-
-def check_positive(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, names: Iterable[str] = COUNT_FLAGS
-) -> None:
-    """``parser.error`` ("--NAME must be positive, got V") for the first flag of ``names`` that is set
-    (not None) and below 1."""
+def check_positive(args: Any, names: Iterable[str] = COUNT_FLAGS) -> None:
+    """``FlagError`` ("--NAME must be positive, got V") for the first field of ``names`` that is set
+    (not None) and below 1 (``args``: a :class:`~paddle_binbert.train.arguments.RunArguments` or any
+    settings object with those fields)."""
     for name in names:
         value = getattr(args, name)
         if value is not None and value < 1:
-            parser.error(f"--{name} must be positive, got {value}")
+            raise FlagError(f"--{name} must be positive, got {value}")
 
 
-def check_schedule(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """``parser.error`` unless ``--max_steps`` is positive or -1, ``--num_train_epochs`` is positive
+def check_schedule(args: RunArguments) -> None:
+    """``FlagError`` unless ``--max_steps`` is positive or -1, ``--num_train_epochs`` is positive
     when the epochs count (``--max_steps -1``), ``--save_steps`` is a multiple of ``--eval_steps``
     and ``--warmup_ratio`` lies in [0, 1]."""
     if args.max_steps == 0 or args.max_steps < -1:
-        parser.error("--max_steps must be positive or -1")
+        raise FlagError("--max_steps must be positive or -1")
     if args.max_steps == -1 and args.num_train_epochs <= 0:
-        parser.error("--num_train_epochs must be positive")
+        raise FlagError("--num_train_epochs must be positive")
     if args.save_steps is not None and (args.eval_steps is None or args.save_steps % args.eval_steps):
-        parser.error("--save_steps must be a multiple of --eval_steps")
+        raise FlagError("--save_steps must be a multiple of --eval_steps")
     if not 0.0 <= args.warmup_ratio <= 1.0:
-        parser.error("--warmup_ratio must be in [0, 1]")
+        raise FlagError("--warmup_ratio must be in [0, 1]")
 
 
-def check_numbers(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, ranges: Mapping[str, Range] = NUMERIC_FLAGS
-) -> None:
-    """``parser.error`` ("--NAME must be <range>, got V") for the first flag of ``ranges`` that ``args``
+def check_numbers(args: RunArguments, ranges: Mapping[str, Range] = NUMERIC_FLAGS) -> None:
+    """``FlagError`` ("--NAME must be <range>, got V") for the first flag of ``ranges`` that ``args``
     has, is set (not None) and is not valid: NaN, infinite, out of range, or of the wrong kind (a
     ``--config`` YAML can give any type). Run it after the defaults are filled in."""
     for name, valid in ranges.items():
@@ -287,7 +215,7 @@ def check_numbers(
             continue
         value = getattr(args, name)
         if value is not None and not valid.accepts(value):
-            parser.error(f"--{name} must be {valid.describe()}, got {value!r}")
+            raise FlagError(f"--{name} must be {valid.describe()}, got {value!r}")
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -331,16 +259,16 @@ def check_input_paths(output_dir: str, inputs: Mapping[str, Optional[str]]) -> O
     return None
 
 
-def check_output_dir_flag(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Create ``--output_dir``; ``parser.error`` when ``--resume`` and ``--overwrite_output_dir`` are
+def check_output_dir_flag(args: RunArguments) -> None:
+    """Create ``--output_dir``; ``FlagError`` when ``--resume`` and ``--overwrite_output_dir`` are
     both given (continue or delete: not both), when ``--output_dir`` is, contains or would overwrite
     a model the run reads (:data:`INPUT_PATH_FLAGS`, :func:`check_input_paths`), or when it is not a
     writable folder or holds a previous run while neither ``--resume`` nor ``--overwrite_output_dir``
     is given (:func:`paddle_binbert.trainer.check_output_dir`)."""
-    from .trainer import check_output_dir
+    from ..trainer import check_output_dir
 
     if args.resume and args.overwrite_output_dir:
-        parser.error(
+        raise FlagError(
             "--resume and --overwrite_output_dir exclude each other: --resume continues the run in "
             f"--output_dir {args.output_dir}, --overwrite_output_dir deletes its checkpoints and starts over; "
             "pass only one"
@@ -348,7 +276,7 @@ def check_output_dir_flag(parser: argparse.ArgumentParser, args: argparse.Namesp
     error = check_input_paths(args.output_dir, {f: getattr(args, f, None) for f in INPUT_PATH_FLAGS})
     error = error or check_output_dir(args.output_dir, args.resume, args.overwrite_output_dir)
     if error:
-        parser.error(error)
+        raise FlagError(error)
 
 
 def config_max_positions(path: Optional[str]) -> Optional[Tuple[int, str]]:
@@ -369,17 +297,15 @@ def config_max_positions(path: Optional[str]) -> Optional[Tuple[int, str]]:
     return value, config
 
 
-def check_max_seq_length(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, flags: Sequence[str] = INPUT_PATH_FLAGS
-) -> None:
-    """``parser.error`` when ``--max_seq_length`` exceeds the ``max_position_embeddings`` of a model
+def check_max_seq_length(args: RunArguments, flags: Sequence[str] = INPUT_PATH_FLAGS) -> None:
+    """``FlagError`` when ``--max_seq_length`` exceeds the ``max_position_embeddings`` of a model
     named by one of ``flags`` (read from its config.json; models without one are checked when loaded,
     :func:`check_positions`)."""
     for flag in flags:
         path = getattr(args, flag, None)
         found = config_max_positions(path)
         if found and args.max_seq_length > found[0]:
-            parser.error(
+            raise FlagError(
                 f"--max_seq_length {args.max_seq_length} exceeds max_position_embeddings {found[0]} of "
                 f"--{flag} {path} ({found[1]}): use at most {found[0]}"
             )
@@ -453,18 +379,18 @@ def check_run_identity(
             )
     elif resume_from is not None and logger is not None:
         logger.info("--resume: %s has no %s (older version); recording this run's definition", output_dir, path)
-    from .io_utils import write_json_atomic
+    from ..io_utils import write_json_atomic
 
     write_json_atomic(path, now)
 
 
-def prepare_run(args: argparse.Namespace, logger: Optional[logging.Logger] = None) -> Optional[str]:
+def prepare_run(args: RunArguments, logger: Optional[logging.Logger] = None) -> Optional[str]:
     """Start a run in ``--output_dir``: delete a previous run's checkpoints and results with
     ``--overwrite_output_dir``, find the checkpoint to continue from with ``--resume`` and seed
     Python, NumPy and Paddle with ``--seed``. Returns that checkpoint (None: train from scratch)."""
     from paddlenlp.trainer import set_seed
 
-    from .trainer import clear_previous_run, get_last_checkpoint
+    from ..trainer import clear_previous_run, get_last_checkpoint
 
     if args.overwrite_output_dir:
         clear_previous_run(args.output_dir)
@@ -475,11 +401,11 @@ def prepare_run(args: argparse.Namespace, logger: Optional[logging.Logger] = Non
     return resume_from
 
 
-def training_arguments(args: argparse.Namespace, metric_for_best_model: str, learning_rate: Optional[float] = None):
+def training_arguments(args: RunArguments, metric_for_best_model: str, learning_rate: Optional[float] = None):
     """PaddleNLP ``TrainingArguments`` (:func:`paddle_binbert.trainer.make_training_args`) from the
     shared training flags; ``learning_rate`` replaces ``--learning_rate`` (distillation scales it
     by the loss recipe's multiplier); the best checkpoint is chosen by ``metric_for_best_model``."""
-    from .trainer import make_training_args
+    from ..trainer import make_training_args
 
     return make_training_args(
         output_dir=args.output_dir,
@@ -499,7 +425,7 @@ def training_arguments(args: argparse.Namespace, metric_for_best_model: str, lea
 
 
 def run_record(
-    args: argparse.Namespace, resumed_from: Optional[str], start: float, train_time: Optional[float] = None
+    args: RunArguments, resumed_from: Optional[str], start: float, train_time: Optional[float] = None
 ) -> Dict[str, Any]:
     """The closing fields of ``results.json``: ``resumed_from``, ``wall_time_seconds`` (since
     ``start``, a ``time.time()``), ``train_wall_time_seconds`` when ``train_time`` is given, and a
@@ -507,5 +433,5 @@ def run_record(
     record: Dict[str, Any] = {"resumed_from": resumed_from, "wall_time_seconds": time.time() - start}
     if train_time is not None:
         record["train_wall_time_seconds"] = train_time
-    record["args"] = dict(vars(args))
+    record["args"] = args.flags()
     return record

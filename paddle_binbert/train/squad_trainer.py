@@ -25,8 +25,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
-from .data.sampler import dev_subset
-from .data.squad import (
+from ..data.sampler import dev_subset
+from ..data.squad import (
     SquadExample,
     SquadFeature,
     collate_features,
@@ -40,8 +40,8 @@ from .data.squad import (
     subset_squad,
     write_predictions,
 )
-from .length_adaptive.trainer import LengthAdaptiveTrainer
-from .trainer import BinBertTrainer
+from ..length_adaptive.trainer import LengthAdaptiveTrainer
+from ..trainer import BinBertTrainer
 
 __all__ = [
     "LengthAdaptiveSquadTrainer",
@@ -214,12 +214,23 @@ class SquadEvaluationMixin:
     predictions and n-best lists of the last call stay in ``last_predictions`` / ``last_nbest``
     (see :meth:`write_last_predictions`). Metrics are logged and passed to the callbacks like the
     base class does, so checkpoint selection, logging and early stopping work unchanged.
+
+    Args:
+        *args: positional arguments of the Trainer it is mixed into.
+        n_best_size: start/end candidates per window and answers kept per question.
+        max_answer_length: longest answer, in tokens.
+        **kwargs: keyword arguments of that Trainer (``train_lengths`` is filled in from the
+            training windows when omitted, for the length-grouped sampler).
     """
 
-    n_best_size: int = 20
-    max_answer_length: int = 30
     last_predictions: Optional[Dict[str, str]] = None
     last_nbest: Optional[Dict[str, Any]] = None
+
+    def __init__(self, *args: Any, n_best_size: int = 20, max_answer_length: int = 30, **kwargs: Any) -> None:
+        if kwargs.get("train_lengths") is None:
+            kwargs["train_lengths"] = squad_train_lengths(kwargs.get("train_dataset"))
+        super().__init__(*args, **kwargs)
+        self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
 
     def evaluate(
         self,
@@ -266,19 +277,8 @@ class SquadTrainer(SquadEvaluationMixin, BinBertTrainer):
     Training minimises the model's own span loss ``(CE(z_start, y_start) + CE(z_end, y_end)) / 2``
     (Devlin et al., 2019); evaluation is :class:`SquadEvaluationMixin`'s EM / F1.
 
-    Args:
-        *args: positional arguments of ``BinBertTrainer``.
-        n_best_size: start/end candidates per window and answers kept per question.
-        max_answer_length: longest answer, in tokens.
-        **kwargs: keyword arguments of ``BinBertTrainer`` (``train_lengths`` is filled in from the
-            training windows when omitted).
+    Args: those of :class:`SquadEvaluationMixin` and ``BinBertTrainer``.
     """
-
-    def __init__(self, *args: Any, n_best_size: int = 20, max_answer_length: int = 30, **kwargs: Any) -> None:
-        if kwargs.get("train_lengths") is None:
-            kwargs["train_lengths"] = squad_train_lengths(kwargs.get("train_dataset"))
-        super().__init__(*args, **kwargs)
-        self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
 
 
 class LengthAdaptiveSquadTrainer(SquadTrainer, LengthAdaptiveTrainer):

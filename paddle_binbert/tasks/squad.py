@@ -1,0 +1,230 @@
+"""SQuAD v1.1 distillation: ``BertForQuestionAnswering`` teacher and student, windows, EM / F1.
+
+The prediction terms act on the start and end logits:
+``SCE_span = (SCE(z_s^start, z_t^start; T) + SCE(z_s^end, z_t^end; T)) / 2`` (padding masked;
+:func:`~paddle_binbert.distill.losses.span_soft_cross_entropy`), the hard-label term is BERT's
+span loss; the intermediate terms are those of the method's recipe, unchanged. Evaluation is the
+official v1.1 exact match / F1 on ``--predict_file``; the best checkpoint is kept by F1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..data.squad import is_squad_task
+from ..distill.trainer import DistillationTrainer
+from ..train.arguments import FlagError, SquadDistillArguments, SquadRunArguments
+from ..train.squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, check_squad_file
+from .base import DistillTask, first_batches, load_head_model, tokenizer_dir
+
+__all__ = [
+    "SQUAD_FILES",
+    "SquadDistillationTrainer",
+    "SquadTask",
+    "check_squad_windows",
+    "load_qa",
+    "load_squad_sets",
+]
+
+logger = logging.getLogger("squad_distill")
+
+#: file names looked up in ``--data_dir`` when ``--train_file`` / ``--predict_file`` are not given
+SQUAD_FILES = {"train_file": "train-v1.1.json", "predict_file": "dev-v1.1.json"}
+
+
+class SquadDistillationTrainer(SquadEvaluationMixin, DistillationTrainer):
+    """:class:`~paddle_binbert.distill.trainer.DistillationTrainer` for extractive QA.
+
+    Training: the distillation objective of ``loss_config`` on span outputs (prediction terms on
+    start and end logits, see :func:`~paddle_binbert.distill.losses.span_soft_cross_entropy`).
+    Evaluation (student, and teacher through ``evaluate_teacher``): SQuAD v1.1 EM / F1
+    (:class:`~paddle_binbert.train.squad_trainer.SquadEvaluationMixin`).
+
+    Args: those of :class:`~paddle_binbert.train.squad_trainer.SquadEvaluationMixin` (``n_best_size``,
+    ``max_answer_length``) and ``DistillationTrainer`` (``teacher``, ``loss_config`` ...).
+    """
+
+
+def check_squad_windows(args: Any) -> None:
+    """:class:`~paddle_binbert.train.arguments.FlagError` unless ``--doc_stride``, ``--n_best_size``,
+    ``--max_answer_length`` and ``--max_query_length`` are positive and a ``--max_seq_length`` window
+    has room for the context (``args``: a :class:`~paddle_binbert.train.arguments.SquadRunArguments`
+    or any settings object with those fields)."""
+    from ..train.run_setup import check_positive
+
+    check_positive(args, ("doc_stride", "n_best_size", "max_answer_length", "max_query_length"))
+    if args.max_seq_length < args.max_query_length + 4:
+        raise FlagError(
+            f"--max_seq_length {args.max_seq_length} leaves no room for the context: it must be at least "
+            f"--max_query_length + 4 = {args.max_query_length + 4}"
+        )
+
+
+def check_squad_flags(args: SquadRunArguments) -> None:
+    """The SQuAD files must be readable JSON files and the windows valid (:func:`check_squad_windows`);
+    :class:`~paddle_binbert.train.arguments.FlagError` on a problem."""
+    for flag in ("train_file", "predict_file"):
+        try:
+            check_squad_file(getattr(args, flag), f"--{flag}")
+        except FileNotFoundError as err:
+            raise FlagError(str(err)) from None
+    check_squad_windows(args)
+
+
+def load_squad_sets(
+    args: SquadRunArguments,
+    tokenizer: Any,
+    max_train_examples: Optional[int] = None,
+    max_eval_examples: Optional[int] = None,
+) -> Tuple[Any, Any]:
+    """The training windows of ``--train_file`` and the dev set of ``--predict_file`` (their first
+    ``--max_train_examples`` / ``--max_eval_examples`` questions, or the numbers given here) cut with
+    the window flags; shared by fine-tuning and distillation."""
+    from ..train.squad_trainer import load_squad_eval, load_squad_train
+
+    windows = dict(
+        max_seq_length=args.max_seq_length, doc_stride=args.doc_stride, max_query_length=args.max_query_length
+    )
+    train_limit = args.max_train_examples if max_train_examples is None else max_train_examples
+    eval_limit = args.max_eval_examples if max_eval_examples is None else max_eval_examples
+    train = load_squad_train(args.train_file, tokenizer, max_examples=train_limit, **windows)
+    dev = load_squad_eval(args.predict_file, tokenizer, max_examples=eval_limit, **windows)
+    return train, dev
+
+
+def _check_qa_checkpoint(path: str, flag: str) -> None:
+    """Refuse a checkpoint folder whose config names a non-QA head (it would load a wrong classifier)."""
+    config_file = os.path.join(path, "config.json")
+    if not os.path.isfile(config_file):
+        return
+    with open(config_file, encoding="utf-8") as fh:
+        archs = json.load(fh).get("architectures") or []
+    if archs and "BertForQuestionAnswering" not in archs and "BertModel" not in archs:
+        raise ValueError(
+            f"{flag} {path} holds a {archs[0]}, not a BertForQuestionAnswering: fine-tune a SQuAD "
+            "teacher first (examples/run_squad.py)"
+        )
+
+
+def load_qa(path: str, model_config: Optional[str] = None, flag: str = "--teacher_path") -> Any:
+    """A ``BertForQuestionAnswering`` checkpoint (:func:`~paddle_binbert.tasks.base.load_head_model`);
+    a folder whose config names another head is refused (``flag`` names it in the error)."""
+    from paddlenlp.transformers import BertForQuestionAnswering
+
+    if os.path.isdir(path):
+        _check_qa_checkpoint(path, flag)
+    return load_head_model(path, BertForQuestionAnswering, model_config)
+
+
+class SquadTask(DistillTask):
+    """SQuAD v1.1 distillation (``examples/squad_distill.py``, ``task_distill.py --task_name squad``)."""
+
+    script = "squad_distill"
+    arguments = SquadDistillArguments
+
+    def check_flags(self, args: SquadDistillArguments) -> None:
+        """``--task_name`` must be SQuAD (set to ``squad``), no ``--aug_train``; the files default to
+        ``--data_dir``'s :data:`SQUAD_FILES`."""
+        if not is_squad_task(args.task_name):
+            raise FlagError(f"--task_name {args.task_name!r} is not SQuAD; use task_distill.py for GLUE tasks")
+        args.task_name = "squad"
+        if args.aug_train:
+            raise FlagError("--aug_train is not supported for SQuAD")
+        for flag, name in SQUAD_FILES.items():
+            if getattr(args, flag) is None and args.data_dir is not None:
+                setattr(args, flag, os.path.join(args.data_dir, name))
+        if args.train_file is None or args.predict_file is None:
+            raise FlagError(
+                "give --train_file and --predict_file (or --data_dir holding "
+                f"{SQUAD_FILES['train_file']} and {SQUAD_FILES['predict_file']})"
+            )
+
+    def defaults_key(self, args: SquadDistillArguments) -> str:
+        return "squad"
+
+    def check_more_flags(self, args: SquadDistillArguments) -> None:
+        """The student must exist (it is loaded as a QA model), the SQuAD files and windows valid."""
+        if not os.path.exists(args.student_model_name_or_path):
+            raise FlagError(f"--student_model_name_or_path {args.student_model_name_or_path} does not exist")
+        check_squad_flags(args)
+
+    def metric(self, args: SquadDistillArguments) -> str:
+        return SQUAD_METRIC
+
+    def load_model(self, path: str, model_config: Optional[str], flag: str) -> Any:
+        return load_qa(path, model_config, flag)
+
+    def load_data(self, args: SquadDistillArguments, tokenizer: Any) -> Tuple[Any, Any]:
+        from ..data.squad import SquadFormatError
+        from ..train.run_setup import require_examples
+
+        try:
+            train_ds, dev = load_squad_sets(args, tokenizer)
+        except SquadFormatError as err:
+            raise SquadFormatError(f"bad SQuAD file: {err}") from err
+        require_examples(train_ds, args.train_file, "training")
+        require_examples(dev.features, args.predict_file, "dev")
+        logger.info(
+            "SQuAD: %d training windows; dev %d questions, %d windows",
+            len(train_ds),
+            len(dev.examples),
+            len(dev.features),
+        )
+        return train_ds, dev
+
+    def trainer(self, args: SquadDistillArguments, tokenizer: Any) -> Tuple[Callable[..., Any], Dict[str, Any]]:
+        from ..train.squad_trainer import squad_collator
+
+        return SquadDistillationTrainer, dict(
+            data_collator=squad_collator(int(tokenizer.pad_token_id)),
+            n_best_size=args.n_best_size,
+            max_answer_length=args.max_answer_length,
+        )
+
+    def log_teacher(self, metrics: Dict[str, float]) -> None:
+        logger.info("teacher dev: EM %.2f F1 %.2f", metrics["teacher_exact_match"], metrics["teacher_f1"])
+
+    def metrics(self, metrics: Dict[str, float], prefix: str) -> Dict[str, float]:
+        return {"exact_match": metrics[f"{prefix}exact_match"], "f1": metrics[f"{prefix}f1"]}
+
+    def results(self, args: SquadDistillArguments, trainer: Any, train_ds: Any, dev: Any) -> Dict[str, Any]:
+        """Writes the last evaluation's ``predictions.json`` / ``nbest_predictions.json``."""
+        from ..accounting import flops_g
+
+        pred_file, nbest_file = trainer.write_last_predictions(args.output_dir)
+        return {
+            "teacher_gflops": flops_g(trainer.teacher.config, (32, 32, 32), args.max_seq_length),
+            "temperature": trainer.loss_config.temperature,
+            "best_metric": trainer.state.best_metric,
+            "num_train_windows": len(train_ds),
+            "num_dev_examples": len(dev.examples),
+            "num_dev_windows": len(dev.features),
+            "predictions_file": pred_file,
+            "nbest_predictions_file": nbest_file,
+        }
+
+    def summary_line(self, results: Dict[str, Any], bits: str) -> str:
+        teacher, student = results["teacher"], results["student"]
+        return (
+            f"[SQuAD] teacher EM/F1 {teacher['exact_match']:.2f}/{teacher['f1']:.2f} | student "
+            f"({results['method']} {bits}) EM/F1 {student['exact_match']:.2f}/{student['f1']:.2f}"
+            f" | student size {results['student_size_mib']:.2f} MiB (teacher {results['teacher_size_mib']:.2f} MiB)"
+        )
+
+    def importance_batches(self, args: SquadDistillArguments) -> List[Dict[str, Any]]:
+        """The first ``--half_width_batches`` batches of ``--batch_size`` training windows (with their
+        start / end positions), in file order."""
+        from paddlenlp.transformers import BertTokenizer
+
+        from ..train.squad_trainer import squad_collator
+
+        tokenizer = BertTokenizer.from_pretrained(tokenizer_dir(args))
+        wanted = args.half_width_batches * args.batch_size  # questions; each gives at least one window
+        limit = wanted if args.max_train_examples is None else min(wanted, args.max_train_examples)
+        # load_squad_sets cuts both sets with the run's window flags; one dev question is enough here
+        windows, _ = load_squad_sets(args, tokenizer, max_train_examples=limit, max_eval_examples=1)
+        collate = squad_collator(int(tokenizer.pad_token_id))
+        return first_batches(windows, collate, args.batch_size, args.half_width_batches)
