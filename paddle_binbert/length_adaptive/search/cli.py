@@ -188,16 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """``parser.error`` naming the flag on a bad value or a missing file; fills the task's defaults
-    (``--max_seq_length``, ``--tolerance``), the canonical ``--task_name`` and ``args.squad``, and parses
-    ``--length_config``."""
+    (``--max_seq_length``, ``--tolerance``) and the canonical ``--task_name``, and parses ``--length_config``."""
     from ...data.glue import check_glue_files, get_task_spec
     from ...data.squad import is_squad_task
     from ...squad_finetune import check_squad_windows
 
     if args.measure_backend != "paddle" and not args.measure:
         parser.error(f"--measure_backend {args.measure_backend} only applies with --measure")
-    args.squad = is_squad_task(args.task_name)
-    if args.squad:
+    squad = is_squad_task(args.task_name)
+    if squad:
         args.task_name = "squad"
         if args.data_dir is not None:
             parser.error("--data_dir is for GLUE tasks: --task_name squad reads its questions from --predict_file")
@@ -222,9 +221,9 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         except (ValueError, FileNotFoundError) as err:
             parser.error(str(err))
     if args.max_seq_length is None:
-        args.max_seq_length = DEFAULT_MAX_SEQ_LENGTH[int(args.squad)]
+        args.max_seq_length = DEFAULT_MAX_SEQ_LENGTH[int(squad)]
     if args.tolerance is None:
-        args.tolerance = DEFAULT_TOLERANCE[int(args.squad)]
+        args.tolerance = DEFAULT_TOLERANCE[int(squad)]
     if not os.path.isdir(args.checkpoint):
         parser.error(f"--checkpoint {args.checkpoint} is not a folder")
     run_setup.check_positive(
@@ -241,7 +240,7 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             "max_eval_examples",
         ),
     )
-    if args.squad:
+    if squad:
         check_squad_windows(parser, args)
     for name in ("evo_iter", "mutation_size", "crossover_size"):
         if getattr(args, name) < 0:
