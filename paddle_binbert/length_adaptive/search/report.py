@@ -30,6 +30,7 @@ COLUMNS = ("config", "macs", "macs_ratio", "latency_ms", "speedup", "score")
 
 
 def _row(record: Record, full: Record) -> Dict[str, Any]:
+    """The :data:`COLUMNS` of ``record``, ratios and speedup against the full model's record ``full``."""
     return {
         "config": config_key(record["config"]),
         "macs": record["macs"],
@@ -104,6 +105,8 @@ def _csv_text(fieldnames: List[str], rows: List[Dict[str, Any]]) -> str:
 
 
 def _plot(records: List[Record], front: List[Record], pick: Record, output_dir: str, metric: str, cost_key: str):
+    """``pareto.png``: every evaluated configuration, the front, the full model and the pick (score vs cost
+    relative to the full model); saved aside then renamed. Returns its path, or None without matplotlib."""
     try:
         import matplotlib
 
