@@ -15,12 +15,12 @@ import paddle
 import pytest
 from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertTokenizer
 
-from paddle_binbert import quantize_model
+from paddle_binbert import Taskflow, quantize_model
 from paddle_binbert.data.squad import tokenize_with_offsets
-from paddle_binbert.taskflow import Taskflow, main
+from paddle_binbert.inference.cli import predict_main as main
 from tests.tiny import tiny_bert_config
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 VOCAB = FIXTURES / "vocab.txt"
 LABELS = {0: "negative", 1: "neutral", 2: "positive"}
 LONG_TEXT = "the film is long and the story goes on and on " * 20
