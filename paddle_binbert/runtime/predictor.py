@@ -24,14 +24,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..engine.layout import parse_length_config
-from ..inference.taskflow import TASK_CLASSES
+from ..inference.taskflow.front import TASK_CLASSES, TaskFrontEnd
 from ..inference.taskflow.task import cap_max_length, check_sizes
-from ..inference.taskflow.text_classification import read_id2label
 from .model import RuntimeModel, load
 from .tokenizer import WordPieceTokenizer
 
@@ -40,7 +39,7 @@ __all__ = ["Predictor"]
 logger = logging.getLogger("paddle_binbert.runtime")
 
 
-class Predictor:
+class Predictor(TaskFrontEnd):
     """Classification or question answering with a packed folder on the runtime (no Paddle).
 
     Args:
@@ -61,7 +60,8 @@ class Predictor:
     Calling it predicts one input or a list of them, one result dict per input, in Taskflow's format
     (it runs :attr:`task_instance`, a :class:`~paddle_binbert.inference.taskflow.TextClassificationTask`
     or :class:`~paddle_binbert.inference.taskflow.QuestionAnsweringTask`, whose settings ``top_k``,
-    ``id2label``, ``doc_stride`` ... it gives as attributes). Classification: a text, a
+    ``id2label``, ``doc_stride`` ... read and set as its attributes, see
+    :class:`~paddle_binbert.inference.taskflow.front.TaskFrontEnd`). Classification: a text, a
     ``(text, pair)`` tuple, or a list of texts and / or pairs -> ``{"text": input, "predictions":
     [{"label", "score"}, ...]}`` (softmax scores, best first, ``top_k`` of them), or ``{"text": input,
     "score": value}`` for a regression model. QA: ``{"question", "context"}`` or a list of them ->
@@ -87,34 +87,26 @@ class Predictor:
             length_config = parse_length_config(length_config)
         self.length_config = self.model.check_length_config(length_config)
         self.tokenizer = WordPieceTokenizer.from_pretrained(self.path)
-        max_length = cap_max_length(max_length, int(self.model.meta["max_position_embeddings"]), logger)
-        if self.task == "text_classification":
-            num_labels = int(self.model.meta["num_labels"])
-            fallback = self.model.config.get("id2label")
-            id2label = read_id2label(options.get("id2label"), self.path, fallback, num_labels)
-
-            def encode(pairs: Sequence[Tuple[str, Optional[str]]]) -> List[Mapping[str, Sequence[int]]]:
-                return self.tokenizer.encode_batch(pairs, max_length=max_length)
-
-            self.task_instance = task_class(
-                self.forward, self.tokenizer, batch_size, max_length, encode, num_labels, id2label, options.get("top_k")
-            )
-        else:
-            self.task_instance = task_class(self.forward, self.tokenizer, batch_size, max_length, **options)
+        classification = self.task == "text_classification"
+        self.build_task(
+            self.forward,
+            self.tokenizer,
+            batch_size,
+            cap_max_length(max_length, int(self.model.meta["max_position_embeddings"]), logger),
+            options,
+            encode=self.encode_pairs,
+            num_labels=int(self.model.meta["num_labels"]) if classification else 0,
+            folder=self.path,
+            label_fallback=self.model.config.get("id2label"),
+        )
 
     def forward(self, input_ids: np.ndarray, token_type_ids: np.ndarray, attention_mask: np.ndarray) -> Any:
         """The packed model on a padded batch, with :attr:`length_config`."""
         return self.model(input_ids, token_type_ids, attention_mask, length_config=self.length_config)
 
-    def __call__(self, inputs: Any) -> List[Dict[str, Any]]:
-        """One result dict per input, in Taskflow's format (see the class docstring)."""
-        return self.task_instance(inputs)
-
-    def __getattr__(self, name: str) -> Any:
-        """The task's settings (``batch_size``, ``max_length``, ``num_labels``, ``top_k`` ...)."""
-        if name == "task_instance":  # not set yet (__init__ failed half-way)
-            raise AttributeError(name)
-        return getattr(self.task_instance, name)
+    def encode_pairs(self, pairs: Sequence[Tuple[str, Optional[str]]]) -> List[Mapping[str, Sequence[int]]]:
+        """WordPiece encodings of ``(text, text_pair or None)`` pairs, at most ``max_length`` tokens each."""
+        return self.tokenizer.encode_batch(pairs, max_length=self.max_length)
 
     def __repr__(self) -> str:
         return (

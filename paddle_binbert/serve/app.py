@@ -98,7 +98,7 @@ def load_predictor(config: ServeConfig) -> Any:
     if predictor.task == "question_answering":
         predictor([{"question": "warm up", "context": "the model runs once before serving"}])
     else:
-        predictor.task_instance.top_k = predictor.num_labels
+        predictor.top_k = predictor.num_labels
         predictor(["warm up"])
     return predictor
 

@@ -118,6 +118,17 @@ def test_top_k_and_id2label_override(cls_dirs):
     assert flow([]) == []
 
 
+def test_settings_set_on_the_taskflow_reach_its_task(cls_dirs):
+    """``flow.top_k = 2`` changes what the next call returns (the setting lives on ``task_instance``)."""
+    flow = Taskflow("text_classification", task_path=str(cls_dirs["fp"]))
+    assert len(flow("some text")[0]["predictions"]) == 1
+    flow.top_k = 2
+    assert flow.task_instance.top_k == 2 and flow.top_k == 2
+    assert len(flow("some text")[0]["predictions"]) == 2
+    flow.note = "kept on the Taskflow"  # not a task setting
+    assert "note" in vars(flow) and not hasattr(flow.task_instance, "note")
+
+
 def test_regression_checkpoint_returns_score(tmp_path):
     paddle.seed(5)
     model = BertForSequenceClassification(tiny_config(num_labels=1))

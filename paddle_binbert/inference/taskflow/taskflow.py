@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..predictor import load_predictor
-from . import TASK_CLASSES
-from .task import Task, cap_max_length, check_sizes
-from .text_classification import read_id2label
+from ..predictor import Predictor, load_predictor
+from .front import TASK_CLASSES, TaskFrontEnd
+from .task import cap_max_length, check_sizes
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ __all__ = ["LOADING_OPTIONS", "Taskflow"]
 LOADING_OPTIONS = ("params_path", "config", "length_config")
 
 
-class Taskflow:
+class Taskflow(TaskFrontEnd):
     """PaddleNLP-style inference pipeline for ``text_classification`` and ``question_answering``.
 
     Args:
@@ -74,7 +73,8 @@ class Taskflow:
     Attributes: ``predictor`` (the loaded :class:`~paddle_binbert.inference.predictor.Predictor`),
     ``task_instance`` (the :class:`~.task.Task` it runs), and for convenience ``model``, ``config``,
     ``tokenizer``, ``length_config``, ``packed``; the task's settings (``batch_size``,
-    ``max_length``, ``top_k``, ``id2label``, ``doc_stride`` ...) are read from ``task_instance``.
+    ``max_length``, ``top_k``, ``id2label``, ``doc_stride`` ...) are ``task_instance``'s (reading or
+    setting them on the Taskflow reads or sets them there, see :class:`~.front.TaskFrontEnd`).
     """
 
     def __init__(
@@ -98,28 +98,26 @@ class Taskflow:
         if not os.path.isdir(self.task_path):
             raise FileNotFoundError(f"task_path {self.task_path} is not a folder")
         loading = {name: kwargs.pop(name) for name in LOADING_OPTIONS if name in kwargs}
-        self.predictor = load_predictor(self.task_path, task, device=device or None, **loading)
-        self.task_instance = self._build_task(task_class, batch_size, max_length, kwargs)
-
-    def _build_task(self, task_class: type, batch_size: int, max_length: int, options: Dict[str, Any]) -> Task:
-        predictor = self.predictor
-        max_length = cap_max_length(max_length, predictor.max_length, logger)
-        if self.task != "text_classification":
-            return task_class(predictor, predictor.tokenizer, batch_size, max_length, **options)
-        num_labels = int(getattr(predictor.config, "num_labels", 2))
-        fallback = getattr(predictor.config, "id2label", None)
-        id2label = read_id2label(options.get("id2label"), self.task_path, fallback, num_labels)
-        tokenizer = predictor.tokenizer
-
-        def encode(pairs: Sequence[Tuple[str, Optional[str]]]) -> List[Mapping[str, Sequence[int]]]:
-            return [
-                tokenizer(a, text_pair=b, max_length=max_length, truncation=True, return_token_type_ids=True)
-                for a, b in pairs
-            ]
-
-        return task_class(
-            predictor, tokenizer, batch_size, max_length, encode, num_labels, id2label, top_k=options.get("top_k")
+        self.predictor: Predictor = load_predictor(self.task_path, task, device=device or None, **loading)
+        self.build_task(
+            self.predictor,
+            self.predictor.tokenizer,
+            batch_size,
+            cap_max_length(max_length, self.predictor.max_length, logger),
+            kwargs,
+            encode=self.encode_pairs,
+            num_labels=int(getattr(self.predictor.config, "num_labels", 2)),
+            folder=self.task_path,
+            label_fallback=getattr(self.predictor.config, "id2label", None),
         )
+
+    def encode_pairs(self, pairs: Sequence[Tuple[str, Optional[str]]]) -> List[Mapping[str, Sequence[int]]]:
+        """PaddleNLP tokenizer encodings of ``(text, text_pair or None)`` pairs, at most ``max_length``
+        tokens each (pairs: truncated longest first)."""
+        return [
+            self.tokenizer(a, text_pair=b, max_length=self.max_length, truncation=True, return_token_type_ids=True)
+            for a, b in pairs
+        ]
 
     # the loaded model
     @property
@@ -129,32 +127,23 @@ class Taskflow:
 
     @property
     def config(self) -> Any:
+        """The model's ``BertConfig``."""
         return self.predictor.config
 
     @property
     def tokenizer(self) -> Any:
+        """The checkpoint's PaddleNLP ``BertTokenizer``."""
         return self.predictor.tokenizer
 
     @property
     def length_config(self) -> Optional[Tuple[int, ...]]:
+        """The Drop-and-Restore token budgets every forward pass applies, or None (full length)."""
         return self.predictor.length_config
 
     @property
     def packed(self) -> bool:
         """Whether ``task_path`` is a packed 1-bit folder (run by ``paddle_binbert.engine``)."""
         return self.predictor.kind == "packed"
-
-    def __getattr__(self, name: str) -> Any:
-        """The task's settings (``batch_size``, ``max_length``, ``top_k``, ``doc_stride`` ...)."""
-        if name == "task_instance":  # not set yet (__init__ failed half-way)
-            raise AttributeError(name)
-        return getattr(self.task_instance, name)
-
-    def __call__(self, inputs: Any) -> List[Dict[str, Any]]:
-        """Run the task on one input or a list of inputs; one result dict per input (see
-        :class:`~.text_classification.TextClassificationTask` and
-        :class:`~.question_answering.QuestionAnsweringTask`)."""
-        return self.task_instance(inputs)
 
     def __repr__(self) -> str:
         return f"Taskflow({self.task!r}, task_path={self.task_path!r}, kind={self.predictor.kind})"
