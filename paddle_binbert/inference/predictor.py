@@ -74,6 +74,7 @@ class Predictor:
     length_config: Optional[Tuple[int, ...]] = None
 
     def __call__(self, input_ids: np.ndarray, token_type_ids: np.ndarray, attention_mask: np.ndarray) -> Outputs:
+        """:attr:`forward` on one padded batch."""
         return self.forward(input_ids, token_type_ids, attention_mask)
 
     def cap_length(self, requested: int, warn: bool = True) -> int:
