@@ -5,7 +5,7 @@
     evaluate_glue("runs/sst2_bibert", "SST-2", "glue/SST-2")          # {"acc": 0.87...}
     evaluate_squad("runs/squad_bibert", "squad/dev-v1.1.json")         # {"exact_match": ..., "f1": ...}
 
-(``paddle_binbert.evaluate`` re-exports both.) The checkpoint is anything
+The checkpoint is anything
 :func:`~paddle_binbert.inference.predictor.load_predictor` loads: a PaddleNLP folder (FP or
 simulated quantized student), a Hugging Face BERT folder, a bare ``.pdparams`` file (its folder gives
 config and tokenizer), a packed 1-bit folder (run by :mod:`paddle_binbert.engine`) or a static
