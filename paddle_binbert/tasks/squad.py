@@ -12,18 +12,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..data.squad import is_squad_task
-from ..distill.trainer import DistillationTrainer
 from ..train.arguments import FlagError, SquadDistillArguments, SquadRunArguments
-from ..train.squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, check_squad_file
+from ..train.squad_trainer import SQUAD_METRIC, check_squad_file
 from .base import DistillTask, first_batches, load_head_model, tokenizer_dir
 
 __all__ = [
     "SQUAD_FILES",
-    "SquadDistillationTrainer",
     "SquadTask",
+    "check_squad_flags",
     "check_squad_windows",
     "load_qa",
     "load_squad_sets",
@@ -33,19 +32,6 @@ logger = logging.getLogger("squad_distill")
 
 #: file names looked up in ``--data_dir`` when ``--train_file`` / ``--predict_file`` are not given
 SQUAD_FILES = {"train_file": "train-v1.1.json", "predict_file": "dev-v1.1.json"}
-
-
-class SquadDistillationTrainer(SquadEvaluationMixin, DistillationTrainer):
-    """:class:`~paddle_binbert.distill.trainer.DistillationTrainer` for extractive QA.
-
-    Training: the distillation objective of ``loss_config`` on span outputs (prediction terms on
-    start and end logits, see :func:`~paddle_binbert.distill.losses.span_soft_cross_entropy`).
-    Evaluation (student, and teacher through ``evaluate_teacher``): SQuAD v1.1 EM / F1
-    (:class:`~paddle_binbert.train.squad_trainer.SquadEvaluationMixin`).
-
-    Args: those of :class:`~paddle_binbert.train.squad_trainer.SquadEvaluationMixin` (``n_best_size``,
-    ``max_answer_length``) and ``DistillationTrainer`` (``teacher``, ``loss_config`` ...).
-    """
 
 
 def check_squad_windows(args: Any) -> None:
@@ -175,13 +161,15 @@ class SquadTask(DistillTask):
         )
         return train_ds, dev
 
-    def trainer(self, args: SquadDistillArguments, tokenizer: Any) -> Tuple[Callable[..., Any], Dict[str, Any]]:
-        from ..train.squad_trainer import squad_collator
+    def trainer_kwargs(self, args: SquadDistillArguments, tokenizer: Any) -> Dict[str, Any]:
+        """The window collator and the SQuAD v1.1 EM / F1 evaluation
+        (:class:`~paddle_binbert.train.squad_trainer.SquadEvaluation`) with the run's
+        ``--n_best_size`` / ``--max_answer_length``."""
+        from ..train.squad_trainer import SquadEvaluation, squad_collator
 
-        return SquadDistillationTrainer, dict(
+        return dict(
             data_collator=squad_collator(int(tokenizer.pad_token_id)),
-            n_best_size=args.n_best_size,
-            max_answer_length=args.max_answer_length,
+            evaluation=SquadEvaluation(args.n_best_size, args.max_answer_length),
         )
 
     def log_teacher(self, metrics: Dict[str, float]) -> None:
@@ -190,14 +178,16 @@ class SquadTask(DistillTask):
     def metrics(self, metrics: Dict[str, float], prefix: str) -> Dict[str, float]:
         return {"exact_match": metrics[f"{prefix}exact_match"], "f1": metrics[f"{prefix}f1"]}
 
-    def results(self, args: SquadDistillArguments, trainer: Any, train_ds: Any, dev: Any) -> Dict[str, Any]:
+    def results(
+        self, args: SquadDistillArguments, trainer: Any, train_ds: Any, dev: Any, teacher: Any, loss_config: Any
+    ) -> Dict[str, Any]:
         """Writes the last evaluation's ``predictions.json`` / ``nbest_predictions.json``."""
         from ..accounting import flops_g
 
-        pred_file, nbest_file = trainer.write_last_predictions(args.output_dir)
+        pred_file, nbest_file = trainer.evaluation.write_last_predictions(args.output_dir)
         return {
-            "teacher_gflops": flops_g(trainer.teacher.config, (32, 32, 32), args.max_seq_length),
-            "temperature": trainer.loss_config.temperature,
+            "teacher_gflops": flops_g(teacher.config, (32, 32, 32), args.max_seq_length),
+            "temperature": loss_config.temperature,
             "best_metric": trainer.state.best_metric,
             "num_train_windows": len(train_ds),
             "num_dev_examples": len(dev.examples),

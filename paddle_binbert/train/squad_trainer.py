@@ -1,17 +1,19 @@
-"""SQuAD v1.1 pieces shared by teacher fine-tuning and distillation on PaddleNLP's Trainer.
+"""SQuAD v1.1 pieces of training, shared by teacher fine-tuning and distillation.
 
 * :func:`load_squad_train` / :func:`load_squad_eval`: examples -> windowed features
   (:mod:`paddle_binbert.data.squad`), with ``max_examples`` cuts for quick runs;
 * :func:`squad_collator`: pads a batch of :class:`~paddle_binbert.data.squad.SquadFeature` into
   int64 ``paddle.Tensor`` s (``start_positions`` / ``end_positions`` for training windows);
-* :class:`SquadEvaluationMixin`: replaces the Trainer's ``evaluate`` by the SQuAD one: start/end
-  logits of every dev window (batches of similar length), n-best span decoding
+* :class:`SquadEvaluation`: the SQuAD task's evaluation in
+  :class:`~paddle_binbert.train.trainer.BinBertTrainer` (its ``evaluation``): start/end logits of
+  every dev window (batches of similar length), n-best span decoding
   (:func:`~paddle_binbert.data.squad.postprocess_predictions`) and the official v1.1 exact match
   and F1 (:func:`~paddle_binbert.data.squad.squad_evaluate`, Rajpurkar et al., EMNLP 2016).
   Metrics come back as ``eval_exact_match`` / ``eval_f1``, so ``metric_for_best_model="f1"``
-  keeps the best checkpoint by F1;
-* :class:`SquadTrainer`: :class:`~paddle_binbert.trainer.BinBertTrainer` with that evaluation;
-* :class:`LengthAdaptiveSquadTrainer`: the same with LengthDrop training (``run_squad.py --length_adaptive``).
+  keeps the best checkpoint by F1.
+
+Training minimises the model's span loss ``(CE(z_start, y_start) + CE(z_end, y_end)) / 2``
+(:class:`~paddle_binbert.train.objectives.TaskLoss`), or a distillation / LengthDrop objective.
 """
 
 from __future__ import annotations
@@ -40,22 +42,17 @@ from ..data.squad import (
     subset_squad,
     write_predictions,
 )
-from ..length_adaptive.trainer import LengthAdaptiveTrainer
-from ..trainer import BinBertTrainer
 
 __all__ = [
-    "LengthAdaptiveSquadTrainer",
     "SQUAD_METRIC",
     "SquadEvalData",
-    "SquadEvaluationMixin",
-    "SquadTrainer",
+    "SquadEvaluation",
     "check_squad_file",
     "is_squad_task",
     "load_squad_eval",
     "load_squad_train",
     "predict_span_logits",
     "squad_collator",
-    "squad_train_lengths",
     "subset_squad",
 ]
 
@@ -109,7 +106,7 @@ def load_squad_train(
 
 @dataclass
 class SquadEvalData:
-    """A dev set ready for :class:`SquadEvaluationMixin`.
+    """A dev set ready for :class:`SquadEvaluation`.
 
     Attributes:
         dataset: the decoded SQuAD object (cut to the kept questions) scored by ``squad_evaluate``.
@@ -204,48 +201,41 @@ def predict_span_logits(
     return starts, ends  # type: ignore[return-value]
 
 
-class SquadEvaluationMixin:
-    """Trainer mixin: ``evaluate`` = SQuAD v1.1 exact match / F1 of the current ``self.model``.
+class SquadEvaluation:
+    """SQuAD v1.1 exact match / F1 of a trainer's current ``model`` (``BinBertTrainer(evaluation=...)``).
 
-    ``eval_dataset`` (the Trainer's or the argument) must be a :class:`SquadEvalData`. Each call
-    decodes answers with ``n_best_size`` / ``max_answer_length`` and scores them with the official
-    v1.1 rules: EM = max over gold answers of [normalize(pred) == normalize(gold)], F1 = max over gold
-    answers of the token-level F1 (Rajpurkar et al., 2016), averaged over questions, in percent. The
-    predictions and n-best lists of the last call stay in ``last_predictions`` / ``last_nbest``
-    (see :meth:`write_last_predictions`). Metrics are logged and passed to the callbacks like the
-    base class does, so checkpoint selection, logging and early stopping work unchanged.
+    The dev set (the trainer's ``eval_dataset`` or the argument) must be a :class:`SquadEvalData`.
+    Each call decodes answers with ``n_best_size`` / ``max_answer_length`` and scores them with the
+    official v1.1 rules: EM = max over gold answers of [normalize(pred) == normalize(gold)], F1 = max
+    over gold answers of the token-level F1 (Rajpurkar et al., 2016), averaged over questions, in
+    percent. The predictions and n-best lists of the last call stay in ``last_predictions`` /
+    ``last_nbest`` (see :meth:`write_last_predictions`). Metrics are logged and passed to the
+    trainer's callbacks as PaddleNLP's ``evaluate`` does, so checkpoint selection, logging and early
+    stopping work unchanged.
 
     Args:
-        *args: positional arguments of the Trainer it is mixed into.
         n_best_size: start/end candidates per window and answers kept per question.
         max_answer_length: longest answer, in tokens.
-        **kwargs: keyword arguments of that Trainer (``train_lengths`` is filled in from the
-            training windows when omitted, for the length-grouped sampler).
     """
 
-    last_predictions: Optional[Dict[str, str]] = None
-    last_nbest: Optional[Dict[str, Any]] = None
-
-    def __init__(self, *args: Any, n_best_size: int = 20, max_answer_length: int = 30, **kwargs: Any) -> None:
-        if kwargs.get("train_lengths") is None:
-            kwargs["train_lengths"] = squad_train_lengths(kwargs.get("train_dataset"))
-        super().__init__(*args, **kwargs)
+    def __init__(self, n_best_size: int = 20, max_answer_length: int = 30) -> None:
         self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
+        self.last_predictions: Optional[Dict[str, str]] = None
+        self.last_nbest: Optional[Dict[str, Any]] = None
 
     def evaluate(
-        self,
-        eval_dataset: Optional[SquadEvalData] = None,
-        ignore_keys: Optional[List[str]] = None,
-        metric_key_prefix: str = "eval",
+        self, trainer: Any, eval_dataset: Optional[SquadEvalData] = None, metric_key_prefix: str = "eval"
     ) -> Dict[str, float]:
-        """Exact match and F1 (percent) under ``<prefix>_exact_match`` / ``<prefix>_f1``, plus runtime."""
-        data = eval_dataset if eval_dataset is not None else self.eval_dataset
+        """Exact match and F1 (percent) of ``trainer.model`` under ``<prefix>_exact_match`` /
+        ``<prefix>_f1``, plus runtime."""
+        data = eval_dataset if eval_dataset is not None else trainer.eval_dataset
         if not isinstance(data, SquadEvalData):
             raise TypeError(f"SQuAD evaluation needs a SquadEvalData, got {type(data).__name__}")
         start = time.time()
-        pad_id = int(getattr(self.tokenizer, "pad_token_id", 0) or 0)
+        args = trainer.args
+        pad_id = int(getattr(trainer.tokenizer, "pad_token_id", 0) or 0)
         starts, ends = predict_span_logits(
-            self.model, data.features, self.args.per_device_eval_batch_size, pad_id, progress=not self.args.disable_tqdm
+            trainer.model, data.features, args.per_device_eval_batch_size, pad_id, progress=not args.disable_tqdm
         )
         predictions, nbest = postprocess_predictions(
             data.examples, data.features, starts, ends, self.n_best_size, self.max_answer_length
@@ -259,8 +249,8 @@ class SquadEvaluationMixin:
             f"{metric_key_prefix}_samples_per_second": round(len(data.features) / max(runtime, 1e-9), 3),
         }
         self.last_predictions, self.last_nbest = predictions, nbest
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        trainer.log(metrics)
+        trainer.control = trainer.callback_handler.on_evaluate(args, trainer.state, trainer.control, metrics)
         return metrics
 
     def write_last_predictions(self, output_dir: str) -> Tuple[str, str]:
@@ -269,38 +259,3 @@ class SquadEvaluationMixin:
             raise RuntimeError("no SQuAD predictions yet: call evaluate() first")
         paths = write_predictions(self.last_predictions, self.last_nbest, output_dir)
         return str(paths[0]), str(paths[1])
-
-
-class SquadTrainer(SquadEvaluationMixin, BinBertTrainer):
-    """:class:`~paddle_binbert.trainer.BinBertTrainer` fine-tuning ``BertForQuestionAnswering`` on SQuAD.
-
-    Training minimises the model's own span loss ``(CE(z_start, y_start) + CE(z_end, y_end)) / 2``
-    (Devlin et al., 2019); evaluation is :class:`SquadEvaluationMixin`'s EM / F1.
-
-    Args: those of :class:`SquadEvaluationMixin` and ``BinBertTrainer``.
-    """
-
-
-class LengthAdaptiveSquadTrainer(SquadTrainer, LengthAdaptiveTrainer):
-    """:class:`SquadTrainer` with LengthDrop training (Kim & Cho 2021; Dynamic-TinyBERT).
-
-    Per step: ``(loss_full + KL_smallest + sum_k KL_random_k) / (num_sandwich + 2)`` where
-    ``loss_full`` is the usual span loss ``(CE(z_start, y_start) + CE(z_end, y_end)) / 2`` of the
-    full-length model and the sub-models (Drop-and-Restore, so every token gets a start/end logit)
-    are trained towards the full model's detached start and end distributions (the KL averaged
-    over start and end). The parts are logged as ``loss_la_<part>``. Evaluation is the full model's
-    EM / F1, as :class:`SquadTrainer`.
-
-    Args:
-        *args: positional arguments of ``BinBertTrainer``.
-        length_drop: :class:`~paddle_binbert.length_adaptive.LengthDropConfig` (default: 2 / 0.2 / 0.2).
-        **kwargs: keyword arguments of :class:`SquadTrainer` (``n_best_size``, ``max_answer_length`` ...).
-    """
-
-
-def squad_train_lengths(train_dataset: Optional[Sequence[Any]]) -> Optional[List[int]]:
-    """Window lengths for the length-grouped sampler when the dataset is a list of ``SquadFeature``
-    (which are not dicts, so the sampler cannot read ``input_ids`` itself); None otherwise."""
-    if train_dataset is None or not len(train_dataset) or not isinstance(train_dataset[0], SquadFeature):
-        return None
-    return [len(f.input_ids) for f in train_dataset]
