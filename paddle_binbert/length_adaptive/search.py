@@ -283,8 +283,8 @@ class GlueDevEvaluator(_BatchedDevEvaluator):
 class SquadDevEvaluator(_BatchedDevEvaluator):
     """Scores a length configuration on SQuAD v1.1 questions with a ``BertForQuestionAnswering``.
 
-    The sliding windows of ``data`` (a :class:`~paddle_binbert.train.squad_trainer.SquadEvalData`, e.g. from
-    :func:`~paddle_binbert.train.squad_trainer.load_squad_eval`, at most ``max_seq_length`` tokens: budgets are
+    The sliding windows of ``data`` (a :class:`~paddle_binbert.data.squad.datasets.SquadEvalData`, e.g. from
+    :func:`~paddle_binbert.data.squad.datasets.load_squad_eval`, at most ``max_seq_length`` tokens: budgets are
     absolute token counts at that length) run in batches of ``batch_size`` windows through
     :func:`length_adaptive_forward`, which restores the dropped tokens so every position gets a start
     and end logit. :func:`~paddle_binbert.data.squad.postprocess_predictions` (``n_best_size``,
@@ -802,7 +802,7 @@ def _load_dev(args: SearchArguments, model: Any, tokenizer: Any):
     meta: Dict[str, Any] = {"checkpoint": os.path.abspath(args.checkpoint), "task": args.task_name}
     pad_id = tokenizer.pad_token_id or 0
     if args.squad:
-        from ..train.squad_trainer import load_squad_eval
+        from ..data.squad.datasets import load_squad_eval
 
         try:
             data = load_squad_eval(

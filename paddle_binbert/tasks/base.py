@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..train.arguments import DistillArguments
+from ..train.arguments import DistillArguments, RunArguments
 
 __all__ = ["DistillTask", "first_batches", "load_head_model", "tokenizer_dir"]
 
@@ -83,9 +83,10 @@ class DistillTask:
         """Whether the head is a one-output regression (the prediction terms are then MSE)."""
         return False
 
-    def trainer_kwargs(self, args: DistillArguments, tokenizer: Any) -> Dict[str, Any]:
+    def trainer_kwargs(self, args: RunArguments, tokenizer: Any) -> Dict[str, Any]:
         """The task's arguments of :class:`~paddle_binbert.train.trainer.BinBertTrainer`: the
-        collator and the evaluation (``compute_metrics`` or ``evaluation``)."""
+        collator and the evaluation (``compute_metrics`` or ``evaluation``); shared by fine-tuning
+        (``args``: its settings) and distillation."""
         raise NotImplementedError
 
     def log_teacher(self, metrics: Dict[str, float]) -> None:

@@ -11,7 +11,7 @@ import logging
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..data.glue import check_glue_files, get_task_spec
-from ..train.arguments import DistillArguments, FlagError
+from ..train.arguments import DistillArguments, FlagError, RunArguments
 from .base import DistillTask, first_batches, load_head_model, tokenizer_dir
 
 __all__ = ["GlueTask", "glue_compute_metrics", "load_classifier", "train_split_name"]
@@ -95,10 +95,12 @@ class GlueTask(DistillTask):
     def is_regression(self, args: DistillArguments) -> bool:
         return get_task_spec(args.task_name).is_regression
 
-    def trainer_kwargs(self, args: DistillArguments, tokenizer: Any) -> Dict[str, Any]:
+    def trainer_kwargs(self, args: RunArguments, tokenizer: Any) -> Dict[str, Any]:
+        """The GLUE collator and the task's metrics (:func:`glue_compute_metrics`)."""
         from ..data.glue import glue_collator
 
-        return dict(data_collator=glue_collator(tokenizer), compute_metrics=glue_compute_metrics(args.task_name))
+        spec = get_task_spec(args.task_name)
+        return dict(data_collator=glue_collator(tokenizer), compute_metrics=glue_compute_metrics(spec.name))
 
     def log_teacher(self, metrics: Dict[str, float]) -> None:
         logger.info("teacher dev: %s", metrics)

@@ -85,9 +85,9 @@ def run_glue(args: FinetuneArguments) -> Dict[str, Any]:
     from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     from ..checkpoints import resolve_backbone
-    from ..data.glue import glue_collator, glue_split_path, load_glue_features
+    from ..data.glue import glue_split_path, load_glue_features
     from ..data.metrics import main_metric_name
-    from ..tasks.glue import glue_compute_metrics
+    from ..tasks.glue import GlueTask
     from .objectives import build_objective
     from .output_dir import write_results
     from .trainer import BinBertTrainer
@@ -145,9 +145,8 @@ def run_glue(args: FinetuneArguments) -> Dict[str, Any]:
             train_dataset=train_ds,
             eval_dataset=dev_sets[main_dev],
             tokenizer=tokenizer,
-            data_collator=glue_collator(tokenizer),
-            compute_metrics=glue_compute_metrics(spec.name),
             objective=build_objective(length_drop=length_drop),
+            **GlueTask().trainer_kwargs(args, tokenizer),
         )
         train_result = trainer.train(resume_from_checkpoint=resume_from)
     train_time = time.time() - start
@@ -236,9 +235,9 @@ def run_squad(args: SquadFinetuneArguments) -> Dict[str, Any]:
     from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
 
     from ..checkpoints import resolve_backbone
+    from ..tasks.squad import SQUAD_METRIC, SquadTask
     from .objectives import build_objective
     from .output_dir import write_results
-    from .squad_trainer import SQUAD_METRIC, SquadEvaluation, squad_collator
     from .trainer import BinBertTrainer
 
     start = time.time()
@@ -270,23 +269,21 @@ def run_squad(args: SquadFinetuneArguments) -> Dict[str, Any]:
     with paddle.utils.unique_name.guard():
         # use_cache: the MiniLM config enables BERT's key/value cache, useless here
         model = BertForQuestionAnswering.from_pretrained(backbone, use_cache=False)
-        evaluation = SquadEvaluation(args.n_best_size, args.max_answer_length)
         trainer = BinBertTrainer(
             model=model,
             args=training_args,
             train_dataset=train_ds,
             eval_dataset=dev,
             tokenizer=tokenizer,
-            data_collator=squad_collator(int(tokenizer.pad_token_id)),
             objective=build_objective(length_drop=length_drop),
-            evaluation=evaluation,
+            **SquadTask().trainer_kwargs(args, tokenizer),
         )
         train_result = trainer.train(resume_from_checkpoint=resume_from)
     train_time = time.time() - start
 
     # the best checkpoint is loaded by now (load_best_model_at_end): evaluate it, keep its predictions
     dev_metrics = trainer.evaluate(metric_key_prefix="eval")
-    pred_file, nbest_file = evaluation.write_last_predictions(args.output_dir)
+    pred_file, nbest_file = trainer.evaluation.write_last_predictions(args.output_dir)
     trainer.save_model(args.output_dir)
     trainer.save_state()
 

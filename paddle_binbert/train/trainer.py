@@ -5,7 +5,7 @@ What a step minimises is an objective of :mod:`paddle_binbert.train.objectives`:
 (``TaskLoss``, teacher fine-tuning), distillation from a teacher (``DistillLoss``), or LengthDrop's
 sandwich around either (``LengthDropLoss``). Evaluation is PaddleNLP's loop scored by the task's
 ``compute_metrics`` (GLUE: :func:`~paddle_binbert.tasks.glue.glue_compute_metrics`) or the task's own
-``evaluation`` (SQuAD: :class:`~paddle_binbert.train.squad_trainer.SquadEvaluation`, span decoding and
+``evaluation`` (SQuAD: :class:`~paddle_binbert.tasks.squad.SquadEvaluation`, span decoding and
 EM / F1). So fine-tuning and distillation, GLUE and SQuAD, with or without LengthDrop are one class.
 
 Checkpoints (``OUTPUT_DIR/checkpoint-N``) are written atomically: into ``OUTPUT_DIR/.partial-checkpoint-N``
@@ -172,7 +172,7 @@ class BinBertTrainer(Trainer):
         objective: what training minimises (:class:`~paddle_binbert.train.objectives.TrainingObjective`;
             None: :class:`~paddle_binbert.train.objectives.TaskLoss`, the model's own loss).
         evaluation: the task's evaluation, an object with ``evaluate(trainer, eval_dataset,
-            metric_key_prefix) -> metrics`` (:class:`~paddle_binbert.train.squad_trainer.SquadEvaluation`);
+            metric_key_prefix) -> metrics`` (:class:`~paddle_binbert.tasks.squad.SquadEvaluation`);
             None: PaddleNLP's evaluation loop and ``compute_metrics``.
         group_by_length: use the length-grouped sampler for training (default True).
         mega_batch_mult: number of batches sorted together by the sampler.

@@ -269,9 +269,9 @@ def _distill_trainer(tmp_path, method, squad=False, num_sandwich=2, files=None):
     """A BinBertTrainer distilling (with LengthDrop) a dropout-free tiny teacher into its quantized copy,
     with one training batch."""
     from paddle_binbert.data.glue import glue_collator, load_glue_features
+    from paddle_binbert.data.squad.datasets import load_squad_train, squad_collator
     from paddle_binbert.train.objectives import build_objective
     from paddle_binbert.train.run_setup import make_training_args
-    from paddle_binbert.train.squad_trainer import load_squad_train, squad_collator
     from paddle_binbert.train.trainer import BinBertTrainer
 
     cls = BertForQuestionAnswering if squad else BertForSequenceClassification
