@@ -5,7 +5,8 @@
 * :func:`sandwich_loss`: LengthDrop training (sandwich rule, inplace distillation; the trainer's
   objective :class:`~paddle_binbert.train.objectives.LengthDropLoss`);
 * :mod:`.cli`: the ``--length_adaptive`` flags shared by run_glue.py, run_squad.py and task_distill.py;
-* :mod:`.search`: evolutionary search of budgets (``paddle-binbert search-length``);
+* :mod:`.search`: evolutionary search of budgets (``paddle-binbert search-length``): the algorithm
+  (``search.evolution``), dev scores (``search.evaluators``), cache, reports, one run and its CLI;
 * :mod:`.costs` / :mod:`.speed`: MACs, latency and end-to-end speed of a configuration.
 """
 

@@ -10,7 +10,7 @@ import paddle
 import pytest
 from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
 
-from paddle_binbert import load_model, quantize_model
+from paddle_binbert import Taskflow, load_model, quantize_model
 from paddle_binbert.data.glue import load_glue_features
 from paddle_binbert.distill.losses import DistillLossConfig, compute_distill_loss
 from paddle_binbert.distill.pipeline import HALF_WIDTH_PLAN_FILE, run, run_distill_chain
@@ -27,7 +27,6 @@ from paddle_binbert.splitting.half_width import (
     teacher_heads_for,
     widen_by_split,
 )
-from paddle_binbert.taskflow import Taskflow
 from paddle_binbert.tasks.glue import GlueTask
 from paddle_binbert.tasks.squad import SquadTask
 from paddle_binbert.train.objectives import collect_outputs
