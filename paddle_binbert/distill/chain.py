@@ -33,7 +33,7 @@ from ..accounting import parse_bits as accounting_parse_bits
 from ..io_utils import write_json_atomic
 from ..quant.config import ACTIVATION_QUANTIZER_BITS, WEIGHT_QUANTIZER_BITS, QuantConfig
 from ..train.arguments import DistillArguments
-from ..trainer import RESULTS_FILE, write_results
+from ..train.output_dir import RESULTS_FILE, write_results
 from .losses import LOSS_RECIPES, DistillLossConfig, loss_recipe
 
 logger = logging.getLogger("distill_chain")
@@ -347,7 +347,7 @@ def run_chain(
                 results = json.load(fh)
             logger.info("stage %d (%s) already done: %s", index, stage.label, results_path)
         else:
-            from ..trainer import get_last_checkpoint
+            from ..train.output_dir import get_last_checkpoint
 
             os.makedirs(stage_dir, exist_ok=True)
             if stage.init == "split":

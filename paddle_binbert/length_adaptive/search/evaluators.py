@@ -232,8 +232,8 @@ class GlueDevEvaluator(DevEvaluator):
 class SquadDevEvaluator(DevEvaluator):
     """SQuAD v1.1 adapter for a ``BertForQuestionAnswering``.
 
-    The sliding windows of ``data`` (a :class:`~paddle_binbert.train.squad_trainer.SquadEvalData`, e.g. from
-    :func:`~paddle_binbert.train.squad_trainer.load_squad_eval`, at most ``max_seq_length`` tokens: budgets are
+    The sliding windows of ``data`` (a :class:`~paddle_binbert.data.squad.datasets.SquadEvalData`, e.g. from
+    :func:`~paddle_binbert.data.squad.datasets.load_squad_eval`, at most ``max_seq_length`` tokens: budgets are
     absolute token counts at that length) run in batches of ``batch_size`` windows; Drop-and-Restore
     restores the dropped tokens so every position gets a start and end logit.
     :func:`~paddle_binbert.data.squad.postprocess_predictions` (``n_best_size``, ``max_answer_length``)
@@ -302,7 +302,7 @@ class SquadDevEvaluator(DevEvaluator):
     def from_dev_set(cls, model: Any, tokenizer: Any, dev: DevSetConfig) -> Tuple[DevEvaluator, Dict[str, Any]]:
         """The questions of ``dev.predict_file`` (``dev.max_eval_examples`` of them, chosen by ``dev.subset``)
         and their windows; a malformed file raises :class:`SearchInputError` naming it and the question."""
-        from ...train.squad_trainer import load_squad_eval
+        from ...data.squad.datasets import load_squad_eval
 
         try:
             data = load_squad_eval(
