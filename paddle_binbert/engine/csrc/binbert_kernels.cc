@@ -549,6 +549,10 @@ struct AttnArgs {
   // A = 1, variant 1 adds the softmax probabilities before their quantizer (Drop-and-Restore's
   // token significance, Kim & Cho 2021)
   double* sig;
+  // or, instead of qkv: the sign bits of Q, K, V already quantized (sgn(q - bq) ...) by the QKV
+  // GEMM's epilogue ([B*L, ldb] words; channel c of Q at bit qbit + c of its row, likewise K, V)
+  const uint64_t* bits = nullptr;
+  int64_t ldb = 0, qbit = 0, kbit = 0, vbit = 0;
 };
 
 // A key is real (not padding) when its additive mask is above -1 (PaddleNLP pads with -1e4); a query
@@ -599,6 +603,31 @@ void prepare_work(HeadWork& w, int64_t L, int64_t d) {
   w.kreal.assign(lw, 0);
 }
 
+// `n` (<= 64) bits of a packed row starting at bit `start` (LSB first; the bits above n are 0).
+inline uint64_t bits_at(const uint64_t* row, int64_t start, int64_t n) {
+  const int64_t wi = start / 64, sh = start % 64;
+  uint64_t v = row[wi] >> sh;
+  if (sh != 0 && sh + n > 64) v |= row[wi + 1] << (64 - sh);
+  return n < 64 ? v & ((uint64_t{1} << n) - 1) : v;
+}
+
+// The head's Q, K, V bits gathered from the QKV GEMM's quantized output (a.bits): the same words
+// the float path packs from sgn(q - bq), sgn(k - bk), sgn(v - bv).
+void gather_head_bits(const AttnArgs& a, int64_t bb, int64_t hh, HeadWork& w) {
+  const int64_t L = a.l, d = a.h / a.heads, dw = words_for(d), lp = round_up(L, 8), c0 = hh * d;
+  for (int64_t j = 0; j < L; ++j) {
+    const uint64_t* row = a.bits + (bb * L + j) * a.ldb;
+    for (int64_t ww = 0; ww < dw; ++ww) {
+      const int64_t c = c0 + ww * 64, n = std::min<int64_t>(64, d - ww * 64);
+      if (a.variant != 2) {
+        w.qh[j * dw + ww] = bits_at(row, a.qbit + c, n);
+        w.kt[ww * lp + j] = bits_at(row, a.kbit + c, n);
+      }
+      w.vrow[j * dw + ww] = bits_at(row, a.vbit + c, n);
+    }
+  }
+}
+
 // Bits of the real keys of one batch row; returns their count.
 inline int64_t real_key_bits(HeadWork& w, const float* mask, int64_t L) {
   int64_t n = 0;
@@ -645,7 +674,7 @@ void attention_head_scalar(const AttnArgs& a, int64_t bb, int64_t hh, HeadWork& 
   const int64_t L = a.l, d = a.h / a.heads, dw = words_for(d), lw = words_for(L);
   const int64_t lp = round_up(L, 8), dp = round_up(d, 8);
   prepare_work(w, L, d);
-  for (int64_t j = 0; j < L; ++j) {
+  for (int64_t j = 0; j < (a.bits ? 0 : L); ++j) {
     const float* row = a.qkv + (bb * L + j) * a.ld;
     for (int64_t c = 0; c < d; ++c) {
       const int64_t ch = hh * d + c;
@@ -659,6 +688,7 @@ void attention_head_scalar(const AttnArgs& a, int64_t bb, int64_t hh, HeadWork& 
       if (v >= 0.f) w.vrow[j * dw + c / 64] |= uint64_t{1} << (c % 64);
     }
   }
+  if (a.bits) gather_head_bits(a, bb, hh, w);
   transpose_values(w, d, lw, dp);
   const float* mask = a.mask + bb * L;
   const int64_t nreal = real_key_bits(w, mask, L);
@@ -773,7 +803,8 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
   prepare_work(w, L, d);
   const __m512 zero = _mm512_setzero_ps();
   // Q, K, V: rows of d values -> dw words (16 lanes per compare); K stored word-major.
-  for (int64_t j = 0; j < L; ++j) {
+  if (a.bits) gather_head_bits(a, bb, hh, w);
+  for (int64_t j = 0; j < (a.bits ? 0 : L); ++j) {
     const float* row = a.qkv + (bb * L + j) * a.ld;
     for (int64_t ww = 0; ww < dw; ++ww) {
       uint64_t qb = 0, kb = 0, vb = 0;
@@ -1130,6 +1161,52 @@ BB_AVX512 void embed_row_avx512(const uint64_t* row, float al, const float* pr, 
   }
 }
 
+// Attention of every (batch row, head) of `a` (a.lim and a.sig are set here).
+void run_attention(int isa, int nthreads, AttnArgs a) {
+  const int64_t b = a.b, l = a.l, d = a.h / a.heads, lp = round_up(l, 8);
+  if (a.out_bits && d % 8 != 0) return;  // caller error: bit output needs whole bytes per head (d % 8 == 0)
+  const float* mask = a.mask;
+  // bool attention: per key the largest popcount(q XOR k) with fl(fl((d - 2 pc) * cqk) + m) > 0
+  // (non-increasing in pc, so a bisection finds it; -1 when no pc qualifies, and for masked keys)
+  std::vector<int32_t> lim;
+  if (a.variant == 0) {
+    lim.assign(b * lp, -1);
+    auto positive = [&](int64_t pc, float m) { return static_cast<float>(d - 2 * pc) * a.cqk + m > 0.f; };
+    for (int64_t bb = 0; bb < b; ++bb) {
+      for (int64_t j = 0; j < l; ++j) {
+        const float m = mask[bb * l + j];
+        if (!real_key(mask + bb * l, j) || !positive(0, m)) continue;
+        int64_t lo = 0, hi = d + 1;  // positive(lo) holds; hi is past the end or fails
+        while (hi - lo > 1) {
+          const int64_t mid = (lo + hi) / 2;
+          if (positive(mid, m))
+            lo = mid;
+          else
+            hi = mid;
+        }
+        lim[bb * lp + j] = static_cast<int32_t>(lo);
+      }
+    }
+  }
+  if (a.out_bits) {  // zero the padding bytes of every output row (heads write the bytes of their channels)
+    const int64_t used = a.h / 8, total = a.ldo * 8;
+    for (int64_t r = 0; r < b * l; ++r)
+      std::memset(reinterpret_cast<uint8_t*>(a.out_bits + r * a.ldo) + used, 0, static_cast<size_t>(total - used));
+  }
+  a.lim = a.variant == 0 ? lim.data() : nullptr;
+  if (a.variant == 2) a.sig = nullptr;
+  const int64_t heads = a.heads;
+  parallel_for(nthreads, b * heads, [&](int64_t t0, int64_t t1) {
+    thread_local HeadWork w;
+    for (int64_t t = t0; t < t1; ++t) {
+      if (isa >= 2)
+        attention_head_avx512(a, t / heads, t % heads, w);
+      else
+        attention_head_scalar(a, t / heads, t % heads, w);
+    }
+  });
+}
+
 }  // namespace
 
 // ==========================================================================================
@@ -1201,7 +1278,7 @@ void bb_gemm_q(int isa, int nthreads, const uint64_t* x, int64_t ldx, int64_t m,
     bb_pack_rows(isa, nthreads, tmp.data(), n, m, n, qbeta, act, quant, qalpha, thr, ybits, ldyb, ypop);
     return;
   }
-  const int64_t used = (n + 7) / 8, total = ldyb * 8;
+  const int64_t used = (n + 7) / 8, total = words_for(n) * 8;  // this output's words only (ldyb may be wider)
   for (int64_t r = 0; r < m; ++r)
     std::memset(reinterpret_cast<uint8_t*>(ybits + r * ldyb) + used, 0, static_cast<size_t>(total - used));
   GemmArgs a{x, ldx, m, w, n, kw, k, mode, xpop, alpha, bias, nullptr, 0};
@@ -1231,47 +1308,24 @@ void bb_attention(int isa, int nthreads, int variant, const float* qkv, int64_t 
                   int64_t voff, int64_t b, int64_t l, int64_t h, int64_t heads, const float* mask, const float* bq,
                   const float* bk, const float* bv, float cqk, float alpha_p, float beta_p, float cpv, float* ctx,
                   int64_t ldc, uint64_t* out_bits, int64_t ldo, const float* obeta, double* sig) {
-  const int64_t d = h / heads, lp = round_up(l, 8);
-  if (out_bits && d % 8 != 0) return;  // caller error: bit output needs whole bytes per head (d % 8 == 0)
-  // bool attention: per key the largest popcount(q XOR k) with fl(fl((d - 2 pc) * cqk) + m) > 0
-  // (non-increasing in pc, so a bisection finds it; -1 when no pc qualifies, and for masked keys)
-  std::vector<int32_t> lim;
-  if (variant == 0) {
-    lim.assign(b * lp, -1);
-    auto positive = [&](int64_t pc, float m) { return static_cast<float>(d - 2 * pc) * cqk + m > 0.f; };
-    for (int64_t bb = 0; bb < b; ++bb) {
-      for (int64_t j = 0; j < l; ++j) {
-        const float m = mask[bb * l + j];
-        if (!real_key(mask + bb * l, j) || !positive(0, m)) continue;
-        int64_t lo = 0, hi = d + 1;  // positive(lo) holds; hi is past the end or fails
-        while (hi - lo > 1) {
-          const int64_t mid = (lo + hi) / 2;
-          if (positive(mid, m))
-            lo = mid;
-          else
-            hi = mid;
-        }
-        lim[bb * lp + j] = static_cast<int32_t>(lo);
-      }
-    }
-  }
-  if (out_bits) {  // zero the padding bytes of every output row (heads write the bytes of their channels)
-    const int64_t used = h / 8, total = ldo * 8;
-    for (int64_t r = 0; r < b * l; ++r)
-      std::memset(reinterpret_cast<uint8_t*>(out_bits + r * ldo) + used, 0, static_cast<size_t>(total - used));
-  }
-  const AttnArgs a{variant, qkv,  ld,    qoff, koff,     voff, b,   l,   h,        heads,
-                   mask,    bq,   bk,    bv,   cqk,      alpha_p, beta_p, cpv, ctx,  ldc,
-                   out_bits, ldo, obeta, variant == 0 ? lim.data() : nullptr, variant == 2 ? nullptr : sig};
-  parallel_for(nthreads, b * heads, [&](int64_t t0, int64_t t1) {
-    thread_local HeadWork w;
-    for (int64_t t = t0; t < t1; ++t) {
-      if (isa >= 2)
-        attention_head_avx512(a, t / heads, t % heads, w);
-      else
-        attention_head_scalar(a, t / heads, t % heads, w);
-    }
-  });
+  run_attention(isa, nthreads, AttnArgs{variant, qkv, ld, qoff, koff, voff, b, l, h, heads, mask, bq, bk, bv, cqk,
+                                        alpha_p, beta_p, cpv, ctx, ldc, out_bits, ldo, obeta, nullptr, sig});
+}
+
+// bb_attention on Q, K, V sign bits already quantized by the QKV GEMM (bb_gemm_q with the betas
+// bq, bk, bv): `bits` [B*L, ldb] words, Q channel c at bit qbit + c of a row, K at kbit + c, V at vbit + c.
+void bb_attention_bits(int isa, int nthreads, int variant, const uint64_t* bits, int64_t ldb, int64_t qbit,
+                       int64_t kbit, int64_t vbit, int64_t b, int64_t l, int64_t h, int64_t heads, const float* mask,
+                       float cqk, float alpha_p, float beta_p, float cpv, float* ctx, int64_t ldc, uint64_t* out_bits,
+                       int64_t ldo, const float* obeta, double* sig) {
+  AttnArgs a{variant, nullptr, 0,   0,    0,        0,   b,     l,       h,      heads,  mask,    nullptr, nullptr,
+             nullptr, cqk,     alpha_p, beta_p, cpv, ctx, ldc, out_bits, ldo, obeta, nullptr, sig};
+  a.bits = bits;
+  a.ldb = ldb;
+  a.qbit = qbit;
+  a.kbit = kbit;
+  a.vbit = vbit;
+  run_attention(isa, nthreads, a);
 }
 
 // out = LayerNorm(a + r); when `bits` is given, also the sign bits sgn(out - qbeta) of every row
