@@ -439,7 +439,11 @@ BB_AVX2 void gemm_avx2_range(const GemmArgs& a, int64_t t0, int64_t t1) {
 }
 
 // ---- AVX-512 VPOPCNTDQ: 4x6 register tile.
-template <int MR, int MODE>
+// Epilogues of the AVX-512 tile: kFloatOut y = alpha * dot + bias; kSignBits the bits sgn(y - qbeta)
+// (activation identity, signed quantizer: the QKV projections); kQuantBits any quantizer of qbit_scalar.
+enum Epilogue { kFloatOut = 0, kSignBits = 1, kQuantBits = 2 };
+
+template <int MR, int MODE, int EPI>
 BB_AVX512 inline void tile_avx512(const GemmArgs& a, int64_t p, int64_t r0) {
   __m512i acc[MR][6];
 #pragma GCC unroll 4
@@ -494,7 +498,10 @@ BB_AVX512 inline void tile_avx512(const GemmArgs& a, int64_t p, int64_t r0) {
       const __m256i dot = MODE == 0 ? _mm256_sub_epi32(_mm256_set1_epi32(static_cast<int>(a.k)), pc2)
                                     : _mm256_sub_epi32(pc2, _mm256_set1_epi32(a.xpop[r0 + t]));
       const __m256 yv = _mm256_add_ps(_mm256_mul_ps(al, _mm256_cvtepi32_ps(dot)), bi);
-      if (a.ybits) {
+      if (EPI == kSignBits) {
+        const __mmask8 bits = _mm256_cmp_ps_mask(_mm256_sub_ps(yv, qb), _mm256_setzero_ps(), _CMP_GE_OQ) & lm;
+        reinterpret_cast<uint8_t*>(a.ybits + (r0 + t) * a.ldyb)[c0 / 8] = static_cast<uint8_t>(bits);
+      } else if (EPI == kQuantBits) {
         const bool gelu_sign = a.act == 2 && a.quant == 0 && a.qbeta == nullptr;
         const __mmask8 bits = qmask8_avx512(yv, qb, a.act, a.quant, a.qalpha, a.thr, gelu_sign) & lm;
         reinterpret_cast<uint8_t*>(a.ybits + (r0 + t) * a.ldyb)[c0 / 8] = static_cast<uint8_t>(bits);
@@ -505,18 +512,28 @@ BB_AVX512 inline void tile_avx512(const GemmArgs& a, int64_t p, int64_t r0) {
   }
 }
 
-template <int MODE>
-BB_AVX512 void gemm_avx512_range(const GemmArgs& a, int64_t t0, int64_t t1) {
+template <int MODE, int EPI>
+BB_AVX512 void gemm_avx512_tasks(const GemmArgs& a, int64_t t0, int64_t t1) {
   const int64_t mtiles = (a.m + 3) / 4;
   for (int64_t task = t0; task < t1; ++task) {
     const int64_t p = task / mtiles, r0 = (task % mtiles) * 4;
     switch (std::min<int64_t>(4, a.m - r0)) {
-      case 4: tile_avx512<4, MODE>(a, p, r0); break;
-      case 3: tile_avx512<3, MODE>(a, p, r0); break;
-      case 2: tile_avx512<2, MODE>(a, p, r0); break;
-      default: tile_avx512<1, MODE>(a, p, r0); break;
+      case 4: tile_avx512<4, MODE, EPI>(a, p, r0); break;
+      case 3: tile_avx512<3, MODE, EPI>(a, p, r0); break;
+      case 2: tile_avx512<2, MODE, EPI>(a, p, r0); break;
+      default: tile_avx512<1, MODE, EPI>(a, p, r0); break;
     }
   }
+}
+
+template <int MODE>
+BB_AVX512 void gemm_avx512_range(const GemmArgs& a, int64_t t0, int64_t t1) {
+  if (!a.ybits)
+    gemm_avx512_tasks<MODE, kFloatOut>(a, t0, t1);
+  else if (a.act == 0 && a.quant == 0)
+    gemm_avx512_tasks<MODE, kSignBits>(a, t0, t1);
+  else
+    gemm_avx512_tasks<MODE, kQuantBits>(a, t0, t1);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -972,44 +989,72 @@ void add_layernorm_scalar_row(const float* a, const float* r, int64_t h, const f
   }
 }
 
-BB_AVX512 void add_layernorm_row_avx512(const float* a, const float* r, int64_t h, const float* g, const float* b,
-                                        float eps, float* out, float* tmp, uint64_t* bits, const float* qbeta) {
-  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+// R rows at once (independent dependency chains interleaved; every row is computed with exactly the
+// operations, in the order, of the one-row formula: float v = a + r, mean and variance accumulated
+// in float64 over 2 x 8 lanes, y = fl(fl(fl(v - mean) * inv) * gamma) + beta). With `bits`, the sign
+// bits sgn(y - qbeta) of every row are formed from the registers of y (ties to +1).
+template <int R>
+BB_AVX512 void add_layernorm_rows_avx512(const float* a, int64_t lda, const float* r, int64_t ldr, int64_t h,
+                                         const float* g, const float* b, float eps, float* out, int64_t ldo,
+                                         float* tmp, uint64_t* bits, int64_t ldb, const float* qbeta) {
   const int64_t h16 = (h + 15) / 16 * 16;
+  __m512d s0[R], s1[R];
+  for (int t = 0; t < R; ++t) s0[t] = s1[t] = _mm512_setzero_pd();
   for (int64_t i = 0; i < h16; i += 16) {
     const int64_t n = std::min<int64_t>(16, h - i);
     const __mmask16 lm = n == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-    __m512 v = _mm512_maskz_loadu_ps(lm, a + i);
-    if (r) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lm, r + i));
-    _mm512_mask_storeu_ps(tmp + i, lm, v);
-    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+    for (int t = 0; t < R; ++t) {
+      __m512 v = _mm512_maskz_loadu_ps(lm, a + t * lda + i);
+      if (r) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lm, r + t * ldr + i));
+      _mm512_mask_storeu_ps(tmp + t * h16 + i, lm, v);
+      s0[t] = _mm512_add_pd(s0[t], _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+      s1[t] = _mm512_add_pd(s1[t], _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+    }
   }
-  const float mean = static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / static_cast<double>(h));
-  const __m512 vm = _mm512_set1_ps(mean);
-  __m512d q0 = _mm512_setzero_pd(), q1 = _mm512_setzero_pd();
+  __m512 vm[R];
+  __m512d q0[R], q1[R];
+  for (int t = 0; t < R; ++t) {
+    vm[t] = _mm512_set1_ps(static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(s0[t], s1[t])) / static_cast<double>(h)));
+    q0[t] = q1[t] = _mm512_setzero_pd();
+  }
   for (int64_t i = 0; i < h16; i += 16) {
     const int64_t n = std::min<int64_t>(16, h - i);
     const __mmask16 lm = n == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-    const __m512 dlt = _mm512_maskz_sub_ps(lm, _mm512_maskz_loadu_ps(lm, tmp + i), vm);
-    const __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(dlt));
-    const __m512d d1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(dlt, 1));
-    q0 = _mm512_fmadd_pd(d0, d0, q0);
-    q1 = _mm512_fmadd_pd(d1, d1, q1);
+    for (int t = 0; t < R; ++t) {
+      const __m512 dlt = _mm512_maskz_sub_ps(lm, _mm512_maskz_loadu_ps(lm, tmp + t * h16 + i), vm[t]);
+      const __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(dlt));
+      const __m512d d1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(dlt, 1));
+      q0[t] = _mm512_fmadd_pd(d0, d0, q0[t]);
+      q1[t] = _mm512_fmadd_pd(d1, d1, q1[t]);
+    }
   }
-  const float var = static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(q0, q1)) / static_cast<double>(h));
-  const __m512 inv = _mm512_set1_ps(1.0f / std::sqrt(var + eps));
+  __m512 inv[R];
+  for (int t = 0; t < R; ++t) {
+    const float var = static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(q0[t], q1[t])) / static_cast<double>(h));
+    inv[t] = _mm512_set1_ps(1.0f / std::sqrt(var + eps));
+  }
+  uint64_t word[R];
+  for (int t = 0; t < R; ++t) word[t] = 0;
   for (int64_t i = 0; i < h16; i += 16) {
     const int64_t n = std::min<int64_t>(16, h - i);
     const __mmask16 lm = n == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-    const __m512 dlt = _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, tmp + i), vm);
-    const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(dlt, inv), _mm512_maskz_loadu_ps(lm, g + i)),
-                                   _mm512_maskz_loadu_ps(lm, b + i));
-    _mm512_mask_storeu_ps(out + i, lm, y);
-  }
-  if (bits) {  // sign bits of the row for the next binary linear: sgn(y - beta), the row is still in L1
-    const PackArgs pa{out, h, 1, h, qbeta, 0, 0, 1.f, 0.f, bits, words_for(h), nullptr};
-    pack_range_avx512(pa, 0, 1);
+    const __m512 gv = _mm512_maskz_loadu_ps(lm, g + i), bv = _mm512_maskz_loadu_ps(lm, b + i);
+    const __m512 qb = bits && qbeta ? _mm512_maskz_loadu_ps(lm, qbeta + i) : _mm512_setzero_ps();
+    for (int t = 0; t < R; ++t) {
+      const __m512 dlt = _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, tmp + t * h16 + i), vm[t]);
+      const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(dlt, inv[t]), gv), bv);
+      _mm512_mask_storeu_ps(out + t * ldo + i, lm, y);
+      if (bits) {
+        const __mmask16 mk = _mm512_cmp_ps_mask(_mm512_sub_ps(y, qb), _mm512_setzero_ps(), _CMP_GE_OQ) & lm;
+        word[t] |= static_cast<uint64_t>(mk) << (i % 64);
+      }
+    }
+    if (bits && ((i + 16) % 64 == 0 || i + 16 >= h16)) {  // a word (or the row) is complete
+      for (int t = 0; t < R; ++t) {
+        bits[t * ldb + i / 64] = word[t];
+        word[t] = 0;
+      }
+    }
   }
 }
 
@@ -1333,17 +1378,26 @@ void bb_attention_bits(int isa, int nthreads, int variant, const uint64_t* bits,
 void bb_add_layernorm(int isa, int nthreads, const float* a, int64_t lda, const float* r, int64_t ldr, int64_t m,
                       int64_t h, const float* gamma, const float* beta, float eps, float* out, int64_t ldo,
                       uint64_t* bits, int64_t ldb, const float* qbeta) {
-  parallel_for(nthreads, m, [&](int64_t i0, int64_t i1) {
+  constexpr int kRows = 4;  // rows per AVX-512 step
+  parallel_for(nthreads, (m + kRows - 1) / kRows, [&](int64_t g0, int64_t g1) {
     thread_local std::vector<float> tmp;
-    tmp.resize(h + 16);
-    for (int64_t i = i0; i < i1; ++i) {
-      uint64_t* brow = bits ? bits + i * ldb : nullptr;
-      if (isa >= 2)
-        add_layernorm_row_avx512(a + i * lda, r ? r + i * ldr : nullptr, h, gamma, beta, eps, out + i * ldo,
-                                 tmp.data(), brow, qbeta);
-      else
-        add_layernorm_scalar_row(a + i * lda, r ? r + i * ldr : nullptr, h, gamma, beta, eps, out + i * ldo,
-                                 tmp.data(), brow, qbeta);
+    tmp.resize(static_cast<size_t>(kRows * (h + 16)));
+    for (int64_t i = g0 * kRows; i < std::min(m, g1 * kRows);) {
+      const float* ai = a + i * lda;
+      const float* ri = r ? r + i * ldr : nullptr;
+      uint64_t* bi = bits ? bits + i * ldb : nullptr;
+      if (isa >= 2 && m - i >= kRows) {
+        add_layernorm_rows_avx512<kRows>(ai, lda, ri, ldr, h, gamma, beta, eps, out + i * ldo, ldo, tmp.data(), bi, ldb,
+                                         qbeta);
+        i += kRows;
+      } else if (isa >= 2) {
+        add_layernorm_rows_avx512<1>(ai, lda, ri, ldr, h, gamma, beta, eps, out + i * ldo, ldo, tmp.data(), bi, ldb,
+                                     qbeta);
+        ++i;
+      } else {
+        add_layernorm_scalar_row(ai, ri, h, gamma, beta, eps, out + i * ldo, tmp.data(), bi, qbeta);
+        ++i;
+      }
     }
   });
 }
