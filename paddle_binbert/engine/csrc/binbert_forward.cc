@@ -79,7 +79,7 @@ T* grow(std::vector<T>& v, int64_t n) {
 
 struct Workspace {
   std::vector<float> x, x1, qkv_beta, ctx, ao, pooled, restore, logits;
-  std::vector<uint64_t> xb, cb, fb, qb;
+  std::vector<uint64_t> xb, xk, xv, cb, fb, qb;
   std::vector<int32_t> pop;
 };
 
@@ -180,6 +180,9 @@ ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B,
   float* CTX = grow(ws.ctx, M * H);
   float* AO = grow(ws.ao, RB * H);  // out-projection, then FFN2 output of a block
   uint64_t* XB = grow(ws.xb, M * HW);
+  // separate input quantizers of Q, K, V (qkv_mode 2): the bits of X for K and V
+  uint64_t* XK = qkv_mode == 2 ? grow(ws.xk, M * HW) : nullptr;
+  uint64_t* XV = qkv_mode == 2 ? grow(ws.xv, M * HW) : nullptr;
   uint64_t* CB = grow(ws.cb, M * HW);
   uint64_t* FB = grow(ws.fb, RB * IW);
   int32_t* POP = grow(ws.pop, RB);
@@ -191,16 +194,24 @@ ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B,
                                W[2].as<float>(), W[2].dims[0], W[3].as<float>(), W[3].dims[0], H, X);
   check(bad == 0, "binbert_bert_forward: ", bad, " token ids / token type ids out of range (vocab ", vocab,
         ") or sequence longer than max_position_embeddings (", W[2].dims[0], ")");
-  // The input bits of a layer's first projection are packed by the LayerNorm that produces X.
-  auto qkv_input_beta = [&](int li) -> const float* {
-    if (!has_beta) return nullptr;
+  // out = LayerNorm(a + r) over rows [r0, r0 + m) of X, giving the input X of layer li (no layer
+  // when li == layers): the LayerNorm also writes the sign bits of that layer's first projection
+  // (XB), and with separate quantizers per projection (qkv_mode 2) those of K and V (XK, XV).
+  auto layernorm_x = [&](const float* a, const float* r, int64_t r0, int64_t m, int nidx, float eps, float* out,
+                         int li) {
+    uint64_t* bits[3] = {XB + r0 * HW, XK ? XK + r0 * HW : nullptr, XV ? XV + r0 * HW : nullptr};
+    const float* betas[3] = {nullptr, nullptr, nullptr};
+    const int nbits = li >= layers ? 0 : qkv_mode == 2 ? 3 : 1;
     const int base = kEmbTensors + li * kLayerTensors;
-    const int first = qkv_mode == 1 ? base + 10 : base;  // q_proj (or v_proj when only V is used)
-    need(W[first + 3], H, kFloat32, "layer " + std::to_string(li) + " input_beta");
-    return W[first + 3].as<float>();
+    for (int j = 0; j < nbits && has_beta; ++j) {
+      const int first = base + (qkv_mode == 1 ? 10 : 5 * j);  // q_proj, k_proj, v_proj (or v_proj when only V is used)
+      need(W[first + 3], H, kFloat32, "layer " + std::to_string(li) + " input_beta");
+      betas[j] = W[first + 3].as<float>();
+    }
+    bb_add_layernorm_bits(isa, nt, a, H, r, H, m, H, W[nidx].as<float>(), W[nidx + 1].as<float>(), eps, out, H, nbits,
+                          bits, HW, betas);
   };
-  bb_add_layernorm(isa, nt, X, H, nullptr, 0, M, H, W[4].as<float>(), W[5].as<float>(), emb_eps, X, H,
-                   layers > 0 ? XB : nullptr, HW, layers > 0 ? qkv_input_beta(0) : nullptr);
+  layernorm_x(X, nullptr, 0, M, 4, emb_eps, X, 0);
   // current token count, rows and key mask; the original position of every row (Restore)
   int64_t Lc = L, Mc = M;
   std::vector<float> mask_cur;
@@ -249,14 +260,13 @@ ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B,
       vbit = 128 * HW;
       const char* names[3] = {"q_proj", "k_proj", "v_proj"};
       const float* betas[3] = {bq, bk, bv};
-      for (int j = qkv_mode == 1 ? 2 : 0; j < 3; ++j) {  // qkv_mode 1: only V (all-ones attention)
+      // the input bits: qkv_mode 1 (only V, all-ones attention) XB; qkv_mode 2 (BiT: separate input
+      // quantizers) XB, XK, XV, all written by the LayerNorm that produced X
+      const uint64_t* inputs[3] = {XB, qkv_mode == 2 ? XK : XB, qkv_mode == 2 ? XV : XB};
+      for (int j = qkv_mode == 1 ? 2 : 0; j < 3; ++j) {
         const Lin lj = get_lin(W, base + 5 * j, H, H, has_beta, pre + names[j]);
-        if (j > 0 && qkv_mode == 2) {  // separate input quantizers (BiT: own beta per projection)
-          bb_pack_rows(isa, nt, X, H, Mc, H, lj.beta, 0, 0, 1.f, gelu_thr, XB, HW, nullptr);
-          tm.lap(kPackStage);
-        }
-        bb_gemm_q(isa, nt, XB, HW, Mc, lj.w, lj.n, HW, H, 0, nullptr, lj.alpha, lj.bias, QB + j * HW, QW, nullptr,
-                  betas[j], 0, 0, 1.f, gelu_thr);
+        bb_gemm_q(isa, nt, inputs[j], HW, Mc, lj.w, lj.n, HW, H, 0, nullptr, lj.alpha, lj.bias, QB + j * HW, QW,
+                  nullptr, betas[j], 0, 0, 1.f, gelu_thr);
       }
     }
     tm.lap(kGemmQkv);
@@ -306,8 +316,6 @@ ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B,
     for (int j = 0; j < 4; ++j) need(W[nb + j], H, kFloat32, pre + "LayerNorm parameters");
     const Lin l1 = get_lin(W, base + 20, I, H, has_beta, pre + "linear1");
     const Lin l2 = get_lin(W, base + 25, H, I, has_beta, pre + "linear2");
-    const bool last = li + 1 == layers;
-    const float* next_beta = last ? nullptr : qkv_input_beta(li + 1);
     const int64_t nblocks = (Mc + kRowBlock - 1) / kRowBlock;
     // balanced blocks of whole 4-row tiles (at most kRowBlock rows)
     const int64_t rb = nblocks <= 1 ? Mc : ((Mc + nblocks - 1) / nblocks + 3) / 4 * 4;
@@ -327,9 +335,8 @@ ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B,
       tm.lap(kGemmFfn1);
       bb_gemm(isa, nt, FB, IW, mb, l2.w, l2.n, IW, I, q2, POP, l2.alpha, l2.bias, AO, H);
       tm.lap(kGemmFfn2);
-      // X = LayerNorm(X1 + FFN), with the bits of the next layer's first projection
-      bb_add_layernorm(isa, nt, X1, H, AO, H, mb, H, W[nb + 2].as<float>(), W[nb + 3].as<float>(), enc_eps, Xr, H,
-                       last ? nullptr : XBr, HW, next_beta);
+      // X = LayerNorm(X1 + FFN), with the bits of the next layer's projections
+      layernorm_x(X1, AO, r0, mb, nb + 2, enc_eps, Xr, li + 1);
       tm.lap(kLayerNorm);
     }
   }

@@ -967,8 +967,18 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
 // ------------------------------------------------------------------------------------------
 // LayerNorm: out = (v - mean) / sqrt(var + eps) * gamma + beta, v = a + r (r optional)
 // ------------------------------------------------------------------------------------------
+// Up to kMaxSignOuts sets of sign bits of a LayerNorm's output rows: bits[o] [m, ldb] words of
+// sgn(y - qbeta[o]) (qbeta[o] may be null), e.g. one per input quantizer of BiT's Q, K, V projections.
+constexpr int kMaxSignOuts = 3;
+struct SignOuts {
+  int n = 0;
+  uint64_t* bits[kMaxSignOuts] = {nullptr, nullptr, nullptr};
+  const float* qbeta[kMaxSignOuts] = {nullptr, nullptr, nullptr};
+  int64_t ldb = 0;
+};
+
 void add_layernorm_scalar_row(const float* a, const float* r, int64_t h, const float* g, const float* b, float eps,
-                              float* out, float* tmp, uint64_t* bits, const float* qbeta) {
+                              float* out, float* tmp, const SignOuts& so, int64_t row) {
   double s = 0.0;
   for (int64_t i = 0; i < h; ++i) {
     tmp[i] = r ? a[i] + r[i] : a[i];
@@ -983,20 +993,20 @@ void add_layernorm_scalar_row(const float* a, const float* r, int64_t h, const f
   const float var = static_cast<float>(v / static_cast<double>(h));
   const float inv = 1.0f / std::sqrt(var + eps);
   for (int64_t i = 0; i < h; ++i) out[i] = (tmp[i] - mean) * inv * g[i] + b[i];
-  if (bits) {
-    const PackArgs pa{out, h, 1, h, qbeta, 0, 0, 1.f, 0.f, bits, words_for(h), nullptr};
+  for (int o = 0; o < so.n; ++o) {
+    const PackArgs pa{out, h, 1, h, so.qbeta[o], 0, 0, 1.f, 0.f, so.bits[o] + row * so.ldb, words_for(h), nullptr};
     pack_range_scalar(pa, 0, 1);
   }
 }
 
 // R rows at once (independent dependency chains interleaved; every row is computed with exactly the
 // operations, in the order, of the one-row formula: float v = a + r, mean and variance accumulated
-// in float64 over 2 x 8 lanes, y = fl(fl(fl(v - mean) * inv) * gamma) + beta). With `bits`, the sign
-// bits sgn(y - qbeta) of every row are formed from the registers of y (ties to +1).
+// in float64 over 2 x 8 lanes, y = fl(fl(fl(v - mean) * inv) * gamma) + beta). The sign bits of `so`
+// (rows `row`.. of its outputs) are formed from the registers of y (ties to +1).
 template <int R>
 BB_AVX512 void add_layernorm_rows_avx512(const float* a, int64_t lda, const float* r, int64_t ldr, int64_t h,
                                          const float* g, const float* b, float eps, float* out, int64_t ldo,
-                                         float* tmp, uint64_t* bits, int64_t ldb, const float* qbeta) {
+                                         float* tmp, const SignOuts& so, int64_t row) {
   const int64_t h16 = (h + 15) / 16 * 16;
   __m512d s0[R], s1[R];
   for (int t = 0; t < R; ++t) s0[t] = s1[t] = _mm512_setzero_pd();
@@ -1033,29 +1043,57 @@ BB_AVX512 void add_layernorm_rows_avx512(const float* a, int64_t lda, const floa
     const float var = static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(q0[t], q1[t])) / static_cast<double>(h));
     inv[t] = _mm512_set1_ps(1.0f / std::sqrt(var + eps));
   }
-  uint64_t word[R];
-  for (int t = 0; t < R; ++t) word[t] = 0;
+  uint64_t word[kMaxSignOuts][R];
+  for (int o = 0; o < kMaxSignOuts; ++o)
+    for (int t = 0; t < R; ++t) word[o][t] = 0;
   for (int64_t i = 0; i < h16; i += 16) {
     const int64_t n = std::min<int64_t>(16, h - i);
     const __mmask16 lm = n == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
     const __m512 gv = _mm512_maskz_loadu_ps(lm, g + i), bv = _mm512_maskz_loadu_ps(lm, b + i);
-    const __m512 qb = bits && qbeta ? _mm512_maskz_loadu_ps(lm, qbeta + i) : _mm512_setzero_ps();
+    __m512 qb[kMaxSignOuts];
+    for (int o = 0; o < so.n; ++o) qb[o] = so.qbeta[o] ? _mm512_maskz_loadu_ps(lm, so.qbeta[o] + i) : _mm512_setzero_ps();
     for (int t = 0; t < R; ++t) {
       const __m512 dlt = _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, tmp + t * h16 + i), vm[t]);
       const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(dlt, inv[t]), gv), bv);
       _mm512_mask_storeu_ps(out + t * ldo + i, lm, y);
-      if (bits) {
-        const __mmask16 mk = _mm512_cmp_ps_mask(_mm512_sub_ps(y, qb), _mm512_setzero_ps(), _CMP_GE_OQ) & lm;
-        word[t] |= static_cast<uint64_t>(mk) << (i % 64);
+      for (int o = 0; o < so.n; ++o) {
+        const __mmask16 mk = _mm512_cmp_ps_mask(_mm512_sub_ps(y, qb[o]), _mm512_setzero_ps(), _CMP_GE_OQ) & lm;
+        word[o][t] |= static_cast<uint64_t>(mk) << (i % 64);
       }
     }
-    if (bits && ((i + 16) % 64 == 0 || i + 16 >= h16)) {  // a word (or the row) is complete
-      for (int t = 0; t < R; ++t) {
-        bits[t * ldb + i / 64] = word[t];
-        word[t] = 0;
-      }
+    if ((i + 16) % 64 == 0 || i + 16 >= h16) {  // a word (or the row) is complete
+      for (int o = 0; o < so.n; ++o)
+        for (int t = 0; t < R; ++t) {
+          so.bits[o][(row + t) * so.ldb + i / 64] = word[o][t];
+          word[o][t] = 0;
+        }
     }
   }
+}
+
+// out = LayerNorm(a + r) ([m, h] rows), and the sign bits of `so`.
+void layernorm_rows(int isa, int nthreads, const float* a, int64_t lda, const float* r, int64_t ldr, int64_t m,
+                    int64_t h, const float* gamma, const float* beta, float eps, float* out, int64_t ldo,
+                    const SignOuts& so) {
+  constexpr int kRows = 4;  // rows per AVX-512 step
+  parallel_for(nthreads, (m + kRows - 1) / kRows, [&](int64_t g0, int64_t g1) {
+    thread_local std::vector<float> tmp;
+    tmp.resize(static_cast<size_t>(kRows * (h + 16)));
+    for (int64_t i = g0 * kRows; i < std::min(m, g1 * kRows);) {
+      const float* ai = a + i * lda;
+      const float* ri = r ? r + i * ldr : nullptr;
+      if (isa >= 2 && m - i >= kRows) {
+        add_layernorm_rows_avx512<kRows>(ai, lda, ri, ldr, h, gamma, beta, eps, out + i * ldo, ldo, tmp.data(), so, i);
+        i += kRows;
+      } else if (isa >= 2) {
+        add_layernorm_rows_avx512<1>(ai, lda, ri, ldr, h, gamma, beta, eps, out + i * ldo, ldo, tmp.data(), so, i);
+        ++i;
+      } else {
+        add_layernorm_scalar_row(ai, ri, h, gamma, beta, eps, out + i * ldo, tmp.data(), so, i);
+        ++i;
+      }
+    }
+  });
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1378,28 +1416,29 @@ void bb_attention_bits(int isa, int nthreads, int variant, const uint64_t* bits,
 void bb_add_layernorm(int isa, int nthreads, const float* a, int64_t lda, const float* r, int64_t ldr, int64_t m,
                       int64_t h, const float* gamma, const float* beta, float eps, float* out, int64_t ldo,
                       uint64_t* bits, int64_t ldb, const float* qbeta) {
-  constexpr int kRows = 4;  // rows per AVX-512 step
-  parallel_for(nthreads, (m + kRows - 1) / kRows, [&](int64_t g0, int64_t g1) {
-    thread_local std::vector<float> tmp;
-    tmp.resize(static_cast<size_t>(kRows * (h + 16)));
-    for (int64_t i = g0 * kRows; i < std::min(m, g1 * kRows);) {
-      const float* ai = a + i * lda;
-      const float* ri = r ? r + i * ldr : nullptr;
-      uint64_t* bi = bits ? bits + i * ldb : nullptr;
-      if (isa >= 2 && m - i >= kRows) {
-        add_layernorm_rows_avx512<kRows>(ai, lda, ri, ldr, h, gamma, beta, eps, out + i * ldo, ldo, tmp.data(), bi, ldb,
-                                         qbeta);
-        i += kRows;
-      } else if (isa >= 2) {
-        add_layernorm_rows_avx512<1>(ai, lda, ri, ldr, h, gamma, beta, eps, out + i * ldo, ldo, tmp.data(), bi, ldb,
-                                     qbeta);
-        ++i;
-      } else {
-        add_layernorm_scalar_row(ai, ri, h, gamma, beta, eps, out + i * ldo, tmp.data(), bi, qbeta);
-        ++i;
-      }
-    }
-  });
+  SignOuts so;
+  if (bits) {
+    so.n = 1;
+    so.bits[0] = bits;
+    so.qbeta[0] = qbeta;
+    so.ldb = ldb;
+  }
+  layernorm_rows(isa, nthreads, a, lda, r, ldr, m, h, gamma, beta, eps, out, ldo, so);
+}
+
+// bb_add_layernorm with `nbits` (0..3) sets of sign bits: bits[o] [m, ldb] words of sgn(out - qbeta[o])
+// (qbeta null or qbeta[o] null: no beta), all formed while the row is in registers.
+void bb_add_layernorm_bits(int isa, int nthreads, const float* a, int64_t lda, const float* r, int64_t ldr, int64_t m,
+                           int64_t h, const float* gamma, const float* beta, float eps, float* out, int64_t ldo,
+                           int nbits, uint64_t* const* bits, int64_t ldb, const float* const* qbeta) {
+  SignOuts so;
+  so.n = std::max(0, std::min(nbits, kMaxSignOuts));
+  for (int o = 0; o < so.n; ++o) {
+    so.bits[o] = bits[o];
+    so.qbeta[o] = qbeta ? qbeta[o] : nullptr;
+  }
+  so.ldb = ldb;
+  layernorm_rows(isa, nthreads, a, lda, r, ldr, m, h, gamma, beta, eps, out, ldo, so);
 }
 
 // Word embedding (packed rows, +-alpha) + position + token type, in Paddle's order of addition:
