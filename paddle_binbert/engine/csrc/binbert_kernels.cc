@@ -867,28 +867,41 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
 
   const int32_t* lim = a.variant == 0 ? a.lim + bb * lp : nullptr;
   uint64_t* arow = w.arow.data();
+  // bit output without a beta (d % 8 == 0, d <= 512): the bytes of a query's head gathered locally
+  // (stores through a uint8_t pointer into the output would alias everything the loops read)
+  const bool sign_bytes = a.out_bits && !a.obeta && a.cpv > 0.f && d <= 512;
+  alignas(64) uint8_t ob[4 * 64];
   double* sig = a.sig ? a.sig + (bb * a.heads + hh) * L : nullptr;
   for (int64_t i0 = 0; i0 < L; i0 += 4) {
     const int64_t nq = std::min<int64_t>(4, L - i0);
     std::fill(arow, arow + 4 * lw, 0);
     if (a.variant == 0) {
-      // bool attention, 4 queries x 8 keys per step: A = 1[popcount(q XOR k) <= lim_key]
-      for (int64_t j = 0; j < lp; j += 8) {
-        __m512i pc0 = _mm512_setzero_si512(), pc1 = pc0, pc2 = pc0, pc3 = pc0;
-        for (int64_t ww = 0; ww < dw; ++ww) {
-          const __m512i kv = _mm512_loadu_si512(&w.kt[ww * lp + j]);
-          const uint64_t* qr = &w.qh[i0 * dw + ww];
-          pc0 = _mm512_add_epi64(pc0, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[0]))));
-          pc1 = _mm512_add_epi64(pc1, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[dw]))));
-          pc2 = _mm512_add_epi64(pc2, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[2 * dw]))));
-          pc3 = _mm512_add_epi64(pc3, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[3 * dw]))));
+      // bool attention, 4 queries x 8 keys per step: A = 1[popcount(q XOR k) <= lim_key]; the bits of
+      // a word of 64 keys are gathered in registers
+      for (int64_t jw = 0; jw < lw; ++jw) {
+        uint64_t m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+        const int64_t jend = std::min<int64_t>(lp, jw * 64 + 64);
+        for (int64_t j = jw * 64; j < jend; j += 8) {
+          __m512i pc0 = _mm512_setzero_si512(), pc1 = pc0, pc2 = pc0, pc3 = pc0;
+          for (int64_t ww = 0; ww < dw; ++ww) {
+            const __m512i kv = _mm512_loadu_si512(&w.kt[ww * lp + j]);
+            const uint64_t* qr = &w.qh[i0 * dw + ww];
+            pc0 = _mm512_add_epi64(pc0, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[0]))));
+            pc1 = _mm512_add_epi64(pc1, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[dw]))));
+            pc2 = _mm512_add_epi64(pc2, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[2 * dw]))));
+            pc3 = _mm512_add_epi64(pc3, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[3 * dw]))));
+          }
+          const __m512i lv = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lim + j)));
+          const int sh = static_cast<int>(j % 64);
+          m0 |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc0, lv)) << sh;
+          m1 |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc1, lv)) << sh;
+          m2 |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc2, lv)) << sh;
+          m3 |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc3, lv)) << sh;
         }
-        const __m512i lv = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lim + j)));
-        const int sh = static_cast<int>(j % 64);
-        arow[0 * lw + j / 64] |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc0, lv)) << sh;
-        arow[1 * lw + j / 64] |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc1, lv)) << sh;
-        arow[2 * lw + j / 64] |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc2, lv)) << sh;
-        arow[3 * lw + j / 64] |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc3, lv)) << sh;
+        arow[0 * lw + jw] = m0;
+        arow[1 * lw + jw] = m1;
+        arow[2 * lw + jw] = m2;
+        arow[3 * lw + jw] = m3;
       }
       if (sig) {
         for (int64_t t = 0; t < nq; ++t) {
@@ -947,20 +960,37 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
           for (int64_t j = 0; j < L; ++j) sig[j] += static_cast<double>(srow[j]);
       }
     }
-    // context of the (up to) 4 queries: dot_c = 2 popcount(A AND V+_c) - popcount(A), 8 channels per step
-    for (int64_t t = 0; t < nq; ++t) {
+    // context of the (up to) 4 queries: dot_c = 2 popcount(A AND V+_c) - popcount(A), 8 channels x
+    // 4 queries per step (rows of arow past nq are 0 and not stored)
+    __m512i vpa[4];
+    for (int t = 0; t < 4; ++t) {
       int64_t pa = 0;
       for (int64_t ww = 0; ww < lw; ++ww) pa += _mm_popcnt_u64(arow[t * lw + ww]);
-      const __m512i vpa = _mm512_set1_epi64(pa);
-      for (int64_t c0 = 0; c0 < dp; c0 += 8) {
-        __m512i pc = _mm512_setzero_si512();
-        for (int64_t ww = 0; ww < lw; ++ww) {
-          const __m512i ab = _mm512_set1_epi64(static_cast<long long>(arow[t * lw + ww]));
-          pc = _mm512_add_epi64(pc, _mm512_popcnt_epi64(_mm512_and_si512(ab, _mm512_loadu_si512(&w.vt[ww * dp + c0]))));
-        }
-        store_ctx8_avx512(a, bb * L + i0 + t, hh, d, c0, _mm512_sub_epi64(_mm512_slli_epi64(pc, 1), vpa));
+      vpa[t] = _mm512_set1_epi64(pa);
+    }
+    for (int64_t c0 = 0; c0 < dp; c0 += 8) {
+      __m512i pc0 = _mm512_setzero_si512(), pc1 = pc0, pc2 = pc0, pc3 = pc0;
+      for (int64_t ww = 0; ww < lw; ++ww) {
+        const __m512i vv = _mm512_loadu_si512(&w.vt[ww * dp + c0]);
+        const uint64_t* ar = arow + ww;
+        pc0 = _mm512_add_epi64(pc0, _mm512_popcnt_epi64(_mm512_and_si512(_mm512_set1_epi64(ar[0]), vv)));
+        pc1 = _mm512_add_epi64(pc1, _mm512_popcnt_epi64(_mm512_and_si512(_mm512_set1_epi64(ar[lw]), vv)));
+        pc2 = _mm512_add_epi64(pc2, _mm512_popcnt_epi64(_mm512_and_si512(_mm512_set1_epi64(ar[2 * lw]), vv)));
+        pc3 = _mm512_add_epi64(pc3, _mm512_popcnt_epi64(_mm512_and_si512(_mm512_set1_epi64(ar[3 * lw]), vv)));
+      }
+      const __m512i pcs[4] = {pc0, pc1, pc2, pc3};
+      for (int64_t t = 0; t < nq; ++t) {
+        const __m512i dot = _mm512_sub_epi64(_mm512_slli_epi64(pcs[t], 1), vpa[t]);
+        if (sign_bytes)  // sgn(dot * cpv) = sgn(dot): integer compare, into the local bytes
+          ob[t * 64 + c0 / 8] = static_cast<uint8_t>(_mm512_cmpge_epi64_mask(dot, _mm512_setzero_si512()));
+        else
+          store_ctx8_avx512(a, bb * L + i0 + t, hh, d, c0, dot);
       }
     }
+    if (sign_bytes)  // the head's d / 8 bytes of each query row at once
+      for (int64_t t = 0; t < nq; ++t)
+        std::memcpy(reinterpret_cast<uint8_t*>(a.out_bits + (bb * L + i0 + t) * a.ldo) + hh * d / 8, ob + t * 64,
+                    static_cast<size_t>(d / 8));
   }
 }
 
