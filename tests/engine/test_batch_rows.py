@@ -3,10 +3,11 @@
 The forward pass sends the B * L rows of a batch through each weight matrix together: the QKV GEMM
 writes the sign bits of Q, K, V for every row (the attention gathers each head's bits from them) and
 the row-local part of a layer (out-projection, residual + LayerNorm, FFN) runs in blocks of at most
-128 rows. None of this may couple the sequences: every row of a padded batch must give exactly the
+128 rows; a batch of more than 512 rows runs as groups of whole sequences of about 512 rows each
+(binbert_forward.cc: kRowBlock, kGroupRows). None of this may couple the sequences: every row of a padded batch must give exactly the
 logits (and, for QA, the start / end logits at every real position) of its sequence run alone
 without padding. Sizes: head size 12 (Q, K, V bits not byte-aligned, float context), 16 and 64;
-batches of more than 128 rows (several row blocks, the last one partial); one and two threads.
+batches of several row blocks and sequence groups (the last ones partial); one and two threads.
 """
 
 import numpy as np
@@ -50,7 +51,9 @@ def test_padded_batch_equals_sequences_alone(ops, tmp_path, preset, cls, size):
     packed = pack_model(student, tmp_path / "packed")
     qa = cls is BertForQuestionAnswering
     seq_len = 37
-    lengths = [37, 1, 20, 36, 9, 37, 2, 30, 17, 25]  # 370 rows: three row blocks of 124 + a partial one
+    # 30 sequences, 1110 rows: groups of 13 sequences (481 rows: four row blocks of 124, the last one
+    # partial) and a last group of 4 sequences
+    lengths = [37, 1, 20, 36, 9, 37, 2, 30, 17, 25] * 3
     ids, types, mask = _batch(lengths, seq_len, student.config.vocab_size, seed=hidden + heads)
     for threads in (1, 2):
         eng = engine.load(packed, num_threads=threads, backend="native")
@@ -63,3 +66,20 @@ def test_padded_batch_equals_sequences_alone(ops, tmp_path, preset, cls, size):
             first = batch
         else:
             np.testing.assert_array_equal(batch, first, err_msg="2 threads != 1 thread")
+
+
+@pytest.mark.parametrize("preset", ["bibert", "bit"])
+@pytest.mark.parametrize("cls", [BertForSequenceClassification, BertForQuestionAnswering])
+def test_length_configuration_batch_equals_its_parts(ops, tmp_path, preset, cls):
+    """Drop-and-Restore inside the kernels on a batch of several sequence groups == the same batch
+    run in two parts (token selection is per sequence)."""
+    student = make_student(preset, cls, config=tiny_config(hidden=64, heads=4, inter=96))
+    eng = engine.load(pack_model(student, tmp_path / "packed"), num_threads=2, backend="native")
+    qa = cls is BertForQuestionAnswering
+    lengths = [40, 3, 25, 40, 12, 33] * 4  # 24 sequences of 40 positions: groups of 12
+    ids, types, mask = _batch(lengths, 40, student.config.vocab_size, seed=7)
+    config = (30, 17)
+    whole = _rows(eng(ids, types, mask, length_config=config), qa)
+    for part in (slice(0, 7), slice(7, 24)):
+        got = _rows(eng(ids[part], types[part], mask[part], length_config=config), qa)
+        np.testing.assert_array_equal(whole[part], got, err_msg=f"sequences {part}")
