@@ -417,7 +417,6 @@ def _export_fp(model, work: Path, spec: Dict[str, Any], notes: Dict[str, str]) -
             notes["ort-int8"] = f"quantization failed: {type(err).__name__}: {err}"
 
 
-
 def _pack_students(config, state, work: Path, vocab: int, spec: Dict[str, Any], notes: Dict[str, str]) -> None:
     """Students of every engine preset from the FP32 weights ``state`` (random biases as training
     would leave them; BiT alphas initialised on a batch), packed (paths into ``spec``)."""
