@@ -6,8 +6,9 @@ the row-local part of a layer (out-projection, residual + LayerNorm, FFN) runs i
 128 rows; a batch of more than 512 rows runs as groups of whole sequences of about 512 rows each
 (binbert_forward.cc: kRowBlock, kGroupRows). None of this may couple the sequences: every row of
 a padded batch must give exactly the logits (and, for QA, the start / end logits at every real
-position) of its sequence run alone without padding. Sizes: head size 12 (Q, K, V bits not byte-aligned, float context), 16 and 64;
-batches of several row blocks and sequence groups (the last ones partial); one and two threads.
+position) of its sequence run alone without padding. Sizes: head size 12 (Q, K, V bits not
+byte-aligned, float context), 16 and 64; batches of several row blocks and sequence groups (the
+last ones partial); one and two threads.
 """
 
 import numpy as np
