@@ -339,6 +339,10 @@ struct GemmArgs {
   const float* qbeta = nullptr;
   int act = 0, quant = 0;
   float qalpha = 1.f, thr = 0.f;
+  // task order: false = panel-major (a chunk of tasks reuses a weight panel from L1), true =
+  // row-major (a chunk covers whole rows: bit outputs, 8 channels per byte, would otherwise have
+  // threads on different panels writing bytes of the same cache lines)
+  bool row_major = false;
 };
 
 inline float finish(const GemmArgs& a, int64_t row, int64_t col, int64_t pc) {
@@ -514,9 +518,10 @@ BB_AVX512 inline void tile_avx512(const GemmArgs& a, int64_t p, int64_t r0) {
 
 template <int MODE, int EPI>
 BB_AVX512 void gemm_avx512_tasks(const GemmArgs& a, int64_t t0, int64_t t1) {
-  const int64_t mtiles = (a.m + 3) / 4;
+  const int64_t mtiles = (a.m + 3) / 4, panels = (a.n + kPanel - 1) / kPanel;
   for (int64_t task = t0; task < t1; ++task) {
-    const int64_t p = task / mtiles, r0 = (task % mtiles) * 4;
+    const int64_t p = a.row_major ? task % panels : task / mtiles;
+    const int64_t r0 = (a.row_major ? task / panels : task % mtiles) * 4;
     switch (std::min<int64_t>(4, a.m - r0)) {
       case 4: tile_avx512<4, MODE, EPI>(a, p, r0); break;
       case 3: tile_avx512<3, MODE, EPI>(a, p, r0); break;
@@ -570,7 +575,17 @@ struct AttnArgs {
   // GEMM's epilogue ([B*L, ldb] words; channel c of Q at bit qbit + c of its row, likewise K, V)
   const uint64_t* bits = nullptr;
   int64_t ldb = 0, qbit = 0, kbit = 0, vbit = 0;
+  // with several threads: out_bits go first to this head-major scratch ([heads][B*L][d/8] bytes), so
+  // that threads working on different heads of the same rows never write to one cache line
+  uint8_t* head_bytes = nullptr;
 };
+
+// Where the output byte of channels [c0, c0 + 8) of head hh, query row `row`, goes.
+inline uint8_t* out_byte(const AttnArgs& a, int64_t row, int64_t hh, int64_t c0) {
+  const int64_t d = a.h / a.heads;
+  if (a.head_bytes) return a.head_bytes + (hh * a.b * a.l + row) * (d / 8) + c0 / 8;
+  return reinterpret_cast<uint8_t*>(a.out_bits + row * a.ldo) + (hh * d + c0) / 8;
+}
 
 // A key is real (not padding) when its additive mask is above -1 (PaddleNLP pads with -1e4); a query
 // row is real when its own key mask lets it be attended. The model's rule (attention.py).
@@ -681,7 +696,7 @@ inline void store_ctx8_scalar(const AttnArgs& a, int64_t row, int64_t hh, int64_
       const float bo = a.obeta ? a.obeta[hh * d + c0 + c] : 0.f;
       if (v - bo >= 0.f) byte |= static_cast<uint8_t>(1u << c);
     }
-    reinterpret_cast<uint8_t*>(a.out_bits + row * a.ldo)[(hh * d + c0) / 8] = byte;
+    *out_byte(a, row, hh, c0) = byte;
   } else {
     for (int64_t c = 0; c < cend; ++c) a.ctx[row * a.ldc + hh * d + c0 + c] = static_cast<float>(dots[c]) * a.cpv;
   }
@@ -801,14 +816,14 @@ BB_AVX512 inline void store_ctx8_avx512(const AttnArgs& a, int64_t row, int64_t 
   const __mmask8 lm = static_cast<__mmask8>((1u << n) - 1u);
   if (a.out_bits && !a.obeta && a.cpv > 0.f) {  // sgn(dot * cpv) = sgn(dot): integer compare
     const __mmask8 bits = _mm512_cmpge_epi64_mask(dot, _mm512_setzero_si512()) & lm;
-    reinterpret_cast<uint8_t*>(a.out_bits + row * a.ldo)[(hh * d + c0) / 8] = static_cast<uint8_t>(bits);
+    *out_byte(a, row, hh, c0) = static_cast<uint8_t>(bits);
     return;
   }
   const __m256 v = _mm256_mul_ps(_mm512_cvtepi64_ps(dot), _mm256_set1_ps(a.cpv));
   if (a.out_bits) {
     const __m256 bo = a.obeta ? _mm256_maskz_loadu_ps(lm, a.obeta + hh * d + c0) : _mm256_setzero_ps();
     const __mmask8 bits = _mm256_cmp_ps_mask(_mm256_sub_ps(v, bo), _mm256_setzero_ps(), _CMP_GE_OQ) & lm;
-    reinterpret_cast<uint8_t*>(a.out_bits + row * a.ldo)[(hh * d + c0) / 8] = static_cast<uint8_t>(bits);
+    *out_byte(a, row, hh, c0) = static_cast<uint8_t>(bits);
   } else {
     _mm256_mask_storeu_ps(a.ctx + row * a.ldc + hh * d + c0, lm, v);
   }
@@ -989,7 +1004,7 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
     }
     if (sign_bytes)  // the head's d / 8 bytes of each query row at once
       for (int64_t t = 0; t < nq; ++t)
-        std::memcpy(reinterpret_cast<uint8_t*>(a.out_bits + (bb * L + i0 + t) * a.ldo) + hh * d / 8, ob + t * 64,
+        std::memcpy(out_byte(a, bb * L + i0 + t, hh, 0), ob + t * 64,
                     static_cast<size_t>(d / 8));
   }
 }
@@ -1308,7 +1323,12 @@ void run_attention(int isa, int nthreads, AttnArgs a) {
   }
   a.lim = a.variant == 0 ? lim.data() : nullptr;
   if (a.variant == 2) a.sig = nullptr;
-  const int64_t heads = a.heads;
+  const int64_t heads = a.heads, rows = b * l, db = d / 8;
+  thread_local std::vector<uint8_t> scratch;
+  if (a.out_bits && nthreads > 1 && b * heads > 1) {
+    scratch.resize(static_cast<size_t>(heads * rows * db));
+    a.head_bytes = scratch.data();
+  }
   parallel_for(nthreads, b * heads, [&](int64_t t0, int64_t t1) {
     thread_local HeadWork w;
     for (int64_t t = t0; t < t1; ++t) {
@@ -1318,6 +1338,11 @@ void run_attention(int isa, int nthreads, AttnArgs a) {
         attention_head_scalar(a, t / heads, t % heads, w);
     }
   });
+  if (a.head_bytes)  // head-major scratch -> rows
+    for (int64_t r = 0; r < rows; ++r) {
+      uint8_t* dst = reinterpret_cast<uint8_t*>(a.out_bits + r * a.ldo);
+      for (int64_t hh = 0; hh < heads; ++hh) std::memcpy(dst + hh * db, a.head_bytes + (hh * rows + r) * db, db);
+    }
 }
 
 }  // namespace
@@ -1402,6 +1427,7 @@ void bb_gemm_q(int isa, int nthreads, const uint64_t* x, int64_t ldx, int64_t m,
   a.quant = quant;
   a.qalpha = qalpha;
   a.thr = thr;
+  a.row_major = nthreads > 1;
   const int64_t tasks = ((n + kPanel - 1) / kPanel) * ((m + 3) / 4);
   if (mode == 0)
     parallel_for(nthreads, tasks, [&](int64_t t0, int64_t t1) { gemm_avx512_range<0>(a, t0, t1); });
