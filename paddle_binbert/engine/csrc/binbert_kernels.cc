@@ -581,7 +581,7 @@ struct AttnArgs {
 };
 
 // Where the output byte of channels [c0, c0 + 8) of head hh, query row `row`, goes.
-inline uint8_t* out_byte(const AttnArgs& a, int64_t row, int64_t hh, int64_t c0) {
+__attribute__((always_inline)) inline uint8_t* out_byte(const AttnArgs& a, int64_t row, int64_t hh, int64_t c0) {
   const int64_t d = a.h / a.heads;
   if (a.head_bytes) return a.head_bytes + (hh * a.b * a.l + row) * (d / 8) + c0 / 8;
   return reinterpret_cast<uint8_t*>(a.out_bits + row * a.ldo) + (hh * d + c0) / 8;
@@ -873,6 +873,16 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
       for (int64_t ww = 0; ww < lw; ++ww) pc += _mm_popcnt_u64(w.vt[ww * dp + c] & w.kreal[ww]);
       col[c] = 2 * pc - nreal;
     }
+    if (a.out_bits && !a.obeta && a.cpv > 0.f && d <= 64) {  // the same d / 8 bytes in every query row
+      uint64_t sw = 0;
+      for (int64_t c0 = 0; c0 < d; c0 += 8)
+        sw |= static_cast<uint64_t>(_mm512_cmpge_epi64_mask(_mm512_loadu_si512(col.data() + c0), _mm512_setzero_si512()))
+              << c0;
+      const __mmask16 bm = static_cast<__mmask16>((1u << (d / 8)) - 1u);
+      const __m128i v = _mm_cvtsi64_si128(static_cast<long long>(sw));
+      for (int64_t i = 0; i < L; ++i) _mm_mask_storeu_epi8(out_byte(a, bb * L + i, hh, 0), bm, v);
+      return;
+    }
     for (int64_t i = 0; i < L; ++i)
       for (int64_t c0 = 0; c0 < d; c0 += 8)
         store_ctx8_avx512(a, bb * L + i, hh, d, c0,
@@ -882,10 +892,9 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
 
   const int32_t* lim = a.variant == 0 ? a.lim + bb * lp : nullptr;
   uint64_t* arow = w.arow.data();
-  // bit output without a beta (d % 8 == 0, d <= 512): the bytes of a query's head gathered locally
-  // (stores through a uint8_t pointer into the output would alias everything the loops read)
-  const bool sign_bytes = a.out_bits && !a.obeta && a.cpv > 0.f && d <= 512;
-  alignas(64) uint8_t ob[4 * 64];
+  // bit output without a beta and d <= 64 (d % 8 == 0): a query's d / 8 output bytes are gathered in
+  // a register and stored at once (byte stores into the output would alias everything the loops read)
+  const bool sign_word = a.out_bits && !a.obeta && a.cpv > 0.f && d <= 64;
   double* sig = a.sig ? a.sig + (bb * a.heads + hh) * L : nullptr;
   for (int64_t i0 = 0; i0 < L; i0 += 4) {
     const int64_t nq = std::min<int64_t>(4, L - i0);
@@ -977,12 +986,13 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
     }
     // context of the (up to) 4 queries: dot_c = 2 popcount(A AND V+_c) - popcount(A), 8 channels x
     // 4 queries per step (rows of arow past nq are 0 and not stored)
-    __m512i vpa[4];
-    for (int t = 0; t < 4; ++t) {
-      int64_t pa = 0;
-      for (int64_t ww = 0; ww < lw; ++ww) pa += _mm_popcnt_u64(arow[t * lw + ww]);
-      vpa[t] = _mm512_set1_epi64(pa);
-    }
+    int64_t pa[4] = {0, 0, 0, 0};
+    for (int t = 0; t < 4; ++t)
+      for (int64_t ww = 0; ww < lw; ++ww) pa[t] += _mm_popcnt_u64(arow[t * lw + ww]);
+    const __m512i vpa0 = _mm512_set1_epi64(pa[0]), vpa1 = _mm512_set1_epi64(pa[1]);
+    const __m512i vpa2 = _mm512_set1_epi64(pa[2]), vpa3 = _mm512_set1_epi64(pa[3]);
+    const __m512i z = _mm512_setzero_si512();
+    uint64_t sw0 = 0, sw1 = 0, sw2 = 0, sw3 = 0;  // sign_word: the bits of the 4 queries
     for (int64_t c0 = 0; c0 < dp; c0 += 8) {
       __m512i pc0 = _mm512_setzero_si512(), pc1 = pc0, pc2 = pc0, pc3 = pc0;
       for (int64_t ww = 0; ww < lw; ++ww) {
@@ -993,19 +1003,26 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
         pc2 = _mm512_add_epi64(pc2, _mm512_popcnt_epi64(_mm512_and_si512(_mm512_set1_epi64(ar[2 * lw]), vv)));
         pc3 = _mm512_add_epi64(pc3, _mm512_popcnt_epi64(_mm512_and_si512(_mm512_set1_epi64(ar[3 * lw]), vv)));
       }
-      const __m512i pcs[4] = {pc0, pc1, pc2, pc3};
-      for (int64_t t = 0; t < nq; ++t) {
-        const __m512i dot = _mm512_sub_epi64(_mm512_slli_epi64(pcs[t], 1), vpa[t]);
-        if (sign_bytes)  // sgn(dot * cpv) = sgn(dot): integer compare, into the local bytes
-          ob[t * 64 + c0 / 8] = static_cast<uint8_t>(_mm512_cmpge_epi64_mask(dot, _mm512_setzero_si512()));
-        else
-          store_ctx8_avx512(a, bb * L + i0 + t, hh, d, c0, dot);
+      const __m512i dot0 = _mm512_sub_epi64(_mm512_slli_epi64(pc0, 1), vpa0);
+      const __m512i dot1 = _mm512_sub_epi64(_mm512_slli_epi64(pc1, 1), vpa1);
+      const __m512i dot2 = _mm512_sub_epi64(_mm512_slli_epi64(pc2, 1), vpa2);
+      const __m512i dot3 = _mm512_sub_epi64(_mm512_slli_epi64(pc3, 1), vpa3);
+      if (sign_word) {  // sgn(dot * cpv) = sgn(dot): integer compare
+        sw0 |= static_cast<uint64_t>(_mm512_cmpge_epi64_mask(dot0, z)) << c0;
+        sw1 |= static_cast<uint64_t>(_mm512_cmpge_epi64_mask(dot1, z)) << c0;
+        sw2 |= static_cast<uint64_t>(_mm512_cmpge_epi64_mask(dot2, z)) << c0;
+        sw3 |= static_cast<uint64_t>(_mm512_cmpge_epi64_mask(dot3, z)) << c0;
+        continue;
       }
+      const __m512i dots[4] = {dot0, dot1, dot2, dot3};
+      for (int64_t t = 0; t < nq; ++t) store_ctx8_avx512(a, bb * L + i0 + t, hh, d, c0, dots[t]);
     }
-    if (sign_bytes)  // the head's d / 8 bytes of each query row at once
+    if (sign_word) {  // the head's d / 8 bytes of each query row at once
+      const __mmask16 bm = static_cast<__mmask16>((1u << (d / 8)) - 1u);
+      const uint64_t sws[4] = {sw0, sw1, sw2, sw3};
       for (int64_t t = 0; t < nq; ++t)
-        std::memcpy(out_byte(a, bb * L + i0 + t, hh, 0), ob + t * 64,
-                    static_cast<size_t>(d / 8));
+        _mm_mask_storeu_epi8(out_byte(a, bb * L + i0 + t, hh, 0), bm, _mm_cvtsi64_si128(static_cast<long long>(sws[t])));
+    }
   }
 }
 
