@@ -29,7 +29,7 @@ _EXPORTS = {
     "quantize_model": "models",
     "load_model": "checkpoints",
     "load_checkpoint": "checkpoints",
-    "Taskflow": "taskflow",
+    "Taskflow": "inference.taskflow.taskflow",
 }
 
 __all__ = [

@@ -43,9 +43,9 @@ def _pack(argv: List[str]) -> int:
 
 
 def _predict(argv: List[str]) -> int:
-    from .taskflow import main
+    from .inference.cli import predict_main
 
-    return main(argv)
+    return predict_main(argv)
 
 
 def _serve(argv: List[str]) -> int:
@@ -67,9 +67,9 @@ def _export(argv: List[str]) -> int:
 
 
 def _eval(argv: List[str]) -> int:
-    from .evaluate import main
+    from .inference.cli import eval_main
 
-    return main(argv)
+    return eval_main(argv)
 
 
 def _search_length(argv: List[str]) -> int:

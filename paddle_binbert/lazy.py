@@ -3,7 +3,7 @@
 ``paddle_binbert`` and ``paddle_binbert.engine`` use it so that importing them (and the Paddle-free
 :mod:`paddle_binbert.runtime`) does not import Paddle or PaddleNLP::
 
-    __getattr__, __dir__ = lazy_attributes(__name__, {"Taskflow": "taskflow"})
+    __getattr__, __dir__ = lazy_attributes(__name__, {"Taskflow": "inference.taskflow.taskflow"})
 
 Standard library only.
 """

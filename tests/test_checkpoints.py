@@ -230,7 +230,7 @@ def test_hf_sequence_classification_folder(tmp_path):
         load_checkpoint(folder, task="question_answering")
 
     # the same folder serves Taskflow once it holds the tokenizer's vocab.txt
-    from paddle_binbert.taskflow import Taskflow
+    from paddle_binbert import Taskflow
 
     (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"]))
     (result,) = Taskflow("text_classification", task_path=str(folder), top_k=3)("good")

@@ -1,5 +1,5 @@
 """Static-graph export: tiny FP classifier, BiBERT-binarized student and QA model run by Paddle Inference
-match the dygraph models in eval mode; the quantizer patch is undone; atomic writes and errors."""
+match the dygraph models in eval mode; nothing is patched while exporting; atomic writes and errors."""
 
 from __future__ import annotations
 
@@ -19,13 +19,15 @@ from paddle_binbert.export.static import (
     MODEL_FILE,
     PARAMS_FILE,
     StaticPredictor,
+    check_initialized_quantizers,
     export_static,
     folded_weight_quantizers,
-    forward_only_quantizers,
     main,
     run_static,
+    save_inference_model,
 )
 from paddle_binbert.quant import functional as QF
+from paddle_binbert.quant.calibration import calibrate
 from tests.tiny import tiny_bert_config
 
 VOCAB = Path(__file__).resolve().parent / "fixtures" / "vocab.txt"
@@ -53,7 +55,14 @@ def checkpoints(tmp_path_factory) -> Dict[str, Path]:
     student.set_state_dict(fp.state_dict())
     quantize_model(student, "bibert")
     qa = BertForQuestionAnswering(_config())
-    return {"fp": _save(fp, root / "fp"), "bibert": _save(student, root / "bibert"), "qa": _save(qa, root / "qa")}
+    bit = BertForSequenceClassification(_config())
+    bit.set_state_dict(fp.state_dict())
+    quantize_model(bit, "bit")  # elastic activation scales, set by an explicit calibration
+    calibrate(
+        bit, [dict(zip(("input_ids", "token_type_ids", "attention_mask"), _padded_inputs(seed=s))) for s in (1, 2)]
+    )
+    saved = {"fp": fp, "bibert": student, "bit": bit, "qa": qa}
+    return {name: _save(model, root / name) for name, model in saved.items()}
 
 
 def _padded_inputs(seed: int, batch: int = 5, length: int = 19) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,7 +92,12 @@ def _dygraph(folder: Path, task: str, ids, types, mask):
 
 @pytest.mark.parametrize(
     "name,task",
-    [("fp", "sequence_classification"), ("bibert", "sequence_classification"), ("qa", "question_answering")],
+    [
+        ("fp", "sequence_classification"),
+        ("bibert", "sequence_classification"),
+        ("bit", "sequence_classification"),
+        ("qa", "question_answering"),
+    ],
 )
 def test_static_export_matches_dygraph(checkpoints, tmp_path, name, task):
     out = tmp_path / f"{name}_static"
@@ -94,7 +108,7 @@ def test_static_export_matches_dygraph(checkpoints, tmp_path, name, task):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary folder left behind"
     info = json.loads((out / EXPORT_INFO_NAME).read_text())
     assert info["task"] == task and info["max_seq_length"] == MAX_POSITIONS
-    assert info["quant_preset"] == ("bibert" if name == "bibert" else None)
+    assert info["quant_preset"] == (name if name in ("bibert", "bit") else None)
 
     ids, types, mask = _padded_inputs(seed=len(name))
     want = _dygraph(checkpoints[name], task, ids, types, mask)
@@ -137,12 +151,20 @@ def test_predictor_defaults_and_limits(checkpoints, tmp_path):
         export_static(checkpoints["fp"], tmp_path / "too_long", max_seq_length=MAX_POSITIONS + 1)
 
 
-def test_quantizer_patch_is_undone_and_student_still_trains(checkpoints):
+def test_export_patches_nothing_and_student_still_trains(checkpoints, tmp_path, monkeypatch):
     student = load_checkpoint(str(checkpoints["bibert"]))
-    originals = {name: getattr(QF, name) for name in ("_SignSTE", "_BoolSTE", "_BiBertWeight")}
-    with forward_only_quantizers(student):
-        assert all(type(getattr(QF, name)).__name__ == "_ForwardOnly" for name in originals)
-    assert all(getattr(QF, name) is cls for name, cls in originals.items())
+    module_state = dict(vars(QF))
+    seen = []
+
+    def save(static, prefix):  # look at the quantizer module while the program is traced and saved
+        seen.append({k: v for k, v in vars(QF).items() if module_state.get(k) is not v})
+        real_save(static, prefix)
+
+    real_save = paddle.jit.save
+    monkeypatch.setattr(paddle.jit, "save", save)
+    save_inference_model(student, tmp_path / "inference")
+    assert seen == [{}]  # no quantizer function or PyLayer replaced, process-wide or otherwise
+    monkeypatch.undo()
     linear = student.bert.encoder.layers[0].linear1
     weight, quantizer, latent = linear.weight, linear.weight_quantizer, linear.weight.numpy()
     with folded_weight_quantizers(student) as n_folded:
@@ -165,8 +187,7 @@ def test_uninitialised_activation_quantizer_is_refused():
     paddle.seed(0)
     student = quantize_model(BertForSequenceClassification(_config()), "bit")  # elastic scales never set
     with pytest.raises(ValueError, match="never initialised"):
-        with forward_only_quantizers(student):
-            pass
+        check_initialized_quantizers(student)
 
 
 def test_overwrite_and_packed_folder(checkpoints, tmp_path):

@@ -156,7 +156,7 @@ def test_every_flag_has_help() -> None:
 
 
 def test_make_training_args() -> None:
-    from paddle_binbert.trainer import make_training_args
+    from paddle_binbert.train.run_setup import make_training_args
 
     args = make_training_args("/tmp/x", 8, 1e-4, 2, eval_steps=100, metric_for_best_model="mcc")
     assert args.evaluation_strategy.value == "steps" and args.eval_steps == 100 and args.save_steps == 100
@@ -176,7 +176,8 @@ def test_trainer_no_decay_rule_and_sampler(tiny_bert: Path) -> None:
 
     from paddle_binbert.data.glue import glue_collator, load_glue_features
     from paddle_binbert.data.sampler import LengthGroupedBatchSampler
-    from paddle_binbert.trainer import BinBertTrainer, make_training_args
+    from paddle_binbert.train.run_setup import make_training_args
+    from paddle_binbert.train.trainer import BinBertTrainer
 
     class WithQuantizer(paddle.nn.Layer):
         def __init__(self) -> None:

@@ -83,7 +83,7 @@ def load_checkpoint(
     if fmt == "packed":
         raise ValueError(
             f"{path} holds a packed 1-bit model ({PACKED_KEY} in config.json): load it with "
-            "paddle_binbert.engine.load, or use paddle_binbert.taskflow.Taskflow"
+            "paddle_binbert.engine.load, or use paddle_binbert.Taskflow"
         )
     if fmt == "state_dict":
         cfg = resolve_config(config, default_dir=os.path.dirname(os.path.abspath(path)))

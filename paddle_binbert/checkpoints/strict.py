@@ -8,6 +8,7 @@ from typing import Iterable, List, Sequence, Tuple
 
 import paddle.nn as nn
 
+from ..quant.calibration import sync_initialized
 from .files import CheckpointError
 
 __all__ = ["format_mismatch", "from_pretrained_mismatch", "layer_hint", "load_state_strict"]
@@ -66,7 +67,8 @@ def from_pretrained_mismatch(model: nn.Layer, weight_keys: Iterable[str]) -> Tup
 
 
 def load_state_strict(model: nn.Layer, state: dict, source: str) -> None:
-    """``set_state_dict`` that fails on missing, unexpected or wrongly shaped keys, listing them.
+    """``set_state_dict`` that fails on missing, unexpected or wrongly shaped keys, listing them. The
+    activation quantizers then know whether the loaded weights hold their scales (:func:`sync_initialized`).
 
     Raises:
         CheckpointError: (a ValueError) naming ``source``, the offending keys and, when the number
@@ -84,3 +86,4 @@ def load_state_strict(model: nn.Layer, state: dict, source: str) -> None:
         detail = format_mismatch((("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)))
         raise CheckpointError(f"{source} does not match {type(model).__name__}{layer_hint(own, state)}: {detail}")
     model.set_state_dict(state)
+    sync_initialized(model)

@@ -45,15 +45,20 @@ def dev_subset(items: Sequence[Any], k: Optional[int], spread: bool) -> List[Any
 
 
 def feature_lengths(dataset: Sequence[Any], key: str = "input_ids") -> List[int]:
-    """Length of ``item[key]`` for every item of a dataset of feature dicts."""
+    """Length of ``item[key]`` for every item of a dataset of feature dicts, or of the attribute
+    ``key`` for feature objects (SQuAD's :class:`~paddle_binbert.data.squad.SquadFeature` windows)."""
     lengths = []
     for i in range(len(dataset)):
         item = dataset[i]
-        if not isinstance(item, dict) or key not in item:
+        if isinstance(item, dict) and key in item:
+            lengths.append(len(item[key]))
+        elif not isinstance(item, dict) and hasattr(item, key):
+            lengths.append(len(getattr(item, key)))
+        else:
             raise ValueError(
-                f"cannot infer lengths: dataset item {i} is not a dict with {key!r}; pass lengths= explicitly"
+                f"cannot infer lengths: dataset item {i} has no {key!r} (a dict key or an attribute); "
+                "pass lengths= explicitly"
             )
-        lengths.append(len(item[key]))
     return lengths
 
 
@@ -61,7 +66,7 @@ class LengthGroupedBatchSampler(paddle.io.DistributedBatchSampler):
     """Batch sampler grouping examples of similar length, deterministic for a seed, DDP-aware.
 
     Args:
-        dataset: a sized dataset; without ``lengths``, items must be dicts with ``input_ids``.
+        dataset: a sized dataset; without ``lengths``, items must have ``input_ids`` (a key or an attribute).
         batch_size: per-rank batch size.
         lengths: optional per-example lengths (saves a pass over the dataset).
         num_replicas: number of data-parallel ranks (default: from ``paddle.distributed.ParallelEnv``).

@@ -33,8 +33,8 @@ from ..accounting import parse_bits as accounting_parse_bits
 from ..io_utils import write_json_atomic
 from ..quant.config import ACTIVATION_QUANTIZER_BITS, WEIGHT_QUANTIZER_BITS, QuantConfig
 from ..train.arguments import DistillArguments
-from ..trainer import RESULTS_FILE, write_results
-from .losses import DistillLossConfig
+from ..train.output_dir import RESULTS_FILE, write_results
+from .losses import LOSS_RECIPES, DistillLossConfig, loss_recipe
 
 logger = logging.getLogger("distill_chain")
 
@@ -52,7 +52,6 @@ __all__ = [
 CHAIN_FILE = "chain.json"
 INITS = ("previous", "teacher", "split")
 TEACHERS = ("previous", "original")
-LOSS_RECIPES = ("tinybert_intermediate", "tinybert_pred", "bibert", "bit", "binarybert_stage1", "binarybert_stage2")
 # What a finished stage leaves that the next stage or a user loads (the best model, saved by the Trainer).
 _MODEL_FILES = ("config.json", "model_state.pdparams", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -65,7 +64,7 @@ class ChainStage:
         bits: ``W-E-A`` bits of the stage's student (``"1-1-2"``; 32 = full precision), applied to
             the method's preset by :func:`with_bits`; None keeps the preset's bits.
         method: the stage's method (``paddle_binbert.distill.recipes.METHODS``); None = the run's.
-        loss: a recipe name (:data:`LOSS_RECIPES`) or a mapping of loss weights; None = the run's
+        loss: a recipe name (:data:`~.losses.LOSS_RECIPES`) or a mapping of loss weights; None = the run's
             loss flags (or the method's default recipe).
         init: the student's initialisation: ``previous`` (the previous stage's student, or the
             run's student for the first stage), ``teacher`` (the run's student initialisation) or
@@ -233,10 +232,7 @@ def loss_for_stage(stage: ChainStage, default: DistillLossConfig) -> DistillLoss
             return DistillLossConfig(**stage.loss)
         except TypeError as err:
             raise ValueError(f"chain stage {stage.label}: bad loss weights {stage.loss}: {err}") from None
-    recipe = getattr(DistillLossConfig, stage.loss)
-    if stage.loss in ("tinybert_pred", "bit", "binarybert_stage2"):
-        return recipe(default.temperature)
-    return recipe()
+    return loss_recipe(stage.loss, default.temperature)
 
 
 def stage_dir_name(index: int, stage: ChainStage) -> str:
@@ -351,7 +347,7 @@ def run_chain(
                 results = json.load(fh)
             logger.info("stage %d (%s) already done: %s", index, stage.label, results_path)
         else:
-            from ..trainer import get_last_checkpoint
+            from ..train.output_dir import get_last_checkpoint
 
             os.makedirs(stage_dir, exist_ok=True)
             if stage.init == "split":

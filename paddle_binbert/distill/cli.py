@@ -37,7 +37,7 @@ from ..train.arguments import DistillArguments, FlagError
 from ..train.flags import add_squad_arguments
 from ..train.optimizers import OPTIMIZERS
 from .pipeline import HALF_WIDTH_IMPORTANCE
-from .recipes import METHODS
+from .recipes import method_names
 
 __all__ = ["build_parser", "main", "parse_args", "parse_with_config", "squad_main", "task_for", "wants_squad"]
 
@@ -128,8 +128,9 @@ def _add_loss_flags(p: argparse.ArgumentParser, text: Dict[str, str]) -> None:
     g.add_argument(
         "--method",
         default=None,
-        choices=sorted(METHODS),
-        help="student recipe: quantization preset + default losses (default: bibert; --bi implies bibert)",
+        choices=method_names(),
+        help="student recipe, configs/methods/<name>.yaml: quantization preset + default losses + training "
+        "defaults (default: bibert; --bi implies bibert)",
     )
     g.add_argument(
         "--config",

@@ -18,6 +18,7 @@ student.  Formulas follow ``/work/shared/specs/distillation.md``:
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Optional, Sequence, Union
@@ -308,6 +309,11 @@ class DistillLossConfig:
         return replace(self, **kwargs)
 
     @classmethod
+    def tinybert(cls, temperature: float = 1.0) -> DistillLossConfig:
+        """TinyBERT's two stages in one: ``SCE(z_s, z_t; T) + MSE_att + MSE_hid``."""
+        return cls(pred=1.0, att_mse=1.0, hid_mse=1.0, temperature=temperature)
+
+    @classmethod
     def tinybert_intermediate(cls) -> DistillLossConfig:
         """TinyBERT stage 1: ``MSE_att + MSE_hid``."""
         return cls(att_mse=1.0, hid_mse=1.0)
@@ -336,6 +342,30 @@ class DistillLossConfig:
     def binarybert_stage2(cls, temperature: float = 1.0) -> DistillLossConfig:
         """BinaryBERT stage 2: ``SCE(z_s, z_t; T)``."""
         return cls(pred=1.0, temperature=temperature)
+
+
+#: The named loss recipes (the :class:`DistillLossConfig` constructors of the same names): a method's
+#: ``loss`` in ``configs/methods/<method>.yaml`` and a chain stage's ``loss``.
+LOSS_RECIPES = (
+    "tinybert",
+    "tinybert_intermediate",
+    "tinybert_pred",
+    "bibert",
+    "bit",
+    "binarybert_stage1",
+    "binarybert_stage2",
+)
+
+
+def loss_recipe(name: str, temperature: float = 1.0) -> DistillLossConfig:
+    """The recipe ``name`` (:data:`LOSS_RECIPES`); ``temperature`` reaches the recipes with a
+    prediction term that takes one (BiBERT's is fixed at 1)."""
+    if name not in LOSS_RECIPES:
+        raise ValueError(f"unknown loss recipe {name!r}; valid recipes: {list(LOSS_RECIPES)}")
+    recipe = getattr(DistillLossConfig, name)
+    if "temperature" in inspect.signature(recipe).parameters:
+        return recipe(temperature)
+    return recipe()
 
 
 def _layer_pairs(n_student: int, n_teacher: int, with_embeddings: bool) -> list[tuple[int, int]]:

@@ -183,40 +183,43 @@ def resolve_recipe(
 
 
 def make_distill_trainer(
-    trainer_cls: Callable[..., Any],
     args: DistillArguments,
-    metric: str,
+    task: DistillTask,
     student: Any,
     teacher: Any,
     loss_config: DistillLossConfig,
     tokenizer: Any,
     train_dataset: Any,
     eval_dataset: Any,
-    **task_kwargs: Any,
 ) -> Any:
-    """A ``trainer_cls`` (:class:`~paddle_binbert.distill.trainer.DistillationTrainer` or a subclass)
-    set up from the distillation settings: ``TrainingArguments`` with ``--learning_rate`` scaled by
-    the loss recipe's ``lr_multiplier`` and the best checkpoint by ``metric``, ``--clip_lr`` for the
-    quantizer parameters and LengthDrop from the ``--length_adaptive`` flags (logged when on);
-    ``task_kwargs``: the task's own arguments (collator, metrics ...)."""
-    training_args = run_setup.training_arguments(args, metric, args.learning_rate * loss_config.lr_multiplier)
+    """A :class:`~paddle_binbert.train.trainer.BinBertTrainer` distilling ``teacher`` into ``student``
+    on ``task``: ``TrainingArguments`` with ``--learning_rate`` scaled by the loss recipe's
+    ``lr_multiplier`` and the best checkpoint by the task's metric, ``--clip_lr`` for the quantizer
+    parameters, the distillation objective (:func:`~paddle_binbert.train.objectives.build_objective`),
+    inside LengthDrop's sandwich with the ``--length_adaptive`` flags (logged when on), and the
+    task's collator and evaluation (:meth:`~paddle_binbert.tasks.base.DistillTask.trainer_kwargs`)."""
+    from ..train.objectives import build_objective
+    from ..train.trainer import BinBertTrainer
+
+    training_args = run_setup.training_arguments(
+        args, task.metric(args), args.learning_rate * loss_config.lr_multiplier
+    )
     length_drop = args.length_drop_config()
     if length_drop is not None:
         logger.info("LengthDrop distillation: %s", length_drop)
-    return trainer_cls(
+    objective = build_objective(teacher, loss_config, task.is_regression(args), length_drop)
+    return BinBertTrainer(
         model=student,
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         tokenizer=tokenizer,
-        teacher=teacher,
-        loss_config=loss_config,
+        objective=objective,
         clip_lr=args.clip_lr,
         optimizer_name=args.optimizer,
         calibration_batches=args.calibration_batches,
         group_by_length=not args.no_group_by_length,
-        length_drop=length_drop,
-        **task_kwargs,
+        **task.trainer_kwargs(args, tokenizer),
     )
 
 
@@ -237,7 +240,7 @@ def run(
 
     from ..accounting import flops_g, size_mib
     from ..models import quant_config_of
-    from ..trainer import write_results
+    from ..train.output_dir import write_results
 
     start = time.time()
     method, quant_config, loss_config = resolve_recipe(args, quant_config, loss_config, student)
@@ -250,15 +253,12 @@ def run(
     identity = run_identity(args, task.script, method, student, loss_config)
     run_setup.check_run_identity(args.output_dir, identity, resume_from, logger)
     metric = task.metric(args)
-    trainer_cls, task_kwargs = task.trainer(args, tokenizer)
-    trainer = make_distill_trainer(
-        trainer_cls, args, metric, student, teacher, loss_config, tokenizer, train_ds, dev, **task_kwargs
-    )
-    teacher_metrics = trainer.evaluate_teacher()
+    trainer = make_distill_trainer(args, task, student, teacher, loss_config, tokenizer, train_ds, dev)
+    teacher_metrics = trainer.evaluate_model(teacher, metric_key_prefix="teacher")
     task.log_teacher(teacher_metrics)
     train_result = trainer.train(resume_from_checkpoint=resume_from)
     student_metrics = trainer.evaluate(metric_key_prefix="eval")
-    task_results = task.results(args, trainer, train_ds, dev)
+    task_results = task.results(args, trainer, train_ds, dev, teacher, loss_config)
     trainer.save_model(args.output_dir)
     trainer.save_state()
 
@@ -274,7 +274,7 @@ def run(
         "teacher_size_mib": size_mib(teacher.config, (32, 32, 32)),
         "student_gflops": flops_g(student.config, qc.bits, args.max_seq_length),
         "loss": loss_config.weights(),
-        **length_drop_settings(trainer.length_drop),
+        **length_drop_settings(args.length_drop_config()),
         "epochs": trainer.state.epoch,
         "global_steps": trainer.state.global_step,
         "best_checkpoint": trainer.state.best_model_checkpoint,
@@ -414,7 +414,7 @@ def run_distill_chain(args: DistillArguments, task: DistillTask, run_fn: Optiona
     """Run ``args.chain`` (``--distill_chain`` or BinaryBERT's pipeline) on ``task``, each stage with
     ``run_fn(stage_args, quant, loss, student)`` (default: :func:`run` on ``task``); only the final
     stage is trained with LengthDrop (``--length_adaptive``)."""
-    from ..trainer import clear_previous_run
+    from ..train.output_dir import clear_previous_run
 
     def default_run(stage_args: DistillArguments, quant: Any, loss: DistillLossConfig, student: Any):
         return run(stage_args, task, quant, loss, student)

@@ -1,54 +1,52 @@
-"""Methods (``--method``): each names a quantization preset and a default loss recipe, and the
-BiBERT release's loss flags (``--pred_distill --intermediate_distill --query_distill ...``)
-turn into a :class:`DistillLossConfig` here, in one place."""
+"""Methods (``--method``): each file ``configs/methods/<method>.yaml`` names a quantization preset
+and a default loss recipe (read by :func:`get_method`), and the BiBERT release's loss flags
+(``--pred_distill --intermediate_distill --query_distill ...``) turn into a
+:class:`DistillLossConfig` here, in one place."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict
+from functools import cache
+from typing import Dict
 
-from .losses import DistillLossConfig
+from ..train.defaults import config_dir, method_names, method_spec
+from .losses import DistillLossConfig, loss_recipe
 
-__all__ = ["Method", "METHODS", "get_method", "loss_config_from_flags"]
+__all__ = ["Method", "get_method", "loss_config_from_flags", "method_names"]
 
 
 @dataclass(frozen=True)
 class Method:
-    """A student recipe: the QuantConfig preset and the loss used when no loss flag is given."""
+    """A student recipe (``configs/methods/<name>.yaml``): the ``QuantConfig`` preset and the loss
+    recipe (:data:`~.losses.LOSS_RECIPES`) used when no loss flag is given."""
 
     name: str
     quant_preset: str
-    default_loss: Callable[[float], DistillLossConfig]
+    loss: str
     description: str
 
+    def default_loss(self, temperature: float = 1.0) -> DistillLossConfig:
+        """The method's loss recipe at ``temperature``."""
+        return loss_recipe(self.loss, temperature)
 
-def _tinybert_both(temperature: float) -> DistillLossConfig:
-    return DistillLossConfig(pred=1.0, att_mse=1.0, hid_mse=1.0, temperature=temperature)
 
+@cache
+def _method(name: str, folder: str) -> Method:
+    from ..quant.config import QuantConfig
 
-METHODS: Dict[str, Method] = {
-    m.name: m
-    for m in (
-        Method("bibert", "bibert", lambda t: DistillLossConfig.bibert(), "BiBERT 1-1-1: Bi-Attention + DMD"),
-        Method("bit", "bit", DistillLossConfig.bit, "BiT 1-1-1: elastic activations, SCE + hidden MSE"),
-        Method("bwn", "bwn", _tinybert_both, "BinaryBERT's BWN 1-1-1 baseline, TinyBERT losses in one stage"),
-        Method(
-            "binarybert_ternary",
-            "binarybert_ternary",
-            lambda t: DistillLossConfig.binarybert_stage1(),
-            "BinaryBERT ternary stage (TWN weights, 4-bit LSQ activations), stage-1 losses",
-        ),
-        Method("binarybert", "binarybert", DistillLossConfig.binarybert_stage2, "BinaryBERT 1-1-4, prediction loss"),
-        Method("tinybert", "fp", _tinybert_both, "full-precision TinyBERT-style task distillation"),
-    )
-}
+    method = Method(name=name, **method_spec(name))
+    try:  # a bad preset or recipe name fails here, naming the file and the valid names
+        QuantConfig.from_preset(method.quant_preset)
+        loss_recipe(method.loss)
+    except ValueError as err:
+        raise ValueError(f"{folder}/methods/{name}.yaml: {err}") from None
+    return method
 
 
 def get_method(name: str) -> Method:
-    """Look a method up by name; unknown names list the valid ones."""
-    if name not in METHODS:
-        raise ValueError(f"unknown --method {name!r}; valid methods: {sorted(METHODS)}")
-    return METHODS[name]
+    """The method ``name`` from ``configs/methods/<name>.yaml``; unknown names list the valid ones, a
+    file naming an unknown preset or loss recipe is refused with the valid ones."""
+    return _method(name, str(config_dir()))
 
 
 def loss_config_from_flags(

@@ -308,12 +308,18 @@ def pack_model(
     Returns the folder path. Raises ``TypeError`` / ``ValueError`` naming the layer when the student
     cannot be packed.
     """
-    from ..models.quantize import quant_config_of
+    from ..models.quantize import FILTER_KEY, quant_config_of
 
     out = check_pack_output(out_dir, source, overwrite)
     quant = quant_config_of(student)
     if quant is None:
         raise ValueError("pack_model: the model is not quantized (no binbert_quant_config); call quantize_model first")
+    if getattr(student.config, FILTER_KEY, None):
+        raise ValueError(
+            f"pack_model: the model was quantized with a custom filter_fn ({FILTER_KEY} lists "
+            f"{sorted(getattr(student.config, FILTER_KEY))[:5]}...); the packed engine quantizes every layer "
+            "as quantization_role does"
+        )
     if fp_dtype not in FP_DTYPES:
         raise ValueError(f"fp_dtype must be one of {FP_DTYPES}, got {fp_dtype!r}")
     meta = _engine_meta(student, quant)

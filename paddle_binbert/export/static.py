@@ -16,21 +16,19 @@ mask 1 = token, 0 = padding) and returns ``logits`` ``[batch, num_labels]``, or 
 
 Quantized students
 ------------------
-``paddle.jit.to_static`` cannot trace the students as they are: their quantizers are
+``paddle.jit.to_static`` traces the students as they are. Their quantizers are
 ``paddle.autograd.PyLayer`` s (forward = quantize, backward = straight-through estimator), and
-PaddleNLP replaces ``paddle.nn.TransformerEncoderLayer.forward`` with a function marked
-``paddle.jit.not_to_static``, so the PyLayers inside the encoder are called as plain Python while
-the program is built, which Paddle refuses ("At least one output of `PyLayer.forward` is a
-`Tensor`"). Inference needs no backward, so :func:`forward_only_quantizers` temporarily replaces
-every PyLayer of :mod:`paddle_binbert.quant.functional` by a stand-in whose ``apply`` runs the
-PyLayer's own ``forward`` expression (the same Paddle operations, so the exported graph computes
-exactly what the eval-mode student computes), and switches off the first-batch initialisation of
-the activation quantizers (a ``.item()`` read that cannot be part of a graph). The quantizer
-modules themselves are not edited; the replacement is undone when the context exits.
+PaddleNLP's encoder forward is ``paddle.jit.not_to_static``, so the quantizers inside it are called
+as plain Python while the program is built; :mod:`paddle_binbert.quant.functional` then runs each
+PyLayer's own forward expression (static mode, no autograd), the same Paddle operations, so the
+exported graph computes exactly what the eval-mode student computes. The learned activation scales
+are initialised explicitly (calibration, a first training batch, or loaded weights) and the forward
+decides that on Python-side state, so nothing data-dependent is left in the graph and nothing is
+patched while exporting.
 
 Activation quantizers whose scale was never initialised (a student that never ran a batch) are
-refused: in dygraph they would take their scale from the first batch they see, which a fixed
-graph cannot reproduce.
+refused (:func:`check_initialized_quantizers`): in dygraph they would take their scale from the
+first batch they see, which a fixed graph cannot reproduce.
 
 By default the weight quantizers are also folded (:func:`folded_weight_quantizers`): the exported
 parameters of the quantized linears and of the word embedding are ``Q_w(W)`` (float32 values
@@ -38,7 +36,7 @@ parameters of the quantized linears and of the word embedding are ``Q_w(W)`` (fl
 
 Exactness and oneDNN: with Paddle's native CPU kernels the exported students reproduce the dygraph
 students bit for bit (checked on MiniLM-L6-sized ``bibert`` / ``bit`` / ``binarybert`` students);
-oneDNN rounds differently (~1e-7 relative), which flips sign bits of binarized students, so
+oneDNN rounds differently, which can flip sign bits of binarized students, so
 :class:`StaticPredictor` uses oneDNN only for FP exports unless told otherwise (see there).
 """
 
@@ -66,8 +64,8 @@ __all__ = [
     "InferenceWrapper",
     "StaticPredictor",
     "export_static",
+    "check_initialized_quantizers",
     "folded_weight_quantizers",
-    "forward_only_quantizers",
     "is_static_dir",
     "load_static",
     "main",
@@ -102,99 +100,28 @@ PathLike = Union[str, os.PathLike]
 Outputs = Union[np.ndarray, Tuple[np.ndarray, ...]]
 
 
-# ------------------------------------------------------------------------------ forward-only quantizers
+# ------------------------------------------------------------------------------ quantizers in the graph
 
 
-class _ForwardContext:
-    """The ``ctx`` handed to a PyLayer ``forward`` outside autograd: stores attributes, saves nothing."""
+def check_initialized_quantizers(model: nn.Layer) -> None:
+    """Refuse a student whose data-initialised activation quantizers were never initialised.
 
-    def save_for_backward(self, *tensors: Any) -> None:
-        """Nothing is needed: there is no backward pass."""
-
-    def saved_tensor(self) -> Tuple[Any, ...]:
-        raise RuntimeError("a forward-only quantizer has no saved tensors (no backward pass at inference)")
-
-
-class _ForwardOnly:
-    """Stand-in for a PyLayer class: ``apply(*args)`` is ``forward(ctx, *args)`` without autograd."""
-
-    def __init__(self, layer_cls: type) -> None:
-        self.layer_cls = layer_cls
-        self._forward = layer_cls.forward  # a plain function (staticmethod of the PyLayer)
-
-    @paddle.jit.not_to_static
-    def apply(self, *args: Any) -> Any:
-        """The quantized value, computed with the PyLayer's own forward operations."""
-        return self._forward(_ForwardContext(), *args)
-
-    def __repr__(self) -> str:
-        return f"_ForwardOnly({self.layer_cls.__name__})"
-
-
-def _noop_initialize(x: paddle.Tensor) -> None:
-    """Replacement of ``maybe_initialize`` while exporting: the scale is already set."""
-
-
-def _first_batch_quantizers(model: Optional[nn.Layer]) -> List[nn.Layer]:
-    """Sublayers with the first-batch initialisation protocol (``initialized`` + ``maybe_initialize``)."""
-    if model is None:
-        return []
-    return [
-        layer
-        for layer in model.sublayers(include_self=True)
-        if hasattr(layer, "maybe_initialize") and isinstance(getattr(layer, "initialized", None), paddle.Tensor)
-    ]
-
-
-@contextlib.contextmanager
-def forward_only_quantizers(model: Optional[nn.Layer] = None) -> Iterator[None]:
-    """Within the context, the quantizers run as plain Paddle expressions that ``to_static`` can trace.
-
-    Every ``paddle.autograd.PyLayer`` class of :mod:`paddle_binbert.quant.functional` is replaced, in
-    that module's namespace, by a stand-in whose ``apply`` calls the PyLayer's ``forward`` (values
-    unchanged, no backward). For ``model``'s activation quantizers with a first-batch
-    initialisation, ``maybe_initialize`` becomes a no-op. Everything is restored on exit.
-
-    The replacement is process-wide while it lasts: do not train another model in another thread
-    meanwhile.
+    Reads each quantizer's saved flag into its Python-side state
+    (:func:`~paddle_binbert.quant.calibration.sync_initialized`), so that the traced forward takes
+    the initialised path and holds no initialisation step.
 
     Raises:
-        ValueError: an activation quantizer of ``model`` was never initialised (the student never
-            ran a batch), so its scale is undefined.
+        ValueError: naming (up to five of) the uninitialised quantizers.
     """
-    from paddle.autograd import PyLayer
+    from ..quant.calibration import sync_initialized
 
-    from ..quant import functional as qf
-
-    patched_layers = _first_batch_quantizers(model)
-    names = {id(layer): name for name, layer in model.named_sublayers(include_self=True)} if model is not None else {}
-    uninitialised = [
-        names.get(id(layer), type(layer).__name__)
-        for layer in patched_layers
-        if float(layer.initialized.numpy().reshape(-1)[0]) == 0.0
-    ]
+    uninitialised = sync_initialized(model)
     if uninitialised:
         shown = ", ".join(uninitialised[:5]) + (" ..." if len(uninitialised) > 5 else "")
         raise ValueError(
             f"{len(uninitialised)} activation quantizer(s) were never initialised ({shown}): run the student on a "
-            "batch (training does) before exporting it"
+            "batch (training does) or calibrate it before exporting it"
         )
-    originals: Dict[str, Any] = {
-        name: obj
-        for name, obj in vars(qf).items()
-        if isinstance(obj, type) and issubclass(obj, PyLayer) and obj is not PyLayer
-    }
-    try:
-        for name, obj in originals.items():
-            setattr(qf, name, _ForwardOnly(obj))
-        for layer in patched_layers:
-            layer.maybe_initialize = _noop_initialize
-        yield
-    finally:
-        for name, obj in originals.items():
-            setattr(qf, name, obj)
-        for layer in patched_layers:
-            layer.__dict__.pop("maybe_initialize", None)
 
 
 @contextlib.contextmanager
@@ -284,7 +211,7 @@ def save_inference_model(
 ) -> Tuple[str, str]:
     """Trace ``model`` (eval mode) with ``paddle.jit.to_static`` and save ``PREFIX.json`` + ``PREFIX.pdiparams``.
 
-    Works for FP and simulated-quantized students (see :func:`forward_only_quantizers`); the model is
+    Works for FP and simulated-quantized students (see :func:`check_initialized_quantizers`); the model is
     left in eval mode and otherwise unchanged. With ``fold_weights`` (default) the quantized weights
     are stored already quantized (:func:`folded_weight_quantizers`): same outputs, less work per call.
 
@@ -298,8 +225,8 @@ def save_inference_model(
     wrapper.eval()
     spec = [InputSpec([None, None], "int64", name=name) for name in INPUT_NAMES]
     prefix = os.fspath(path_prefix)
+    check_initialized_quantizers(model)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(forward_only_quantizers(model))
         if fold_weights:
             stack.enter_context(folded_weight_quantizers(model))
         static = paddle.jit.to_static(wrapper, input_spec=spec, full_graph=True)
@@ -532,12 +459,11 @@ class StaticPredictor:
     ``logits`` for classification, ``(start_logits, end_logits)`` for QA.
 
     oneDNN and quantized students: oneDNN's kernels round differently from Paddle's native CPU
-    kernels (about 1e-7 relative: GEMM, GELU, LayerNorm), which is harmless for FP models (logits
-    agree to ~1e-7) but not for binarized ones, where a value that rounds to the other side of 0
-    flips a sign bit and the difference propagates: on a random-weight MiniLM-L6-shaped BiBERT
-    student, oneDNN logits differed by up to 0.3 from the dygraph student (argmax agreement 10/16),
-    at about twice the speed; the native kernels reproduce the student exactly. So quantized exports
-    default to the native kernels; pass ``use_onednn=True`` to trade exactness for speed.
+    kernels (GEMM, GELU, LayerNorm round in another order), which is harmless for FP models but not
+    for binarized ones, where a value that rounds to the other side of 0 flips a sign bit and the
+    difference propagates through the following layers (no committed measurement of its size or of
+    the speed gained); the native kernels reproduce the student exactly (tested). So quantized
+    exports default to the native kernels; pass ``use_onednn=True`` to opt in.
     """
 
     def __init__(

@@ -2,10 +2,11 @@
 
 * :func:`length_adaptive_forward`: Drop-and-Restore forward pass driven by per-layer token budgets,
   for FP and quantized PaddleNLP BERTs, with LayerDrop;
-* :func:`sandwich_loss` / :class:`LengthAdaptiveTrainer`: LengthDrop training (sandwich rule,
-  inplace distillation);
+* :func:`sandwich_loss`: LengthDrop training (sandwich rule, inplace distillation; the trainer's
+  objective :class:`~paddle_binbert.train.objectives.LengthDropLoss`);
 * :mod:`.cli`: the ``--length_adaptive`` flags shared by run_glue.py, run_squad.py and task_distill.py;
-* :mod:`.search`: evolutionary search of budgets (``paddle-binbert search-length``);
+* :mod:`.search`: evolutionary search of budgets (``paddle-binbert search-length``): the algorithm
+  (``search.evolution``), dev scores (``search.evaluators``), cache, reports, one run and its CLI;
 * :mod:`.costs` / :mod:`.speed`: MACs, latency and end-to-end speed of a configuration.
 """
 
@@ -20,13 +21,10 @@ from .lengthdrop import (
     sandwich_loss,
     smallest_length_config,
 )
-from .trainer import LengthAdaptiveTrainer, LengthDropMixin, task_loss_fn
 
 __all__ = [
     "LengthAdaptiveOutput",
-    "LengthAdaptiveTrainer",
     "LengthDropConfig",
-    "LengthDropMixin",
     "add_length_drop_args",
     "attention_significance",
     "check_length_drop_args",
@@ -42,5 +40,4 @@ __all__ = [
     "sample_length_config",
     "sandwich_loss",
     "smallest_length_config",
-    "task_loss_fn",
 ]

@@ -6,7 +6,8 @@ quantizer parameters). :func:`build_model` rebuilds it from the config: the FP c
 :func:`quantize_model` with the stored QuantConfig. The config records of the model surgeries are
 replayed in the order they were applied: ``binbert_half_width`` (BinaryBERT's half-width start, FP
 projections rebuilt by :func:`~paddle_binbert.splitting.half_width.apply_half_width_layout`), then
-``binbert_quant_config`` (:func:`quantize_model`), then ``binbert_split`` (TWS layers,
+``binbert_quant_config`` (:func:`quantize_model`, with the custom filter recorded in
+``binbert_quant_filter`` if any), then ``binbert_split`` (TWS layers,
 :func:`~paddle_binbert.splitting.tws.apply_split_layout`).
 
 Loading the weights into it is :mod:`paddle_binbert.checkpoints`'s job (``load_model`` /
@@ -22,7 +23,7 @@ import paddle.nn as nn
 from paddlenlp.transformers import BertConfig
 
 from ..quant.config import QuantConfig
-from .quantize import QUANT_CONFIG_KEY, SUPPORTED_MODELS, quantize_model
+from .quantize import FILTER_KEY, QUANT_CONFIG_KEY, SUPPORTED_MODELS, quantization_role, quantize_model, recorded_filter
 
 __all__ = ["build_model", "has_custom_layout", "latent_fp_model", "model_class_for"]
 
@@ -64,10 +65,13 @@ def build_model(cls: Type[nn.Layer], config: BertConfig) -> nn.Layer:
     if quant is None:
         return _half_width_layout(cls(config))
     qconfig = QuantConfig.from_dict(quant, source=f"{QUANT_CONFIG_KEY} of the config")
+    overrides = getattr(config, FILTER_KEY, None)
     config = copy.deepcopy(config)
-    delattr(config, QUANT_CONFIG_KEY)
+    for key in (QUANT_CONFIG_KEY, FILTER_KEY):
+        if hasattr(config, key):
+            delattr(config, key)
     model = _half_width_layout(cls(config))
-    quantize_model(model, qconfig)
+    quantize_model(model, qconfig, filter_fn=recorded_filter(overrides) if overrides else quantization_role)
     if getattr(model.config, "binbert_split", None):
         from ..splitting.tws import apply_split_layout  # lazy: splitting imports models
 
@@ -89,7 +93,7 @@ def latent_fp_model(model: nn.Layer) -> nn.Layer:
     config = copy.deepcopy(model.config)
     if getattr(config, "binbert_split", None):
         raise ValueError("a split (TWS) student has two latent matrices per layer; it cannot become an FP model")
-    for key in (QUANT_CONFIG_KEY, "binbert_split"):
+    for key in (QUANT_CONFIG_KEY, FILTER_KEY, "binbert_split"):
         if hasattr(config, key):
             delattr(config, key)
     fp = _half_width_layout(type(model)(config))

@@ -1,15 +1,19 @@
-"""`quantize_model(model, config)`: turn a PaddleNLP BERT into its quantized student, in place.
+"""`quantize_model(model, config, filter_fn=quantization_role)`: turn a PaddleNLP BERT into its
+quantized student, in place.
 
-One entry point swapping modules according to a small config, like torchao's ``quantize_``.
-What is quantized is decided in exactly one place, :func:`quantization_role`; everything it
-returns ``None`` for stays full precision (the FP islands of specs/README.md: classifier / QA
-head, position and token-type embeddings, every LayerNorm, biases, residual additions).
+One entry point swapping modules according to a small config, like torchao's
+``quantize_(model, config, filter_fn)``. What is quantized is decided by the filter function, by
+default :func:`quantization_role`; everything it returns ``None`` for stays full precision (the FP
+islands of specs/README.md: classifier / QA head, position and token-type embeddings, biases,
+residual additions). A custom filter (e.g. one keeping the last encoder layer full precision) is
+recorded in the model's config (``binbert_quant_filter``: the sublayers where it differs from the
+default) so that a saved student is rebuilt with the same layout.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import List, Optional, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import paddle
 import paddle.nn as nn
@@ -18,19 +22,16 @@ from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClas
 
 from ..quant.config import QuantConfig
 from ..quant.layers import EngineLayerNorm, QuantEmbedding, QuantLinear
-from ..quant.quantizers import (
-    ElasticQuantizer,
-    LsqQuantizer,
-    Quantizer,
-    SignQuantizer,
-    UniformClipQuantizer,
-    get_quantizer,
-)
+from ..quant.quantizers import Quantizer, get_quantizer
 from .attention import AttentionRecord, QuantMultiHeadAttention
 
 __all__ = [
     "SUPPORTED_MODELS",
+    "FILTER_KEY",
+    "QUANTIZATION_ROLES",
+    "FilterFn",
     "quantization_role",
+    "recorded_filter",
     "quantize_model",
     "get_bert",
     "quant_config_of",
@@ -41,16 +42,33 @@ __all__ = [
 
 SUPPORTED_MODELS = (BertModel, BertForSequenceClassification, BertForQuestionAnswering)
 QUANT_CONFIG_KEY = "binbert_quant_config"
+#: config entry recording where a custom ``filter_fn`` differed from :func:`quantization_role`
+FILTER_KEY = "binbert_quant_filter"
+
+#: what a filter may return for a sublayer (``None``: leave it full precision), and the layer type each needs
+QUANTIZATION_ROLES: Dict[str, type] = {
+    "embedding": nn.Embedding,
+    "linear": nn.Linear,
+    "attention": nn.MultiHeadAttention,
+    "layer_norm": nn.LayerNorm,
+}
+
+#: ``filter_fn(name, layer) -> role or None``; ``name`` is relative to the ``BertModel``
+FilterFn = Callable[[str, nn.Layer], Optional[str]]
 
 
 def quantization_role(name: str, layer: nn.Layer) -> Optional[str]:
-    """The filter: what a sublayer of a ``BertModel`` becomes, by its name relative to it.
+    """The default filter: what a sublayer of a ``BertModel`` becomes, by its name relative to it.
 
-    - ``"embedding"``: the word embedding (``embeddings.word_embeddings``);
+    - ``"embedding"``: the word embedding (``embeddings.word_embeddings``), weight quantized row-wise;
     - ``"linear"``: every encoder linear (q/k/v/out projections, FFN ``linear1``/``linear2``)
       and the pooler dense layer (quantized like the encoder in all three references);
-    - ``None``: full precision (position/token-type embeddings, LayerNorms, and anything
-      outside the ``BertModel`` such as the classifier or QA head).
+    - ``"attention"``: each encoder layer's ``self_attn`` (Q/K/V and probabilities quantized, in the
+      configured attention variant);
+    - ``"layer_norm"``: every LayerNorm; it stays full precision but, with 1-bit activations, rounds
+      as the packed engine does (:class:`~paddle_binbert.quant.EngineLayerNorm`);
+    - ``None``: full precision (position/token-type embeddings, and anything outside the
+      ``BertModel`` such as the classifier or QA head).
     """
     if isinstance(layer, nn.Embedding):
         return "embedding" if name == "embeddings.word_embeddings" else None
@@ -59,7 +77,45 @@ def quantization_role(name: str, layer: nn.Layer) -> Optional[str]:
             return "linear"
         if name == "pooler.dense":
             return "linear"
+    if isinstance(layer, nn.MultiHeadAttention) and name.startswith("encoder.layers.") and name.endswith(".self_attn"):
+        return "attention"
+    if type(layer) is nn.LayerNorm:
+        return "layer_norm"
     return None
+
+
+def recorded_filter(overrides: Dict[str, Optional[str]]) -> FilterFn:
+    """The filter a student was quantized with, from its config record ``{sublayer name: role}`` (the
+    sublayers where it differed from :func:`quantization_role`)."""
+    overrides = dict(overrides)
+
+    def replay(name: str, layer: nn.Layer) -> Optional[str]:
+        return overrides[name] if name in overrides else quantization_role(name, layer)
+
+    return replay
+
+
+def _roles(bert: BertModel, filter_fn: FilterFn) -> Tuple[Dict[str, Optional[str]], Dict[str, Optional[str]]]:
+    """``filter_fn``'s role for every sublayer of ``bert`` (checked against :data:`QUANTIZATION_ROLES`),
+    and the subset where it differs from :func:`quantization_role` (the record of a custom filter)."""
+    roles, overrides = {}, {}
+    for name, layer in bert.named_sublayers():
+        role = filter_fn(name, layer)
+        if role is not None:
+            if role not in QUANTIZATION_ROLES:
+                raise ValueError(
+                    f"filter_fn gave {name} the unknown role {role!r}; "
+                    f"valid roles: {sorted(QUANTIZATION_ROLES)} or None"
+                )
+            if not isinstance(layer, QUANTIZATION_ROLES[role]):
+                raise ValueError(
+                    f"filter_fn gave {name} ({type(layer).__name__}) the role {role!r}, "
+                    f"which needs a {QUANTIZATION_ROLES[role].__name__}"
+                )
+        roles[name] = role
+        if role != quantization_role(name, layer):
+            overrides[name] = role
+    return roles, overrides
 
 
 def get_bert(model: nn.Layer) -> BertModel:
@@ -83,22 +139,25 @@ def _weight_quantizer(name: str, bits: int, axis: Optional[int]) -> Optional[Qua
     if bits == 32:
         return None
     # `bibert` is per output channel on linears (axis 0), every quantizer is per row on embeddings.
-    return get_quantizer(name, bits=bits, axis=axis)
+    # Only `uniform` has a width argument; the binary / ternary ones are fixed (QuantConfig checks the bits).
+    if name == "uniform":
+        return get_quantizer(name, bits=bits, axis=axis)
+    return get_quantizer(name, axis=axis)
 
 
 def _activation_quantizer(config: QuantConfig, signed: bool, num_channels: int = 1) -> Optional[Quantizer]:
-    """The activation quantizer of one site; ``signed`` applies BiT's two-set rule."""
+    """The activation quantizer of one site (a registry look-up); ``signed`` applies BiT's two-set rule."""
     bits, family = config.activation_bits, config.activation_quantizer
     if bits == 32:
         return None
     if family == "sign":
-        return SignQuantizer()
+        return get_quantizer("sign")
     if family == "elastic":
-        return ElasticQuantizer(signed=signed, num_channels=num_channels)
+        return get_quantizer("elastic_signed" if signed else "elastic_unsigned", num_channels=num_channels)
     if family == "lsq":
-        return LsqQuantizer(bits=bits, signed=signed)
+        return get_quantizer("lsq_signed" if signed else "lsq_unsigned", bits=bits)
     if family == "uniform_clip":
-        return UniformClipQuantizer(bits=bits)
+        return get_quantizer("uniform_clip", bits=bits)
     raise ValueError(f"unknown activation quantizer {family!r}")  # unreachable: QuantConfig validates
 
 
@@ -116,20 +175,30 @@ def set_sublayer(root: nn.Layer, dotted: str, new: nn.Layer) -> None:
 
 
 def quantize_model(
-    model: nn.Layer, config: Union[QuantConfig, str, dict], ffn_input_unsigned: Optional[bool] = None
+    model: nn.Layer,
+    config: Union[QuantConfig, str, dict],
+    filter_fn: FilterFn = quantization_role,
+    *,
+    ffn_input_unsigned: Optional[bool] = None,
 ) -> nn.Layer:
     """Swap a PaddleNLP BERT's layers for their quantized versions (in place) and return it.
 
     The student keeps the class tree and parameter names of ``model`` (weights are copied), so
     ``save_pretrained`` / :func:`paddle_binbert.load_model` round-trip it; the QuantConfig is
-    stored in ``model.config.binbert_quant_config``. Each encoder ``self_attn`` becomes a
-    :class:`QuantMultiHeadAttention` of the configured variant. With 1-bit activations (``sign`` /
-    ``elastic``) the LayerNorms become :class:`~paddle_binbert.quant.EngineLayerNorm` (the packed
-    engine's rounding; same parameters and gradients).
+    stored in ``model.config.binbert_quant_config``. ``filter_fn(name, layer)`` (``name`` relative to
+    the ``BertModel``) gives each sublayer its role (:data:`QUANTIZATION_ROLES`) or ``None`` (full
+    precision): an ``"embedding"`` / ``"linear"`` gets quantized weights (and inputs), an encoder
+    ``self_attn`` with role ``"attention"`` becomes a :class:`QuantMultiHeadAttention` of the configured
+    variant (with ``None``, the same class without quantizers: plain softmax attention that can still
+    record for distillation), and with 1-bit activations (``sign`` / ``elastic``) a ``"layer_norm"``
+    becomes an :class:`~paddle_binbert.quant.EngineLayerNorm` (the packed engine's rounding; same
+    parameters and gradients). Where a custom filter differs from :func:`quantization_role`, the
+    difference is recorded in ``model.config.binbert_quant_filter`` and replayed on loading.
 
     Args:
         model: ``BertModel``, ``BertForSequenceClassification`` or ``BertForQuestionAnswering``.
         config: a QuantConfig, a preset name (``"bibert"``), a YAML path or a dict.
+        filter_fn: decides what is quantized; default :func:`quantization_role`.
         ffn_input_unsigned: force the FFN2-input set; default: unsigned iff the FFN uses ReLU.
     """
     config = QuantConfig.resolve(config)
@@ -139,6 +208,7 @@ def quantize_model(
         raise ValueError(f"{type(model).__name__} is already quantized ({existing.name})")
     if getattr(bert, "fuse", False):
         raise ValueError("fused encoder layers (config.fuse=True) cannot be quantized; build the model with fuse=False")
+    roles, overrides = _roles(bert, filter_fn)
 
     # The config object is often shared with other models (and the caller): give the student its own.
     own_config = copy.deepcopy(model.config)
@@ -154,7 +224,7 @@ def quantize_model(
         ffn_input_unsigned = act_name == "relu"
 
     for name, layer in list(bert.named_sublayers()):
-        role = quantization_role(name, layer)
+        role = roles.get(name)
         if role == "embedding":
             wq = _weight_quantizer(config.embedding_quantizer, config.embedding_bits, axis=-1)
             set_sublayer(bert, name, QuantEmbedding.from_embedding(layer, wq))
@@ -168,10 +238,13 @@ def quantize_model(
         # binary activations: every LayerNorm output is binarized next, so the LayerNorms round as the
         # packed engine does (still full precision; same parameters, F.layer_norm's gradients)
         for name, layer in list(bert.named_sublayers()):
-            if type(layer) is nn.LayerNorm:
+            if type(layer) is nn.LayerNorm and roles.get(name) == "layer_norm":
                 set_sublayer(bert, name, EngineLayerNorm.from_layer_norm(layer))
 
-    for layer in bert.encoder.layers:
+    for i, layer in enumerate(bert.encoder.layers):
+        if roles.get(f"encoder.layers.{i}.self_attn") != "attention":
+            layer.self_attn = QuantMultiHeadAttention(layer.self_attn, "quant")  # full precision
+            continue
         variant = config.attention
         # per-channel Q/K/V quantizers get the projections' real output width: hidden_size, or
         # kept_heads * head_dim for a half-width model (splitting.half_width)
@@ -181,6 +254,8 @@ def quantize_model(
         layer.self_attn = QuantMultiHeadAttention(layer.self_attn, variant, *qkv, prob_quantizer=prob)
 
     setattr(model.config, QUANT_CONFIG_KEY, config.to_dict())
+    if overrides:
+        setattr(model.config, FILTER_KEY, overrides)
     return model
 
 

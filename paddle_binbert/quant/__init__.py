@@ -2,7 +2,7 @@
 
 from .config import QuantConfig, available_presets
 from .layers import EngineLayerNorm, QuantEmbedding, QuantLinear
-from .quantizers import Quantizer, available_quantizers, get_quantizer
+from .quantizers import Quantizer, available_quantizers, get_quantizer, quantizer_arguments
 
 __all__ = [
     "QuantConfig",
@@ -13,4 +13,5 @@ __all__ = [
     "Quantizer",
     "available_quantizers",
     "get_quantizer",
+    "quantizer_arguments",
 ]

@@ -7,6 +7,11 @@ With length-grouped batches (this project's default sampler) that batch holds se
 length only, e.g. 32 five-token phrases, and its statistics differ from the data's: a BiT student
 initialised that way stayed at chance on SST-2 (issue 23), while the same student initialised from
 random batches learns. :func:`calibrate` averages ``mean|x|`` over several random batches instead.
+
+Calibration is the explicit initialisation step: it marks each quantizer initialised (Python-side
+state that the forward pass reads, plus the ``initialized`` buffer that checkpoints save). After
+weights are loaded into a model with ``set_state_dict``, :func:`sync_initialized` brings the
+Python-side state up to date with the loaded buffers (the project's loaders do it).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import paddle.nn as nn
 
 from .quantizers import DataInitQuantizer
 
-__all__ = ["MODEL_INPUT_KEYS", "calibrate", "calibration_batches", "data_init_quantizers"]
+__all__ = ["MODEL_INPUT_KEYS", "calibrate", "calibration_batches", "data_init_quantizers", "sync_initialized"]
 
 #: Batch keys passed to the model during calibration (labels and bookkeeping fields are dropped).
 MODEL_INPUT_KEYS = ("input_ids", "token_type_ids", "attention_mask", "position_ids")
@@ -31,6 +36,17 @@ def data_init_quantizers(model: nn.Layer, uninitialized_only: bool = False) -> L
     if uninitialized_only:
         found = [q for q in found if not q.is_initialized]
     return found
+
+
+def sync_initialized(model: nn.Layer) -> List[str]:
+    """Read every data-initialised quantizer's saved ``initialized`` flag into its Python-side state (one
+    read each; call after ``set_state_dict``) and return the structured names of those still uninitialised
+    (their scale comes from the next batch they see)."""
+    return [
+        name
+        for name, layer in model.named_sublayers(include_self=True)
+        if isinstance(layer, DataInitQuantizer) and not layer.refresh_initialized()
+    ]
 
 
 def calibration_batches(

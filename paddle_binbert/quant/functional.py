@@ -11,12 +11,18 @@ Conventions (specs/README.md):
   ``1[u >= 1/2]``.
 
 Every backward returns ``None`` for inputs that do not require a gradient (Paddle insists).
+
+While a static program is being built (``paddle.jit.to_static``, e.g. the static export), the
+functions run their PyLayer's forward expression directly (:func:`_run`): PaddleNLP's encoder is
+``not_to_static``, so the PyLayers inside it would be called as plain Python in static mode, which
+Paddle refuses. Inference needs no backward, and the values are the same operations. The functions
+are ``not_to_static`` themselves, so that they run the same way when called from converted code.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -65,6 +71,25 @@ def _only_needed(needs: Sequence[bool], grads: Sequence[Optional[paddle.Tensor]]
     return out[0] if len(out) == 1 else out
 
 
+class _ForwardContext:
+    """The ``ctx`` handed to a PyLayer ``forward`` outside autograd: stores attributes, saves nothing."""
+
+    def save_for_backward(self, *tensors: Any) -> None:
+        """Nothing is needed: there is no backward pass."""
+
+    def saved_tensor(self) -> Tuple[Any, ...]:
+        raise RuntimeError("a forward-only quantizer has no saved tensors (no backward pass in a static program)")
+
+
+@paddle.jit.not_to_static
+def _run(layer_cls: type, *args: Any) -> Any:
+    """``layer_cls.apply(*args)`` in dygraph; while a static program is built, the PyLayer's own forward
+    expression without autograd (same operations, so the same values)."""
+    if paddle.in_dynamic_mode():
+        return layer_cls.apply(*args)
+    return layer_cls.forward(_ForwardContext(), *args)
+
+
 def _reduce_to(grad: paddle.Tensor, shape: Sequence[int]) -> paddle.Tensor:
     """Sum a gradient over the broadcast axes so that it has ``shape`` (a trailing-channel
     parameter like beta[C] or a scalar [1])."""
@@ -94,6 +119,7 @@ class _BiBertWeight(PyLayer):
         return g * (centered.abs() <= 1.0).astype(g.dtype)
 
 
+@paddle.jit.not_to_static
 def bibert_weight(w: paddle.Tensor, axis: Optional[int] = 0) -> paddle.Tensor:
     """BiBERT weight binarizer (Qin et al., 2022, "BiBERT", eq. 3; PyTorch release).
 
@@ -102,7 +128,7 @@ def bibert_weight(w: paddle.Tensor, axis: Optional[int] = 0) -> paddle.Tensor:
     ``axis=0`` is per output channel of an ``[in, out]`` linear weight; ``axis=-1`` is per row
     of an embedding.
     """
-    return _BiBertWeight.apply(w, axis)
+    return _run(_BiBertWeight, w, axis)
 
 
 class _ScaledSignWeight(PyLayer):
@@ -117,21 +143,23 @@ class _ScaledSignWeight(PyLayer):
         return g
 
 
+@paddle.jit.not_to_static
 def bwn_weight(w: paddle.Tensor, axis: Optional[int] = None) -> paddle.Tensor:
     """Binary Weight Network quantizer (Rastegari et al., 2016, XNOR-Net; BinaryBERT baseline).
 
     alpha = mean(|W|) (whole matrix, or per ``axis``); Wq = alpha * sgn(W).
     Backward: identity, dL/dW = g.
     """
-    return _ScaledSignWeight.apply(w, axis, False)
+    return _run(_ScaledSignWeight, w, axis, False)
 
 
+@paddle.jit.not_to_static
 def bwn_centered_weight(w: paddle.Tensor, axis: Optional[int] = None) -> paddle.Tensor:
     """Centred BWN (Liu et al., 2022, "BiT", weight binarization).
 
     mu = mean(W), alpha = mean(|W|); Wq = alpha * sgn(W - mu).  Backward: identity.
     """
-    return _ScaledSignWeight.apply(w, axis, True)
+    return _run(_ScaledSignWeight, w, axis, True)
 
 
 class _TwnWeight(PyLayer):
@@ -150,13 +178,14 @@ class _TwnWeight(PyLayer):
         return g
 
 
+@paddle.jit.not_to_static
 def twn_weight(w: paddle.Tensor, axis: Optional[int] = None) -> paddle.Tensor:
     """Ternary Weight Network quantizer (Li et al., 2016, TWN; BinaryBERT ternary stage).
 
     Delta = 0.7 * mean(|W|); alpha = mean(|W| over |W| > Delta) (0 when empty);
     Wq = alpha * sgn(W) * 1[|W| > Delta].  Backward: identity.
     """
-    return _TwnWeight.apply(w, axis)
+    return _run(_TwnWeight, w, axis)
 
 
 class _UniformWeight(PyLayer):
@@ -172,12 +201,13 @@ class _UniformWeight(PyLayer):
         return g
 
 
+@paddle.jit.not_to_static
 def uniform_weight(w: paddle.Tensor, bits: int, axis: Optional[int] = None) -> paddle.Tensor:
     """Symmetric k-bit uniform weight quantizer (the 2..8-bit baselines of BinaryBERT / Q8BERT).
 
     scale = max(|W|) / (2^(k-1) - 1); Wq = round(W / scale) * scale.  Backward: identity.
     """
-    return _UniformWeight.apply(w, bits, axis)
+    return _run(_UniformWeight, w, bits, axis)
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,10 +227,11 @@ class _SignSTE(PyLayer):
         return g * (x.abs() <= 1.0).astype(g.dtype)
 
 
+@paddle.jit.not_to_static
 def sign_ste(x: paddle.Tensor) -> paddle.Tensor:
     """Sign activation with the clipped straight-through estimator (Courbariaux et al., 2016,
     BinaryNet; BiBERT).  xq = sgn(x);  dL/dx = g * 1[|x| <= 1]."""
-    return _SignSTE.apply(x)
+    return _run(_SignSTE, x)
 
 
 class _BoolSTE(PyLayer):
@@ -215,13 +246,14 @@ class _BoolSTE(PyLayer):
         return g * (s.abs() <= 1.0).astype(g.dtype)
 
 
+@paddle.jit.not_to_static
 def bool_ste(s: paddle.Tensor) -> paddle.Tensor:
     """BiBERT's bool attention function (Qin et al., 2022, "Bi-Attention", eq. 8).
 
     A = 1 if S > 0 else 0 (a tie S == 0 gives 0, as in the PyTorch release);
     dL/dS = g * 1[|S| <= 1].
     """
-    return _BoolSTE.apply(s)
+    return _run(_BoolSTE, s)
 
 
 class _ElasticSigned(PyLayer):
@@ -243,6 +275,7 @@ class _ElasticSigned(PyLayer):
         return _only_needed(ctx.needs, (gx, galpha, gbeta))
 
 
+@paddle.jit.not_to_static
 def elastic_signed(x: paddle.Tensor, alpha: paddle.Tensor, beta: paddle.Tensor) -> paddle.Tensor:
     """BiT elastic binary activation, signed set (Liu et al., 2022, "BiT", eq. 6).
 
@@ -250,7 +283,7 @@ def elastic_signed(x: paddle.Tensor, alpha: paddle.Tensor, beta: paddle.Tensor) 
     dL/dx = g * 1[|(x - beta) / alpha| <= 1];  dL/dalpha = sum(g * sgn(x - beta)) / sqrt(N);
     dL/dbeta = -dL/dx summed to beta's shape (one value per trailing channel).
     """
-    return _ElasticSigned.apply(x, alpha, beta)
+    return _run(_ElasticSigned, x, alpha, beta)
 
 
 class _ElasticUnsigned(PyLayer):
@@ -274,6 +307,7 @@ class _ElasticUnsigned(PyLayer):
         return _only_needed(ctx.needs, (gx, galpha, gbeta))
 
 
+@paddle.jit.not_to_static
 def elastic_unsigned(x: paddle.Tensor, alpha: paddle.Tensor, beta: paddle.Tensor) -> paddle.Tensor:
     """BiT elastic binary activation, unsigned set {0, alpha} (Liu et al., 2022, "BiT", eq. 6).
 
@@ -282,7 +316,7 @@ def elastic_unsigned(x: paddle.Tensor, alpha: paddle.Tensor, beta: paddle.Tensor
     dL/dalpha = sum(g * (0 if u < 0; 1 if u > 1; round(u) - u otherwise)) / sqrt(N);
     dL/dbeta = -dL/dx summed to beta's shape.
     """
-    return _ElasticUnsigned.apply(x, alpha, beta)
+    return _run(_ElasticUnsigned, x, alpha, beta)
 
 
 class _LSQ(PyLayer):
@@ -306,6 +340,7 @@ class _LSQ(PyLayer):
         return _only_needed(ctx.needs, (gx, gs))
 
 
+@paddle.jit.not_to_static
 def lsq(x: paddle.Tensor, step: paddle.Tensor, bits: int, signed: bool) -> paddle.Tensor:
     """Learned Step Size Quantization (Esser et al., 2020, LSQ; BinaryBERT A4/A2).
 
@@ -315,7 +350,7 @@ def lsq(x: paddle.Tensor, step: paddle.Tensor, bits: int, signed: bool) -> paddl
     dL/ds = sum(g * (Qn if x/s < Qn; Qp if x/s > Qp; round(x/s) - x/s otherwise)) / sqrt(N * Qp).
     """
     qn, qp = lsq_range(bits, signed)
-    return _LSQ.apply(x, step, qn, qp)
+    return _run(_LSQ, x, step, qn, qp)
 
 
 def lsq_range(bits: int, signed: bool) -> tuple:
@@ -344,13 +379,14 @@ class _UniformClip(PyLayer):
         return _only_needed(ctx.needs, (gx, gc))
 
 
+@paddle.jit.not_to_static
 def uniform_clip(x: paddle.Tensor, clip_val: paddle.Tensor, bits: int) -> paddle.Tensor:
     """Symmetric k-bit quantizer with a learnable clip (PACT, Choi et al., 2018; BinaryBERT A8).
 
     xc = clip(x, -c, c); scale = max(|xc|) / (2^(k-1) - 1); q = round(xc / scale) * scale.
     dL/dx = g * 1[|x| <= c];  dL/dc = sum(g * sgn(x) * 1[|x| > c]).
     """
-    return _UniformClip.apply(x, clip_val, bits)
+    return _run(_UniformClip, x, clip_val, bits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,6 +426,7 @@ class _BinaryLinear(PyLayer):
         return tuple(grads)
 
 
+@paddle.jit.not_to_static
 def binary_linear(
     xq: paddle.Tensor,
     wq: paddle.Tensor,
@@ -420,7 +457,7 @@ def binary_linear(
     """
     if x_scale is not None:
         x_scale = x_scale.detach()
-    return _BinaryLinear.apply(xq, wq, bias, x_scale, bool(unsigned))
+    return _run(_BinaryLinear, xq, wq, bias, x_scale, bool(unsigned))
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,6 +501,7 @@ class _BinaryMatmul(PyLayer):
         return gx, gy, None, None
 
 
+@paddle.jit.not_to_static
 def binary_matmul(
     xq: paddle.Tensor,
     yq: paddle.Tensor,
@@ -494,8 +532,8 @@ def binary_matmul(
     (xq * c)^T @ g); the scales are read for the forward value only (detached), so the gradients reach
     the alphas through the quantizers that made ``xq`` and ``yq``.
     """
-    return _BinaryMatmul.apply(
-        xq, yq, x_scale.detach(), y_scale.detach(), pre_scale, bool(transpose_y), bool(x_unsigned)
+    return _run(
+        _BinaryMatmul, xq, yq, x_scale.detach(), y_scale.detach(), pre_scale, bool(transpose_y), bool(x_unsigned)
     )
 
 
@@ -595,6 +633,7 @@ class _EngineSoftmax(PyLayer):
         return paddle._C_ops.softmax_grad(F.softmax(s), g, -1)
 
 
+@paddle.jit.not_to_static
 def engine_softmax(s: paddle.Tensor) -> paddle.Tensor:
     """Softmax over the last axis as the packed engine's AVX-512 BiT attention computes it.
 
@@ -611,7 +650,7 @@ def engine_softmax(s: paddle.Tensor) -> paddle.Tensor:
     """
     if s.dtype != paddle.float32:
         return F.softmax(s)
-    return _EngineSoftmax.apply(s)
+    return _run(_EngineSoftmax, s)
 
 
 def _engine_layer_norm_value(x, weight, bias, epsilon: float) -> paddle.Tensor:

@@ -5,15 +5,19 @@ An activation quantizer may own learnable parameters (elastic alpha/beta, LSQ st
 clip); those are initialised from data and saved with the model (the ``initialized`` buffer makes
 a loaded model keep its trained values). Training calls :func:`~paddle_binbert.quant.calibration.calibrate`
 first, which sets them from several random batches; a quantizer that was never calibrated falls
-back to the first batch it sees.
+back to the first batch it sees. Whether a quantizer is initialised is Python-side state, so the
+forward pass never reads a device value to decide it (see :class:`DataInitQuantizer`).
 
 Look-up: ``get_quantizer("sign")``, ``get_quantizer("bibert", axis=0)``,
-``get_quantizer("lsq_signed", bits=4)``; ``available_quantizers()`` lists the names.
+``get_quantizer("lsq_signed", bits=4)``; ``available_quantizers()`` lists the names and
+``quantizer_arguments(name)`` the keyword arguments one accepts. An argument the quantizer does not
+take is an error (as larq's ``quantizers.get``), not silently dropped.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+import inspect
+from typing import Callable, Dict, Optional, Tuple
 
 import paddle
 import paddle.nn as nn
@@ -38,6 +42,7 @@ __all__ = [
     "ACTIVATION_QUANTIZERS",
     "available_quantizers",
     "get_quantizer",
+    "quantizer_arguments",
 ]
 
 
@@ -133,7 +138,7 @@ class DataInitQuantizer(Quantizer):
     """Activation quantizer whose learnable parameters are initialised from activation statistics.
 
     The statistic is ``m = mean|x|`` (each subclass turns it into its scale in :meth:`_init_from_stat`).
-    Two ways to set it, both once (the ``initialized`` buffer is saved with the model):
+    Two ways to set it, both once:
 
     * calibration (:func:`~paddle_binbert.quant.calibration.calibrate`): between
       :meth:`start_calibration` and :meth:`finish_calibration`, every forward adds its batch's
@@ -141,20 +146,44 @@ class DataInitQuantizer(Quantizer):
       this one see a representative quantized input while the statistic is gathered;
     * otherwise the first batch the quantizer sees (the BiT release's rule). Under length-grouped
       batching that batch holds sentences of a single length and gives a poor scale (issue 23).
+
+    State: the persistable ``initialized`` buffer (1.0 once set) is what checkpoints save and load;
+    the forward pass decides on a Python-side copy of it, so an initialised quantizer's forward reads
+    no device value. The copy is brought up to date by :meth:`refresh_initialized` (also reached through
+    :attr:`is_initialized`), which the project's loaders call after ``set_state_dict``
+    (:func:`~paddle_binbert.quant.calibration.sync_initialized`). Weights loaded by other code
+    (e.g. PaddleNLP's Trainer resuming a run) are still found: while the copy says "not initialised",
+    the first forward reads the buffer once before initialising from its batch.
     """
 
     def __init__(self):
         super().__init__()
         self.register_buffer("initialized", paddle.zeros([1], dtype="float32"), persistable=True)
+        self._ready = False  # Python-side copy of `initialized`: forward reads this, not the buffer
         self._calibration: Optional[list] = None  # [sum of batch statistics, number of batches]
 
     def _init_from_stat(self, mean_abs: paddle.Tensor) -> None:
         raise NotImplementedError
 
+    def refresh_initialized(self) -> bool:
+        """Read the saved ``initialized`` flag (one device read) into the Python-side state and return it.
+
+        Call after loading weights into the quantizer by ``set_state_dict`` (the buffer changes, the
+        Python side cannot see it): a flag of 1 keeps the loaded scale, 0 makes the next forward
+        initialise from its batch."""
+        self._ready = self.initialized.item() != 0.0
+        return self._ready
+
     @property
     def is_initialized(self) -> bool:
-        """Whether the learnable parameters hold data-initialised (or trained) values."""
-        return self.initialized.item() != 0.0
+        """Whether the learnable parameters hold data-initialised (or trained / loaded) values; reads the
+        saved flag (see :meth:`refresh_initialized`)."""
+        return self.refresh_initialized()
+
+    def mark_initialized(self) -> None:
+        """Record that the parameters are set: the saved flag becomes 1 and the forward stops initialising."""
+        self.initialized.set_value(paddle.ones([1], dtype="float32"))
+        self._ready = True
 
     def start_calibration(self) -> None:
         """Gather ``mean|x|`` over the following forwards (re-initialises an initialised quantizer)."""
@@ -165,22 +194,30 @@ class DataInitQuantizer(Quantizer):
         seen = 0 if self._calibration is None else self._calibration[1]
         self._calibration = None
         if seen:
-            self.initialized.set_value(paddle.ones([1], dtype="float32"))
+            self.mark_initialized()
         return seen
+
+    def needs_data(self) -> bool:
+        """Whether the next forward must look at its batch (calibrating, or not known to be initialised).
+        A Python-side check: no device read."""
+        return self._calibration is not None or not self._ready
 
     def maybe_initialize(self, x: paddle.Tensor) -> None:
         """Calibrating: add ``mean|x|`` of this batch to the running average and set the parameters from
-        it. Otherwise initialise from ``x`` once (the first batch), then never again."""
+        it. Otherwise initialise from ``x`` once (the first batch), then never again; weights loaded
+        with the flag set (found by one read of the buffer) are kept. Forward calls this only while
+        :meth:`needs_data`."""
         if self._calibration is not None:
             with paddle.no_grad():
                 self._calibration[0] += float(x.detach().abs().mean())
                 self._calibration[1] += 1
                 self._init_from_stat(paddle.to_tensor(self._calibration[0] / self._calibration[1], dtype="float32"))
             return
-        if self.initialized.item() == 0.0:
-            with paddle.no_grad():
-                self._init_from_stat(x.detach().abs().mean())
-                self.initialized.set_value(paddle.ones([1], dtype="float32"))
+        if self._ready or self.refresh_initialized():
+            return
+        with paddle.no_grad():
+            self._init_from_stat(x.detach().abs().mean())
+        self.mark_initialized()
 
 
 def _scalar_param(layer: nn.Layer, value: float) -> paddle.Tensor:
@@ -209,7 +246,8 @@ class ElasticQuantizer(DataInitQuantizer):
         self.alpha.set_value(paddle.clip(factor * mean_abs, min=1e-8).reshape([1]))
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        self.maybe_initialize(x)
+        if self.needs_data():
+            self.maybe_initialize(x)
         fn = QF.elastic_signed if self.signed else QF.elastic_unsigned
         return fn(x, self.alpha, self.beta)
 
@@ -233,7 +271,8 @@ class LsqQuantizer(DataInitQuantizer):
         self.step.set_value(paddle.clip(2.0 * mean_abs / qp**0.5, min=1e-8).reshape([1]))
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        self.maybe_initialize(x)
+        if self.needs_data():
+            self.maybe_initialize(x)
         return QF.lsq(x, self.step, self.bits, self.signed)
 
     def extra_repr(self) -> str:
@@ -254,30 +293,73 @@ class UniformClipQuantizer(Quantizer):
         return QF.uniform_clip(x, self.clip_val, self.bits)
 
 
-def _elastic(signed: bool):
-    return lambda num_channels=1, **_: ElasticQuantizer(signed=signed, num_channels=num_channels)
+# Registry factories: keyword arguments only, each names exactly what its quantizer takes.
 
 
-def _lsq(signed: bool):
-    return lambda bits=4, **_: LsqQuantizer(bits=bits, signed=signed)
+def _bibert(*, axis: Optional[int] = 0) -> Quantizer:
+    return BiBertWeightQuantizer(axis)
+
+
+def _bwn(*, axis: Optional[int] = None) -> Quantizer:
+    return BwnWeightQuantizer(axis)
+
+
+def _bwn_centered(*, axis: Optional[int] = None) -> Quantizer:
+    return BwnCenteredWeightQuantizer(axis)
+
+
+def _twn(*, axis: Optional[int] = None) -> Quantizer:
+    return TwnWeightQuantizer(axis)
+
+
+def _uniform(*, bits: int = 8, axis: Optional[int] = None) -> Quantizer:
+    return UniformWeightQuantizer(bits, axis)
+
+
+def _sign() -> Quantizer:
+    return SignQuantizer()
+
+
+def _bool() -> Quantizer:
+    return BoolQuantizer()
+
+
+def _elastic_signed(*, num_channels: int = 1) -> Quantizer:
+    return ElasticQuantizer(signed=True, num_channels=num_channels)
+
+
+def _elastic_unsigned(*, num_channels: int = 1) -> Quantizer:
+    return ElasticQuantizer(signed=False, num_channels=num_channels)
+
+
+def _lsq_signed(*, bits: int = 4) -> Quantizer:
+    return LsqQuantizer(bits=bits, signed=True)
+
+
+def _lsq_unsigned(*, bits: int = 4) -> Quantizer:
+    return LsqQuantizer(bits=bits, signed=False)
+
+
+def _uniform_clip(*, bits: int = 8) -> Quantizer:
+    return UniformClipQuantizer(bits)
 
 
 WEIGHT_QUANTIZERS: Dict[str, Callable[..., Quantizer]] = {
-    "bibert": lambda axis=0, **_: BiBertWeightQuantizer(axis),
-    "bwn": lambda axis=None, **_: BwnWeightQuantizer(axis),
-    "bwn_centered": lambda axis=None, **_: BwnCenteredWeightQuantizer(axis),
-    "twn": lambda axis=None, **_: TwnWeightQuantizer(axis),
-    "uniform": lambda bits=8, axis=None, **_: UniformWeightQuantizer(bits, axis),
+    "bibert": _bibert,
+    "bwn": _bwn,
+    "bwn_centered": _bwn_centered,
+    "twn": _twn,
+    "uniform": _uniform,
 }
 
 ACTIVATION_QUANTIZERS: Dict[str, Callable[..., Quantizer]] = {
-    "sign": lambda **_: SignQuantizer(),
-    "bool": lambda **_: BoolQuantizer(),
-    "elastic_signed": _elastic(True),
-    "elastic_unsigned": _elastic(False),
-    "lsq_signed": _lsq(True),
-    "lsq_unsigned": _lsq(False),
-    "uniform_clip": lambda bits=8, **_: UniformClipQuantizer(bits),
+    "sign": _sign,
+    "bool": _bool,
+    "elastic_signed": _elastic_signed,
+    "elastic_unsigned": _elastic_unsigned,
+    "lsq_signed": _lsq_signed,
+    "lsq_unsigned": _lsq_unsigned,
+    "uniform_clip": _uniform_clip,
 }
 
 
@@ -286,12 +368,32 @@ def available_quantizers() -> list:
     return sorted(WEIGHT_QUANTIZERS) + sorted(ACTIVATION_QUANTIZERS)
 
 
-def get_quantizer(name: str, **kwargs) -> Quantizer:
-    """Build a quantizer by registry name; keyword arguments the quantizer does not use are ignored.
-
-    >>> get_quantizer("bibert", axis=0); get_quantizer("lsq_unsigned", bits=2)
-    """
+def _factory(name: str) -> Callable[..., Quantizer]:
     factory = WEIGHT_QUANTIZERS.get(name) or ACTIVATION_QUANTIZERS.get(name)
     if factory is None:
         raise ValueError(f"unknown quantizer {name!r}; valid names: {', '.join(available_quantizers())}")
+    return factory
+
+
+def quantizer_arguments(name: str) -> Tuple[str, ...]:
+    """The keyword arguments the quantizer ``name`` accepts, e.g. ``("bits", "axis")`` for ``uniform``,
+    ``()`` for ``sign``."""
+    return tuple(inspect.signature(_factory(name)).parameters)
+
+
+def get_quantizer(name: str, **kwargs) -> Quantizer:
+    """Build a quantizer by registry name with the keyword arguments it accepts.
+
+    An argument the quantizer does not take raises ``TypeError`` naming the quantizer, the argument(s)
+    and the accepted ones (:func:`quantizer_arguments`); an unknown name raises ``ValueError`` listing
+    the names.
+
+    >>> get_quantizer("bibert", axis=0); get_quantizer("lsq_unsigned", bits=2)
+    """
+    factory = _factory(name)
+    accepted = quantizer_arguments(name)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        takes = ", ".join(accepted) if accepted else "no arguments"
+        raise TypeError(f"quantizer {name!r} does not take {', '.join(unknown)}; it accepts: {takes}")
     return factory(**kwargs)

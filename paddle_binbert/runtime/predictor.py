@@ -24,12 +24,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..engine.layout import parse_length_config
-from ..taskflow_format import TaskPipeline, cap_max_length, check_options, check_sizes, read_id2label
+from ..inference.taskflow.front import TASK_CLASSES, TaskFrontEnd
+from ..inference.taskflow.task import cap_max_length, check_sizes
 from .model import RuntimeModel, load
 from .tokenizer import WordPieceTokenizer
 
@@ -38,7 +39,7 @@ __all__ = ["Predictor"]
 logger = logging.getLogger("paddle_binbert.runtime")
 
 
-class Predictor(TaskPipeline):
+class Predictor(TaskFrontEnd):
     """Classification or question answering with a packed folder on the runtime (no Paddle).
 
     Args:
@@ -56,8 +57,11 @@ class Predictor(TaskPipeline):
             ``max_query_length`` (default ``min(64, max_length // 2)``), ``n_best_size`` (20) and
             ``max_answer_length`` (30), as :class:`paddle_binbert.Taskflow`.
 
-    Calling it (:meth:`~paddle_binbert.taskflow_format.TaskPipeline.__call__`) predicts one input or a
-    list of them, one result dict per input, in Taskflow's format. Classification: a text, a
+    Calling it predicts one input or a list of them, one result dict per input, in Taskflow's format
+    (it runs :attr:`task_instance`, a :class:`~paddle_binbert.inference.taskflow.TextClassificationTask`
+    or :class:`~paddle_binbert.inference.taskflow.QuestionAnsweringTask`, whose settings ``top_k``,
+    ``id2label``, ``doc_stride`` ... read and set as its attributes, see
+    :class:`~paddle_binbert.inference.taskflow.front.TaskFrontEnd`). Classification: a text, a
     ``(text, pair)`` tuple, or a list of texts and / or pairs -> ``{"text": input, "predictions":
     [{"label", "score"}, ...]}`` (softmax scores, best first, ``top_k`` of them), or ``{"text": input,
     "score": value}`` for a regression model. QA: ``{"question", "context"}`` or a list of them ->
@@ -74,35 +78,35 @@ class Predictor(TaskPipeline):
         **options: Any,
     ) -> None:
         self.path = Path(path)
-        self.batch_size, max_length = check_sizes(batch_size, max_length)
+        batch_size, max_length = check_sizes(batch_size, max_length)
         self.model: RuntimeModel = load(self.path, num_threads=num_threads)
         self.task = "text_classification" if self.model.task == "classification" else "question_answering"
-        options = check_options(f"Predictor for {self.task}", self.task, options)
+        task_class = TASK_CLASSES[self.task]
+        options = task_class.check(f"Predictor for {self.task}", options)
         if isinstance(length_config, str):  # "64,60,48" or "64-60-48", as Taskflow / search-length
             length_config = parse_length_config(length_config)
         self.length_config = self.model.check_length_config(length_config)
         self.tokenizer = WordPieceTokenizer.from_pretrained(self.path)
-        self.max_length = cap_max_length(max_length, int(self.model.meta["max_position_embeddings"]), logger)
-        if self.task == "text_classification":
-            self.num_labels = int(self.model.meta["num_labels"])
-            fallback = self.model.config.get("id2label")
-            self.id2label = read_id2label(options.get("id2label"), self.path, fallback, self.num_labels)
-        self._set_task_options(options)
-
-    # ------------------------------------------------------------------ TaskPipeline hooks
-    def _run(self, arrays: Dict[str, np.ndarray]) -> Any:
-        return self.model(
-            arrays["input_ids"], arrays["token_type_ids"], arrays["attention_mask"], length_config=self.length_config
+        classification = self.task == "text_classification"
+        self.build_task(
+            self.forward,
+            self.tokenizer,
+            batch_size,
+            cap_max_length(max_length, int(self.model.meta["max_position_embeddings"]), logger),
+            options,
+            encode=self.encode_pairs,
+            num_labels=int(self.model.meta["num_labels"]) if classification else 0,
+            folder=self.path,
+            label_fallback=self.model.config.get("id2label"),
         )
 
-    def _encode_pairs(self, pairs: Sequence[Tuple[str, Optional[str]]]) -> List[Mapping[str, Sequence[int]]]:
+    def forward(self, input_ids: np.ndarray, token_type_ids: np.ndarray, attention_mask: np.ndarray) -> Any:
+        """The packed model on a padded batch, with :attr:`length_config`."""
+        return self.model(input_ids, token_type_ids, attention_mask, length_config=self.length_config)
+
+    def encode_pairs(self, pairs: Sequence[Tuple[str, Optional[str]]]) -> List[Mapping[str, Sequence[int]]]:
+        """WordPiece encodings of ``(text, text_pair or None)`` pairs, at most ``max_length`` tokens each."""
         return self.tokenizer.encode_batch(pairs, max_length=self.max_length)
-
-    def _classification_logits(self, arrays: Dict[str, np.ndarray]) -> np.ndarray:
-        return self._run(arrays)
-
-    def _span_logits(self, arrays: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-        return self._run(arrays)
 
     def __repr__(self) -> str:
         return (

@@ -3,7 +3,7 @@
 The run sequence (:func:`paddle_binbert.distill.pipeline.run`: read the data, load teacher and
 student, distil, evaluate, save, write ``results.json``) is one for every task; a task adapter
 supplies the parts that differ between GLUE classification / regression and SQuAD extractive QA:
-the model head, the features and their collator, the trainer (metric or span post-processing),
+the model head, the features and their collator, the evaluation (metric or span post-processing),
 the flag checks and defaults, and the task's entries of ``results.json``.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..train.arguments import DistillArguments
+from ..train.arguments import DistillArguments, RunArguments
 
 __all__ = ["DistillTask", "first_batches", "load_head_model", "tokenizer_dir"]
 
@@ -79,8 +79,14 @@ class DistillTask:
         """``(training features, dev set)``; an empty one raises, naming its file."""
         raise NotImplementedError
 
-    def trainer(self, args: DistillArguments, tokenizer: Any) -> Tuple[Callable[..., Any], Dict[str, Any]]:
-        """The distillation trainer class and its task arguments (collator, metrics ...)."""
+    def is_regression(self, args: DistillArguments) -> bool:
+        """Whether the head is a one-output regression (the prediction terms are then MSE)."""
+        return False
+
+    def trainer_kwargs(self, args: RunArguments, tokenizer: Any) -> Dict[str, Any]:
+        """The task's arguments of :class:`~paddle_binbert.train.trainer.BinBertTrainer`: the
+        collator and the evaluation (``compute_metrics`` or ``evaluation``); shared by fine-tuning
+        (``args``: its settings) and distillation."""
         raise NotImplementedError
 
     def log_teacher(self, metrics: Dict[str, float]) -> None:
@@ -91,7 +97,9 @@ class DistillTask:
         """The dev metrics ``results.json`` keeps, without their ``prefix``."""
         raise NotImplementedError
 
-    def results(self, args: DistillArguments, trainer: Any, train_ds: Any, dev: Any) -> Dict[str, Any]:
+    def results(
+        self, args: DistillArguments, trainer: Any, train_ds: Any, dev: Any, teacher: Any, loss_config: Any
+    ) -> Dict[str, Any]:
         """The task's own ``results.json`` entries, written after training (may write files, such as
         SQuAD's predictions)."""
         raise NotImplementedError

@@ -11,10 +11,10 @@ import logging
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..data.glue import check_glue_files, get_task_spec
-from ..train.arguments import DistillArguments, FlagError
+from ..train.arguments import DistillArguments, FlagError, RunArguments
 from .base import DistillTask, first_batches, load_head_model, tokenizer_dir
 
-__all__ = ["GlueTask", "load_classifier", "train_split_name"]
+__all__ = ["GlueTask", "glue_compute_metrics", "load_classifier", "train_split_name"]
 
 logger = logging.getLogger("task_distill")
 
@@ -22,6 +22,24 @@ logger = logging.getLogger("task_distill")
 def train_split_name(args: DistillArguments) -> str:
     """The GLUE split distilled on: ``train``, or ``train_aug`` with ``--aug_train``."""
     return "train_aug" if args.aug_train else "train"
+
+
+def glue_compute_metrics(task_name: str) -> Callable[[Any], Dict[str, float]]:
+    """GLUE evaluation for the Trainer (its ``compute_metrics``): an ``EvalPrediction`` (logits and
+    labels of every dev batch, gathered by PaddleNLP's evaluation loop) -> the task's metrics
+    (:func:`~paddle_binbert.data.metrics.compute_glue_metrics`)."""
+    from ..data.metrics import compute_glue_metrics
+
+    def compute_metrics(prediction: Any) -> Dict[str, float]:
+        logits = prediction.predictions
+        if isinstance(logits, (tuple, list)):
+            logits = logits[0]
+        labels = prediction.label_ids
+        if isinstance(labels, (tuple, list)):
+            labels = labels[0]
+        return compute_glue_metrics(task_name, logits, labels)
+
+    return compute_metrics
 
 
 def load_classifier(path: str, model_config: Optional[str] = None, flag: str = "") -> Any:
@@ -74,17 +92,15 @@ class GlueTask(DistillTask):
         require_examples(dev_ds, glue_split_path(args.data_dir, spec.name, dev_split), dev_split)
         return train_ds, dev_ds
 
-    def trainer(self, args: DistillArguments, tokenizer: Any) -> Tuple[Callable[..., Any], Dict[str, Any]]:
+    def is_regression(self, args: DistillArguments) -> bool:
+        return get_task_spec(args.task_name).is_regression
+
+    def trainer_kwargs(self, args: RunArguments, tokenizer: Any) -> Dict[str, Any]:
+        """The GLUE collator and the task's metrics (:func:`glue_compute_metrics`)."""
         from ..data.glue import glue_collator
-        from ..distill.trainer import DistillationTrainer
-        from ..trainer import glue_compute_metrics
 
         spec = get_task_spec(args.task_name)
-        return DistillationTrainer, dict(
-            data_collator=glue_collator(tokenizer),
-            compute_metrics=glue_compute_metrics(spec.name),
-            is_regression=spec.is_regression,
-        )
+        return dict(data_collator=glue_collator(tokenizer), compute_metrics=glue_compute_metrics(spec.name))
 
     def log_teacher(self, metrics: Dict[str, float]) -> None:
         logger.info("teacher dev: %s", metrics)
@@ -92,7 +108,9 @@ class GlueTask(DistillTask):
     def metrics(self, metrics: Dict[str, float], prefix: str) -> Dict[str, float]:
         return {k.replace(prefix, ""): v for k, v in metrics.items()}
 
-    def results(self, args: DistillArguments, trainer: Any, train_ds: Any, dev: Any) -> Dict[str, Any]:
+    def results(
+        self, args: DistillArguments, trainer: Any, train_ds: Any, dev: Any, teacher: Any, loss_config: Any
+    ) -> Dict[str, Any]:
         return {"num_train_examples": len(train_ds), "num_dev_examples": len(dev)}
 
     def summary_line(self, results: Dict[str, Any], bits: str) -> str:

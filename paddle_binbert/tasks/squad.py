@@ -1,10 +1,18 @@
-"""SQuAD v1.1 distillation: ``BertForQuestionAnswering`` teacher and student, windows, EM / F1.
+"""The SQuAD v1.1 task: ``BertForQuestionAnswering`` models, windows, span decoding and EM / F1.
 
-The prediction terms act on the start and end logits:
-``SCE_span = (SCE(z_s^start, z_t^start; T) + SCE(z_s^end, z_t^end; T)) / 2`` (padding masked;
-:func:`~paddle_binbert.distill.losses.span_soft_cross_entropy`), the hard-label term is BERT's
-span loss; the intermediate terms are those of the method's recipe, unchanged. Evaluation is the
-official v1.1 exact match / F1 on ``--predict_file``; the best checkpoint is kept by F1.
+* :class:`SquadEvaluation`: the evaluation of :class:`~paddle_binbert.train.trainer.BinBertTrainer`
+  on SQuAD (fine-tuning and distillation): start/end logits of every dev window
+  (:func:`predict_span_logits`, batches of similar length), n-best span decoding
+  (:func:`~paddle_binbert.data.squad.postprocess_predictions`) and the official v1.1 exact match
+  and F1 (:func:`~paddle_binbert.data.squad.squad_evaluate`, Rajpurkar et al., EMNLP 2016), as
+  ``eval_exact_match`` / ``eval_f1``: the best checkpoint is kept by F1 (:data:`SQUAD_METRIC`);
+* :class:`SquadTask`: SQuAD's part of a distillation run. The prediction terms act on the start and
+  end logits: ``SCE_span = (SCE(z_s^start, z_t^start; T) + SCE(z_s^end, z_t^end; T)) / 2`` (padding
+  masked; :func:`~paddle_binbert.distill.losses.span_soft_cross_entropy`), the hard-label term is
+  BERT's span loss ``(CE(z_start, y_start) + CE(z_end, y_end)) / 2``; the intermediate terms are
+  those of the method's recipe, unchanged;
+* the flag checks and data loading shared by fine-tuning and distillation (:func:`check_squad_flags`,
+  :func:`load_squad_sets`).
 """
 
 from __future__ import annotations
@@ -12,40 +20,147 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Callable, Dict, List, Optional, Tuple
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..data.squad import is_squad_task
-from ..distill.trainer import DistillationTrainer
-from ..train.arguments import FlagError, SquadDistillArguments, SquadRunArguments
-from ..train.squad_trainer import SQUAD_METRIC, SquadEvaluationMixin, check_squad_file
+import numpy as np
+import paddle
+
+from ..data.squad import (
+    SquadFeature,
+    collate_features,
+    is_squad_task,
+    postprocess_predictions,
+    squad_evaluate,
+    write_predictions,
+)
+from ..data.squad.datasets import SquadEvalData, check_squad_file
+from ..train.arguments import FlagError, RunArguments, SquadDistillArguments, SquadRunArguments
 from .base import DistillTask, first_batches, load_head_model, tokenizer_dir
 
 __all__ = [
     "SQUAD_FILES",
-    "SquadDistillationTrainer",
+    "SQUAD_METRIC",
+    "SquadEvaluation",
     "SquadTask",
+    "check_squad_flags",
     "check_squad_windows",
     "load_qa",
     "load_squad_sets",
+    "predict_span_logits",
 ]
 
 logger = logging.getLogger("squad_distill")
 
 #: file names looked up in ``--data_dir`` when ``--train_file`` / ``--predict_file`` are not given
 SQUAD_FILES = {"train_file": "train-v1.1.json", "predict_file": "dev-v1.1.json"}
+#: metric used to keep the best checkpoint (``eval_f1``)
+SQUAD_METRIC = "f1"
 
 
-class SquadDistillationTrainer(SquadEvaluationMixin, DistillationTrainer):
-    """:class:`~paddle_binbert.distill.trainer.DistillationTrainer` for extractive QA.
+def predict_span_logits(
+    model: paddle.nn.Layer,
+    features: Sequence[SquadFeature],
+    batch_size: int = 32,
+    pad_token_id: int = 0,
+    progress: bool = False,
+) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+    """Start and end logits of every window (one row per feature, cut to its length), no gradients.
 
-    Training: the distillation objective of ``loss_config`` on span outputs (prediction terms on
-    start and end logits, see :func:`~paddle_binbert.distill.losses.span_soft_cross_entropy`).
-    Evaluation (student, and teacher through ``evaluate_teacher``): SQuAD v1.1 EM / F1
-    (:class:`~paddle_binbert.train.squad_trainer.SquadEvaluationMixin`).
-
-    Args: those of :class:`~paddle_binbert.train.squad_trainer.SquadEvaluationMixin` (``n_best_size``,
-    ``max_answer_length``) and ``DistillationTrainer`` (``teacher``, ``loss_config`` ...).
+    Windows are batched by similar length (stable sort), so padding is small; rows come back in
+    feature order. The model is put in eval mode and its previous mode restored afterwards.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    starts: List[Optional[np.ndarray]] = [None] * len(features)
+    ends: List[Optional[np.ndarray]] = [None] * len(features)
+    was_training = model.training
+    model.eval()
+    iterator: Any = batches
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(batches, desc="SQuAD eval", unit="batch", leave=False)
+    try:
+        with paddle.no_grad():
+            for batch in iterator:
+                arrays = collate_features([features[i] for i in batch], pad_token_id=pad_token_id)
+                out = model(
+                    paddle.to_tensor(arrays["input_ids"]),
+                    token_type_ids=paddle.to_tensor(arrays["token_type_ids"]),
+                    attention_mask=paddle.to_tensor(arrays["attention_mask"]),
+                    return_dict=True,
+                )
+                start, end = out.start_logits.numpy(), out.end_logits.numpy()
+                for row, index in enumerate(batch):
+                    n = len(features[index].input_ids)
+                    starts[index], ends[index] = start[row, :n], end[row, :n]
+    finally:
+        if was_training:
+            model.train()
+    return starts, ends  # type: ignore[return-value]
+
+
+class SquadEvaluation:
+    """SQuAD v1.1 exact match / F1 of a trainer's current ``model`` (``BinBertTrainer(evaluation=...)``).
+
+    The dev set (the trainer's ``eval_dataset`` or the argument) must be a :class:`SquadEvalData`.
+    Each call decodes answers with ``n_best_size`` / ``max_answer_length`` and scores them with the
+    official v1.1 rules: EM = max over gold answers of [normalize(pred) == normalize(gold)], F1 = max
+    over gold answers of the token-level F1 (Rajpurkar et al., 2016), averaged over questions, in
+    percent. The predictions and n-best lists of the last call stay in ``last_predictions`` /
+    ``last_nbest`` (see :meth:`write_last_predictions`). Metrics are logged and passed to the
+    trainer's callbacks as PaddleNLP's ``evaluate`` does, so checkpoint selection, logging and early
+    stopping work unchanged.
+
+    Args:
+        n_best_size: start/end candidates per window and answers kept per question.
+        max_answer_length: longest answer, in tokens.
+    """
+
+    def __init__(self, n_best_size: int = 20, max_answer_length: int = 30) -> None:
+        self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
+        self.last_predictions: Optional[Dict[str, str]] = None
+        self.last_nbest: Optional[Dict[str, Any]] = None
+
+    def evaluate(
+        self, trainer: Any, eval_dataset: Optional[SquadEvalData] = None, metric_key_prefix: str = "eval"
+    ) -> Dict[str, float]:
+        """Exact match and F1 (percent) of ``trainer.model`` under ``<prefix>_exact_match`` /
+        ``<prefix>_f1``, plus runtime."""
+        data = eval_dataset if eval_dataset is not None else trainer.eval_dataset
+        if not isinstance(data, SquadEvalData):
+            raise TypeError(f"SQuAD evaluation needs a SquadEvalData, got {type(data).__name__}")
+        start = time.time()
+        args = trainer.args
+        pad_id = int(getattr(trainer.tokenizer, "pad_token_id", 0) or 0)
+        starts, ends = predict_span_logits(
+            trainer.model, data.features, args.per_device_eval_batch_size, pad_id, progress=not args.disable_tqdm
+        )
+        predictions, nbest = postprocess_predictions(
+            data.examples, data.features, starts, ends, self.n_best_size, self.max_answer_length
+        )
+        scores = squad_evaluate(data.dataset, predictions)
+        runtime = time.time() - start
+        metrics = {
+            f"{metric_key_prefix}_exact_match": float(scores["exact_match"]),
+            f"{metric_key_prefix}_f1": float(scores["f1"]),
+            f"{metric_key_prefix}_runtime": round(runtime, 4),
+            f"{metric_key_prefix}_samples_per_second": round(len(data.features) / max(runtime, 1e-9), 3),
+        }
+        self.last_predictions, self.last_nbest = predictions, nbest
+        trainer.log(metrics)
+        trainer.control = trainer.callback_handler.on_evaluate(args, trainer.state, trainer.control, metrics)
+        return metrics
+
+    def write_last_predictions(self, output_dir: str) -> Tuple[str, str]:
+        """Write ``predictions.json`` and ``nbest_predictions.json`` of the last :meth:`evaluate` call."""
+        if self.last_predictions is None or self.last_nbest is None:
+            raise RuntimeError("no SQuAD predictions yet: call evaluate() first")
+        paths = write_predictions(self.last_predictions, self.last_nbest, output_dir)
+        return str(paths[0]), str(paths[1])
 
 
 def check_squad_windows(args: Any) -> None:
@@ -83,7 +198,7 @@ def load_squad_sets(
     """The training windows of ``--train_file`` and the dev set of ``--predict_file`` (their first
     ``--max_train_examples`` / ``--max_eval_examples`` questions, or the numbers given here) cut with
     the window flags; shared by fine-tuning and distillation."""
-    from ..train.squad_trainer import load_squad_eval, load_squad_train
+    from ..data.squad.datasets import load_squad_eval, load_squad_train
 
     windows = dict(
         max_seq_length=args.max_seq_length, doc_stride=args.doc_stride, max_query_length=args.max_query_length
@@ -175,13 +290,14 @@ class SquadTask(DistillTask):
         )
         return train_ds, dev
 
-    def trainer(self, args: SquadDistillArguments, tokenizer: Any) -> Tuple[Callable[..., Any], Dict[str, Any]]:
-        from ..train.squad_trainer import squad_collator
+    def trainer_kwargs(self, args: RunArguments, tokenizer: Any) -> Dict[str, Any]:
+        """The window collator and the SQuAD v1.1 EM / F1 evaluation (:class:`SquadEvaluation`) with
+        the run's ``--n_best_size`` / ``--max_answer_length``."""
+        from ..data.squad.datasets import squad_collator
 
-        return SquadDistillationTrainer, dict(
+        return dict(
             data_collator=squad_collator(int(tokenizer.pad_token_id)),
-            n_best_size=args.n_best_size,
-            max_answer_length=args.max_answer_length,
+            evaluation=SquadEvaluation(args.n_best_size, args.max_answer_length),
         )
 
     def log_teacher(self, metrics: Dict[str, float]) -> None:
@@ -190,14 +306,16 @@ class SquadTask(DistillTask):
     def metrics(self, metrics: Dict[str, float], prefix: str) -> Dict[str, float]:
         return {"exact_match": metrics[f"{prefix}exact_match"], "f1": metrics[f"{prefix}f1"]}
 
-    def results(self, args: SquadDistillArguments, trainer: Any, train_ds: Any, dev: Any) -> Dict[str, Any]:
+    def results(
+        self, args: SquadDistillArguments, trainer: Any, train_ds: Any, dev: Any, teacher: Any, loss_config: Any
+    ) -> Dict[str, Any]:
         """Writes the last evaluation's ``predictions.json`` / ``nbest_predictions.json``."""
         from ..accounting import flops_g
 
-        pred_file, nbest_file = trainer.write_last_predictions(args.output_dir)
+        pred_file, nbest_file = trainer.evaluation.write_last_predictions(args.output_dir)
         return {
-            "teacher_gflops": flops_g(trainer.teacher.config, (32, 32, 32), args.max_seq_length),
-            "temperature": trainer.loss_config.temperature,
+            "teacher_gflops": flops_g(teacher.config, (32, 32, 32), args.max_seq_length),
+            "temperature": loss_config.temperature,
             "best_metric": trainer.state.best_metric,
             "num_train_windows": len(train_ds),
             "num_dev_examples": len(dev.examples),
@@ -219,7 +337,7 @@ class SquadTask(DistillTask):
         start / end positions), in file order."""
         from paddlenlp.transformers import BertTokenizer
 
-        from ..train.squad_trainer import squad_collator
+        from ..data.squad.datasets import squad_collator
 
         tokenizer = BertTokenizer.from_pretrained(tokenizer_dir(args))
         wanted = args.half_width_batches * args.batch_size  # questions; each gives at least one window

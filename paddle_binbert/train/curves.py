@@ -1,6 +1,6 @@
 """Learning curves: one row per evaluation (dev metrics against steps, examples seen and wall minutes).
 
-Every run of :class:`~paddle_binbert.trainer.BinBertTrainer` writes ``OUTPUT_DIR/learning_curve.csv``
+Every run of :class:`~paddle_binbert.train.trainer.BinBertTrainer` writes ``OUTPUT_DIR/learning_curve.csv``
 through :class:`LearningCurveCallback`. A resumed run keeps the rows up to the checkpoint it resumes
 from (later rows were evaluated by the interrupted process after its last checkpoint and are
 replaced), and its wall minutes continue from the last kept row, so the file of a run interrupted

@@ -1,8 +1,10 @@
 """Training defaults per task and per method, read from the YAML files under ``configs/``.
 
 ``configs/tasks/<task>.yaml``: the BiBERT release's per-task values (learning rate, epochs, max
-sequence length, evaluation interval; SQuAD's batch size). ``configs/methods/<method>.yaml``: a
-method's own defaults (batch size, optimizer) and, under ``tasks:``, its per-task values. A flag
+sequence length, evaluation interval; SQuAD's batch size). ``configs/methods/<method>.yaml``: one
+file per ``--method``: what the method is (``quant_preset``: a ``QuantConfig`` preset, ``loss``: the
+default loss recipe, ``description``), its own training defaults (batch size, optimizer) and, under
+``tasks:``, its per-task values (:func:`method_spec`, :func:`method_names`). A flag
 the user gives always wins; then ``--config``; then the method's per-task value, the task's value,
 the method's general value (:func:`training_defaults`).
 
@@ -19,11 +21,23 @@ from typing import Any, Dict, Tuple
 
 import yaml
 
-__all__ = ["CONFIG_DIR_ENV", "TRAINING_KEYS", "config_dir", "method_defaults", "task_defaults", "training_defaults"]
+__all__ = [
+    "CONFIG_DIR_ENV",
+    "METHOD_KEYS",
+    "TRAINING_KEYS",
+    "config_dir",
+    "method_defaults",
+    "method_names",
+    "method_spec",
+    "task_defaults",
+    "training_defaults",
+]
 
 CONFIG_DIR_ENV = "PADDLE_BINBERT_CONFIGS"
 #: Fields a task or method file may set (the distillation flags of the same names).
 TRAINING_KEYS = ("learning_rate", "num_train_epochs", "max_seq_length", "eval_steps", "batch_size", "optimizer")
+#: What a method file must say about the method itself.
+METHOD_KEYS = ("quant_preset", "loss", "description")
 
 
 def config_dir() -> Path:
@@ -52,7 +66,7 @@ def _read(kind: str, name: str, folder: str) -> Dict[str, Any]:
             raise ValueError(f"{path}: invalid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
-    allowed = set(TRAINING_KEYS) | {"task", "method", "tasks"}
+    allowed = set(TRAINING_KEYS) | {"task", "method", "tasks"} | (set(METHOD_KEYS) if kind == "methods" else set())
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ValueError(f"{path}: unknown keys {unknown}; valid keys: {sorted(allowed)}")
@@ -74,6 +88,25 @@ def method_defaults(method: str, task_name: str) -> Tuple[Dict[str, Any], Dict[s
     data = _read("methods", method, str(config_dir()))
     general = {k: v for k, v in data.items() if k in TRAINING_KEYS}
     return general, dict((data.get("tasks") or {}).get(task_name) or {})
+
+
+def method_names() -> Tuple[str, ...]:
+    """The methods that have a file in ``configs/methods/`` (the choices of ``--method``), sorted."""
+    return tuple(sorted(p.stem for p in (config_dir() / "methods").glob("*.yaml")))
+
+
+def method_spec(method: str) -> Dict[str, Any]:
+    """``{quant_preset, loss, description}`` of ``configs/methods/<method>.yaml``; ``ValueError``
+    naming the file when one is missing or not a string, or when the method has no file."""
+    folder = config_dir()
+    path = folder / "methods" / f"{method}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown --method {method!r}; valid methods: {list(method_names())} (files in {path.parent})")
+    data = _read("methods", method, str(folder))
+    bad = [key for key in METHOD_KEYS if not isinstance(data.get(key), str) or not data.get(key)]
+    if bad:
+        raise ValueError(f"{path}: {bad} must be set (non-empty strings): {', '.join(METHOD_KEYS)}")
+    return {key: data[key] for key in METHOD_KEYS}
 
 
 def training_defaults(method: str, task_name: str) -> Dict[str, Any]:

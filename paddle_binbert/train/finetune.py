@@ -85,9 +85,12 @@ def run_glue(args: FinetuneArguments) -> Dict[str, Any]:
     from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     from ..checkpoints import resolve_backbone
-    from ..data.glue import glue_collator, glue_split_path, load_glue_features
+    from ..data.glue import glue_split_path, load_glue_features
     from ..data.metrics import main_metric_name
-    from ..trainer import BinBertTrainer, glue_compute_metrics, write_results
+    from ..tasks.glue import GlueTask
+    from .objectives import build_objective
+    from .output_dir import write_results
+    from .trainer import BinBertTrainer
 
     spec = get_task_spec(args.task_name)
     start = time.time()
@@ -136,22 +139,14 @@ def run_glue(args: FinetuneArguments) -> Dict[str, Any]:
     # so these must not depend on what else was created in this process for --resume to match them
     with paddle.utils.unique_name.guard():
         model = BertForSequenceClassification.from_pretrained(backbone, **model_kwargs)
-        trainer_cls: Any = BinBertTrainer
-        trainer_kwargs: Dict[str, Any] = {}
-        if length_drop is not None:
-            from ..length_adaptive import LengthAdaptiveTrainer
-
-            trainer_cls = LengthAdaptiveTrainer
-            trainer_kwargs["length_drop"] = length_drop
-        trainer = trainer_cls(
+        trainer = BinBertTrainer(
             model=model,
             args=training_args,
             train_dataset=train_ds,
             eval_dataset=dev_sets[main_dev],
             tokenizer=tokenizer,
-            data_collator=glue_collator(tokenizer),
-            compute_metrics=glue_compute_metrics(spec.name),
-            **trainer_kwargs,
+            objective=build_objective(length_drop=length_drop),
+            **GlueTask().trainer_kwargs(args, tokenizer),
         )
         train_result = trainer.train(resume_from_checkpoint=resume_from)
     train_time = time.time() - start
@@ -240,8 +235,10 @@ def run_squad(args: SquadFinetuneArguments) -> Dict[str, Any]:
     from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
 
     from ..checkpoints import resolve_backbone
-    from ..trainer import write_results
-    from .squad_trainer import SQUAD_METRIC, LengthAdaptiveSquadTrainer, SquadTrainer, squad_collator
+    from ..tasks.squad import SQUAD_METRIC, SquadTask
+    from .objectives import build_objective
+    from .output_dir import write_results
+    from .trainer import BinBertTrainer
 
     start = time.time()
     backbone = resolve_backbone(args.model_name_or_path)
@@ -266,33 +263,27 @@ def run_squad(args: SquadFinetuneArguments) -> Dict[str, Any]:
     qa_head = checkpoint_has_qa_head(backbone)
     if qa_head:
         squad_logger.info("%s is a BertForQuestionAnswering checkpoint: its QA head is kept", backbone)
-    trainer_kwargs: Dict[str, Any] = {}
-    trainer_cls: Any = SquadTrainer
     if length_drop is not None:
-        trainer_cls = LengthAdaptiveSquadTrainer
-        trainer_kwargs["length_drop"] = length_drop
         squad_logger.info("LengthDrop training: %s", length_drop)
     # fresh parameter-name namespace so that --resume finds the optimizer states (see run_glue.py)
     with paddle.utils.unique_name.guard():
         # use_cache: the MiniLM config enables BERT's key/value cache, useless here
         model = BertForQuestionAnswering.from_pretrained(backbone, use_cache=False)
-        trainer = trainer_cls(
+        trainer = BinBertTrainer(
             model=model,
             args=training_args,
             train_dataset=train_ds,
             eval_dataset=dev,
             tokenizer=tokenizer,
-            data_collator=squad_collator(int(tokenizer.pad_token_id)),
-            n_best_size=args.n_best_size,
-            max_answer_length=args.max_answer_length,
-            **trainer_kwargs,
+            objective=build_objective(length_drop=length_drop),
+            **SquadTask().trainer_kwargs(args, tokenizer),
         )
         train_result = trainer.train(resume_from_checkpoint=resume_from)
     train_time = time.time() - start
 
     # the best checkpoint is loaded by now (load_best_model_at_end): evaluate it, keep its predictions
     dev_metrics = trainer.evaluate(metric_key_prefix="eval")
-    pred_file, nbest_file = trainer.write_last_predictions(args.output_dir)
+    pred_file, nbest_file = trainer.evaluation.write_last_predictions(args.output_dir)
     trainer.save_model(args.output_dir)
     trainer.save_state()
 

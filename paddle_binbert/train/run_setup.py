@@ -54,6 +54,7 @@ __all__ = [
     "check_positive",
     "check_run_identity",
     "check_schedule",
+    "make_training_args",
     "config_max_positions",
     "prepare_run",
     "require_examples",
@@ -264,8 +265,8 @@ def check_output_dir_flag(args: RunArguments) -> None:
     both given (continue or delete: not both), when ``--output_dir`` is, contains or would overwrite
     a model the run reads (:data:`INPUT_PATH_FLAGS`, :func:`check_input_paths`), or when it is not a
     writable folder or holds a previous run while neither ``--resume`` nor ``--overwrite_output_dir``
-    is given (:func:`paddle_binbert.trainer.check_output_dir`)."""
-    from ..trainer import check_output_dir
+    is given (:func:`paddle_binbert.train.output_dir.check_output_dir`)."""
+    from .output_dir import check_output_dir
 
     if args.resume and args.overwrite_output_dir:
         raise FlagError(
@@ -390,7 +391,7 @@ def prepare_run(args: RunArguments, logger: Optional[logging.Logger] = None) -> 
     Python, NumPy and Paddle with ``--seed``. Returns that checkpoint (None: train from scratch)."""
     from paddlenlp.trainer import set_seed
 
-    from ..trainer import clear_previous_run, get_last_checkpoint
+    from .output_dir import clear_previous_run, get_last_checkpoint
 
     if args.overwrite_output_dir:
         clear_previous_run(args.output_dir)
@@ -401,12 +402,90 @@ def prepare_run(args: RunArguments, logger: Optional[logging.Logger] = None) -> 
     return resume_from
 
 
+def make_training_args(
+    output_dir: str,
+    batch_size: int,
+    learning_rate: float,
+    num_train_epochs: float,
+    weight_decay: float = 0.01,
+    seed: int = 42,
+    logging_steps: int = 50,
+    save_steps: Optional[int] = None,
+    eval_steps: Optional[int] = None,
+    max_steps: int = -1,
+    device: str = "cpu",
+    warmup_ratio: float = 0.1,
+    metric_for_best_model: Optional[str] = "acc",
+    **extra: Any,
+) -> Any:
+    """Build ``TrainingArguments`` with this project's defaults.
+
+    Evaluation and checkpointing happen every ``eval_steps`` steps (every epoch when ``eval_steps``
+    is None); ``save_steps`` defaults to ``eval_steps`` and must be a multiple of it. The best
+    checkpoint by ``metric_for_best_model`` (a key of the metrics dict, without ``eval_``; None
+    selects by eval loss) is reloaded at the end; at most 2 checkpoints are kept. AdamW with linear
+    warmup (``warmup_ratio``) and linear decay, no VisualDL/W&B reporting, progress bar on,
+    dataloader workers 0. ``extra`` overrides or adds any ``TrainingArguments`` field.
+    """
+    from paddlenlp.trainer import TrainingArguments
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if eval_steps is not None and eval_steps < 1:
+        raise ValueError(f"eval_steps must be positive or None, got {eval_steps}")
+    if eval_steps is None:
+        if save_steps is not None:
+            raise ValueError("save_steps needs eval_steps (without eval_steps, evaluation and saving are per epoch)")
+        strategy: Dict[str, Any] = {"evaluation_strategy": "epoch", "save_strategy": "epoch"}
+    else:
+        save_steps = eval_steps if save_steps is None else save_steps
+        if save_steps < 1 or save_steps % eval_steps != 0:
+            raise ValueError(
+                f"save_steps ({save_steps}) must be a positive multiple of eval_steps ({eval_steps}) "
+                "so that every saved checkpoint has been evaluated"
+            )
+        strategy = {
+            "evaluation_strategy": "steps",
+            "save_strategy": "steps",
+            "eval_steps": eval_steps,
+            "save_steps": save_steps,
+        }
+    greater_is_better = None
+    if metric_for_best_model is None:
+        metric_for_best_model, greater_is_better = "loss", False
+    kwargs: Dict[str, Any] = dict(
+        output_dir=output_dir,
+        do_train=True,
+        do_eval=True,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        learning_rate=learning_rate,
+        num_train_epochs=num_train_epochs,
+        max_steps=max_steps,
+        weight_decay=weight_decay,
+        warmup_ratio=warmup_ratio,
+        lr_scheduler_type="linear",
+        seed=seed,
+        logging_steps=logging_steps,
+        logging_strategy="steps",
+        load_best_model_at_end=True,
+        metric_for_best_model=metric_for_best_model,
+        greater_is_better=greater_is_better,
+        save_total_limit=2,
+        disable_tqdm=False,
+        report_to=["none"],
+        dataloader_num_workers=0,
+        device=device,
+        **strategy,
+    )
+    kwargs.update(extra)
+    return TrainingArguments(**kwargs)
+
+
 def training_arguments(args: RunArguments, metric_for_best_model: str, learning_rate: Optional[float] = None):
-    """PaddleNLP ``TrainingArguments`` (:func:`paddle_binbert.trainer.make_training_args`) from the
+    """PaddleNLP ``TrainingArguments`` (:func:`make_training_args`) from the
     shared training flags; ``learning_rate`` replaces ``--learning_rate`` (distillation scales it
     by the loss recipe's multiplier); the best checkpoint is chosen by ``metric_for_best_model``."""
-    from ..trainer import make_training_args
-
     return make_training_args(
         output_dir=args.output_dir,
         batch_size=args.batch_size,

@@ -14,7 +14,8 @@ from paddle_binbert.distill.chain import ChainStage, binarybert_pipeline, parse_
 from paddle_binbert.distill.task_distill import main
 from paddle_binbert.models import latent_fp_model, quant_config_of
 from paddle_binbert.splitting import split_layers_of, split_ternary_model
-from paddle_binbert.trainer import BinBertTrainer, make_training_args
+from paddle_binbert.train.run_setup import make_training_args
+from paddle_binbert.train.trainer import BinBertTrainer
 
 from ..tiny import tiny_bert_config
 from .test_task_distill import common, make_teacher

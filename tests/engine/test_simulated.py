@@ -171,7 +171,7 @@ def test_taskflow_on_packed_model_without_compiler(tmp_path, no_compiler, task, 
     """Taskflow on a packed folder works on a machine without a compiler, with the student's answers,
     at full length and with a length configuration (Drop-and-Restore in the engine vs
     ``length_adaptive_forward`` on the student)."""
-    from paddle_binbert.taskflow import Taskflow
+    from paddle_binbert import Taskflow
 
     packed, student = _packed_and_student(tmp_path, task)
     options = {} if length_config is None else {"length_config": length_config}
@@ -202,7 +202,7 @@ def test_taskflow_on_packed_model_without_compiler(tmp_path, no_compiler, task, 
 
 def test_taskflow_packed_length_config_errors(tmp_path, no_compiler):
     """Bad configurations fail when the Taskflow is built: wrong layer count, and BWN's all-ones attention."""
-    from paddle_binbert.taskflow import Taskflow
+    from paddle_binbert import Taskflow
 
     packed, _ = _packed_and_student(tmp_path, "text_classification")
     with pytest.raises(ValueError, match="2 layers"):

@@ -15,8 +15,8 @@ from paddle_binbert.length_adaptive import (
     sample_length_config,
     sandwich_loss,
     smallest_length_config,
-    task_loss_fn,
 )
+from paddle_binbert.train.objectives import task_loss_fn
 from tests.tiny import tiny_bert_config
 
 

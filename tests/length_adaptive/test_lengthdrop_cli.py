@@ -32,7 +32,6 @@ from paddle_binbert.length_adaptive.lengthdrop import (
     sub_model_logits,
 )
 from paddle_binbert.models import quant_config_of
-from paddle_binbert.tasks.squad import SquadDistillationTrainer
 from paddle_binbert.train.cli import build_squad_parser as squad_parser
 from paddle_binbert.train.cli import squad_main as run_squad
 from paddle_binbert.train.finetune import checkpoint_has_qa_head
@@ -267,12 +266,13 @@ def test_binarybert_pipeline_uses_length_drop_in_its_final_stage_only(cls_dir, t
 
 
 def _distill_trainer(tmp_path, method, squad=False, num_sandwich=2, files=None):
-    """A DistillationTrainer (SquadDistillationTrainer for ``squad``) on a dropout-free tiny teacher and
-    its quantized copy, with one training batch."""
+    """A BinBertTrainer distilling (with LengthDrop) a dropout-free tiny teacher into its quantized copy,
+    with one training batch."""
     from paddle_binbert.data.glue import glue_collator, load_glue_features
-    from paddle_binbert.distill.trainer import DistillationTrainer
-    from paddle_binbert.train.squad_trainer import load_squad_train, squad_collator
-    from paddle_binbert.trainer import make_training_args
+    from paddle_binbert.data.squad.datasets import load_squad_train, squad_collator
+    from paddle_binbert.train.objectives import build_objective
+    from paddle_binbert.train.run_setup import make_training_args
+    from paddle_binbert.train.trainer import BinBertTrainer
 
     cls = BertForQuestionAnswering if squad else BertForSequenceClassification
     # no dropout (deterministic); wide initialisation so that the binarized students' outputs vary with the input
@@ -286,22 +286,17 @@ def _distill_trainer(tmp_path, method, squad=False, num_sandwich=2, files=None):
     if squad:
         data = load_squad_train(files[0], tok, max_seq_length=24, doc_stride=6, max_query_length=10)
         batch = squad_collator(int(tok.pad_token_id))(data[:4])
-        trainer_cls, extra = SquadDistillationTrainer, {}
     else:
         data = load_glue_features(str(SST2), "SST-2", "train", tok, 32)
         batch = glue_collator(tok)(data[:4])
-        trainer_cls, extra = DistillationTrainer, {"is_regression": False}
     config = LengthDropConfig(num_sandwich=num_sandwich, length_drop_ratio_bound=0.3, layer_dropout_prob=0.5)
     args = make_training_args(output_dir=str(tmp_path / "out"), batch_size=4, learning_rate=1e-3, num_train_epochs=1)
-    trainer = trainer_cls(
+    trainer = BinBertTrainer(
         model=student,
         args=args,
         train_dataset=data,
         tokenizer=tok,
-        teacher=teacher,
-        loss_config=loss_config,
-        length_drop=config,
-        **extra,
+        objective=build_objective(teacher, loss_config, is_regression=False, length_drop=config),
     )
     return trainer, student, batch, config
 
@@ -318,18 +313,19 @@ def test_distillation_trainer_loss_is_the_sandwich_of_the_distillation_loss(
     trainer.compute_loss(student, batch)  # first step: data-initialised quantizer scales settle
     seed = 123
 
-    trainer._la_rng = np.random.default_rng(seed)
+    trainer.objective.rng = np.random.default_rng(seed)
     loss = float(trainer.compute_loss(student, batch))
 
     # 1) sandwich_loss called directly with the trainer's own full-loss function
-    direct, _, terms = sandwich_loss(student, batch, trainer.distill_loss, config, np.random.default_rng(seed))
+    distill = trainer.objective.full
+    direct, _, terms = sandwich_loss(student, batch, distill.training_loss, config, np.random.default_rng(seed))
     assert loss == pytest.approx(float(direct), rel=1e-6)
 
     # 2) by hand: (full distillation loss + smallest KL + random KLs) / (n + 2)
-    full, full_logits = trainer.distill_loss(student, batch)
-    trainer.length_drop, plain = None, trainer.length_drop
+    full, full_logits = distill.training_loss(student, batch)
+    trainer.objective, sandwich = distill, trainer.objective
     assert float(trainer.compute_loss(student, batch)) == pytest.approx(float(full), rel=1e-6)  # no LengthDrop
-    trainer.length_drop = plain
+    trainer.objective = sandwich
     seq, layers = int(batch["input_ids"].shape[1]), 2
     smallest = smallest_length_config(seq, layers, config.length_drop_ratio_bound, config.min_length)
     assert smallest[-1] < seq  # the smallest model really drops tokens

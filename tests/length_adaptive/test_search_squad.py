@@ -18,9 +18,9 @@ from paddle_binbert.data.squad import (
     squad_evaluate,
     subset_squad,
 )
+from paddle_binbert.data.squad.datasets import load_squad_eval
 from paddle_binbert.length_adaptive import length_config_macs, measure_latency, model_macs
 from paddle_binbert.length_adaptive.search import SquadDevEvaluator, main
-from paddle_binbert.train.squad_trainer import load_squad_eval
 
 from ..tiny import save_tiny_checkpoint
 from .helpers import quick_search, record_evaluations

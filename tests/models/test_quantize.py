@@ -8,7 +8,15 @@ import pytest
 from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification, BertModel
 
 from paddle_binbert import QuantConfig, load_model, quantize_model
-from paddle_binbert.models import attention_records, quant_config_of, set_recording
+from paddle_binbert.export.pack import pack_model
+from paddle_binbert.models import (
+    QuantMultiHeadAttention,
+    attention_records,
+    quant_config_of,
+    quantization_role,
+    set_recording,
+)
+from paddle_binbert.models.quantize import FILTER_KEY
 from paddle_binbert.quant import EngineLayerNorm, QuantEmbedding, QuantLinear
 from tests.tiny import tiny_bert_config
 
@@ -195,3 +203,92 @@ def test_recording_exposes_qkv_and_masked_scores(preset):
     set_recording(student, False)
     with pytest.raises(RuntimeError):
         attention_records(student)
+
+
+LINEARS = {"q_proj", "k_proj", "v_proj", "out_proj", "linear1", "linear2"}
+
+
+def _today_layout(bert, config):
+    """What every sublayer of a quantized BertModel is under the default filter, written out independently."""
+    expected = {}
+    for name, layer in bert.named_sublayers():
+        if name == "embeddings.word_embeddings":
+            expected[name] = QuantEmbedding
+        elif name == "pooler.dense" or (name.startswith("encoder.layers.") and name.rsplit(".", 1)[1] in LINEARS):
+            expected[name] = QuantLinear
+        elif name.endswith(".self_attn"):
+            expected[name] = (QuantMultiHeadAttention, config.attention)
+        elif isinstance(layer, nn.LayerNorm):
+            expected[name] = EngineLayerNorm if config.activation_bits == 1 else nn.LayerNorm
+    return expected
+
+
+def _layout(bert):
+    out = {}
+    for name, layer in bert.named_sublayers():
+        if isinstance(layer, QuantMultiHeadAttention):
+            out[name] = (QuantMultiHeadAttention, layer.variant)
+        elif isinstance(layer, (QuantEmbedding, QuantLinear, nn.LayerNorm)):
+            out[name] = type(layer)
+    return out
+
+
+@pytest.mark.parametrize("preset", ["fp"] + PRESETS)
+def test_default_filter_is_quantization_role(preset):
+    paddle.seed(3)
+    a = quantize_model(BertForSequenceClassification(tiny_config()), preset)
+    paddle.seed(3)
+    b = quantize_model(BertForSequenceClassification(tiny_config()), preset, filter_fn=quantization_role)
+    assert _layout(a.bert) == _layout(b.bert) == _today_layout(a.bert, QuantConfig.from_preset(preset))
+    assert not hasattr(a.config, FILTER_KEY) and not hasattr(b.config, FILTER_KEY)  # nothing recorded
+    ids, types = batch()
+    a.eval()
+    b.eval()
+    np.testing.assert_array_equal(a(ids, token_type_ids=types).numpy(), b(ids, token_type_ids=types).numpy())
+
+
+def _keep_last_layer_fp(name, layer):
+    return None if name.startswith("encoder.layers.1.") else quantization_role(name, layer)
+
+
+def test_custom_filter_keeps_the_last_layer_full_precision(tmp_path):
+    paddle.seed(0)
+    cfg = tiny_config()  # 2 encoder layers
+    ref = BertForSequenceClassification(cfg)
+    ref.eval()
+    student = BertForSequenceClassification(cfg)
+    student.set_state_dict(ref.state_dict())
+    quantize_model(student, "bibert", filter_fn=_keep_last_layer_fp)
+    student.eval()
+    first, last = student.bert.encoder.layers
+    assert type(first.linear1) is QuantLinear and first.self_attn.variant == "bi"
+    assert type(first.norm1) is EngineLayerNorm
+    assert all(type(getattr(last, n)) is nn.Linear for n in ("linear1", "linear2"))
+    assert type(last.self_attn.q_proj) is nn.Linear and type(last.norm2) is nn.LayerNorm
+    attn = last.self_attn  # a QuantMultiHeadAttention (it records) without any quantizer
+    assert attn.variant == "quant" and attn.query_quantizer is None and attn.prob_quantizer is None
+    assert type(student.bert.pooler.dense) is QuantLinear
+    # the last layer computes exactly what the FP model's last layer computes
+    hidden = paddle.randn([3, 12, cfg.hidden_size])
+    mask = paddle.zeros([3, 1, 1, 12])
+    np.testing.assert_allclose(
+        last(hidden, mask).numpy(), ref.bert.encoder.layers[1](hidden, mask).numpy(), atol=1e-6, rtol=0
+    )
+    # recorded and replayed: the loaded student has the same layout and outputs
+    kept = ["self_attn", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"]
+    kept += ["linear1", "linear2", "norm1", "norm2"]
+    assert getattr(student.config, FILTER_KEY) == {f"encoder.layers.1.{name}": None for name in kept}
+    with pytest.raises(ValueError, match="custom filter_fn"):  # the packed engine quantizes every layer
+        pack_model(student, tmp_path / "packed")
+    student.save_pretrained(str(tmp_path))
+    loaded = load_model(str(tmp_path))
+    assert _layout(loaded.bert) == _layout(student.bert)
+    ids, types = batch()
+    np.testing.assert_array_equal(loaded(ids, token_type_ids=types).numpy(), student(ids, token_type_ids=types).numpy())
+
+
+def test_filter_roles_are_checked():
+    with pytest.raises(ValueError, match=r"filter_fn gave embeddings the unknown role .ternary.; valid roles"):
+        quantize_model(BertForSequenceClassification(tiny_config()), "bibert", filter_fn=lambda n, layer: "ternary")
+    with pytest.raises(ValueError, match=r"gave embeddings \(BertEmbeddings\) the role .linear., which needs a Linear"):
+        quantize_model(BertForSequenceClassification(tiny_config()), "bibert", filter_fn=lambda n, layer: "linear")

@@ -19,7 +19,7 @@ def _layer(weight: str, axis, act: str, n_in: int, n_out: int, bias: bool = True
     layer = QuantLinear.from_linear(
         nn.Linear(n_in, n_out, bias_attr=None if bias else False),
         get_quantizer(weight, axis=axis),
-        get_quantizer(act, num_channels=n_in),
+        get_quantizer(act, num_channels=n_in) if act.startswith("elastic") else get_quantizer(act),
     )
     if bias:
         layer.bias.set_value(paddle.randn([n_out]) * 0.1)

@@ -1,4 +1,5 @@
-"""Calibration of the data-initialised quantizers (elastic, LSQ) from several batches."""
+"""Calibration of the data-initialised quantizers (elastic, LSQ) from several batches; their
+'initialised' state (Python-side, read by forward without a device read; saved as a buffer)."""
 
 import numpy as np
 import paddle
@@ -6,9 +7,9 @@ import paddle.nn as nn
 import pytest
 from paddlenlp.transformers import BertForSequenceClassification
 
-from paddle_binbert import QuantConfig, quantize_model
-from paddle_binbert.quant.calibration import calibrate, calibration_batches, data_init_quantizers
-from paddle_binbert.quant.quantizers import ElasticQuantizer, LsqQuantizer
+from paddle_binbert import QuantConfig, load_model, quantize_model
+from paddle_binbert.quant.calibration import calibrate, calibration_batches, data_init_quantizers, sync_initialized
+from paddle_binbert.quant.quantizers import DataInitQuantizer, ElasticQuantizer, LsqQuantizer
 
 from ..tiny import tiny_bert_config
 
@@ -97,3 +98,61 @@ def test_calibrating_a_bit_student_sets_every_elastic_quantizer():
     assert calibrate(model, batches) == len(quantizers)
     assert all(q.is_initialized for q in quantizers)
     assert data_init_quantizers(model, uninitialized_only=True) == []
+
+
+@pytest.fixture
+def buffer_reads(monkeypatch):
+    """Counts the reads of a quantizer's saved ``initialized`` flag (the only device read deciding it)."""
+    calls = []
+    real = DataInitQuantizer.refresh_initialized
+
+    def counted(self):
+        calls.append(self)
+        return real(self)
+
+    monkeypatch.setattr(DataInitQuantizer, "refresh_initialized", counted)
+    return calls
+
+
+def test_forward_of_an_initialised_quantizer_reads_no_device_value(buffer_reads):
+    model = _Probe(ElasticQuantizer())
+    calibrate(model, _batches([1.0]))
+    buffer_reads.clear()
+    alpha = model.q.alpha.item()
+    for batch in _batches([3.0, 7.0]):
+        model(**batch)
+    assert buffer_reads == [] and model.q.alpha.item() == alpha
+    # the first-batch path reads the flag once (weights may have been loaded), then never again
+    first = _Probe(ElasticQuantizer())
+    for batch in _batches([1.0, 2.0, 3.0]):
+        first(**batch)
+    assert buffer_reads == [first.q] and first.q.initialized.item() == 1.0
+
+
+def test_weights_loaded_with_set_state_dict_keep_their_scale():
+    trained = _Probe(ElasticQuantizer())
+    trained(**_batches([1.0])[0])
+    trained.q.alpha.set_value(paddle.to_tensor([0.123]))
+    fresh = _Probe(ElasticQuantizer())
+    fresh.set_state_dict(trained.state_dict())  # bypasses the project's loaders (as a Trainer resume does)
+    fresh(**_batches([50.0])[0])
+    np.testing.assert_allclose(fresh.q.alpha.numpy(), [0.123], rtol=1e-6)
+    # a state saved before any batch, loaded into a quantizer that already ran: the next batch initialises
+    untouched = _Probe(ElasticQuantizer()).state_dict()
+    trained.set_state_dict(untouched)
+    assert sync_initialized(trained) == ["q"]
+    trained(**_batches([1.0])[0])
+    np.testing.assert_allclose(trained.q.alpha.numpy(), [2 * np.abs(_batches([1.0])[0]["input_ids"].numpy()).mean()])
+
+
+def test_loading_a_trained_checkpoint_restores_initialised(tmp_path, buffer_reads):
+    paddle.seed(0)
+    model = quantize_model(BertForSequenceClassification(tiny_bert_config()), "bit")
+    ids = paddle.to_tensor(np.random.default_rng(1).integers(1, 99, size=(2, 6)))
+    model(ids)  # first-batch initialisation
+    model.save_pretrained(str(tmp_path))
+    loaded = load_model(str(tmp_path))
+    assert data_init_quantizers(loaded)
+    buffer_reads.clear()
+    np.testing.assert_array_equal(loaded(ids).numpy(), model.eval()(ids).numpy())
+    assert buffer_reads == []  # the loader told the quantizers their scales were loaded

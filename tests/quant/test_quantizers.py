@@ -4,8 +4,8 @@ import numpy as np
 import paddle
 import pytest
 
+from paddle_binbert.quant import available_quantizers, get_quantizer, quantizer_arguments
 from paddle_binbert.quant import functional as QF
-from paddle_binbert.quant import get_quantizer
 from paddle_binbert.quant.quantizers import ElasticQuantizer, LsqQuantizer
 
 from . import reference as R
@@ -185,3 +185,35 @@ def test_first_batch_initialisation():
 def test_registry_unknown_name_lists_choices():
     with pytest.raises(ValueError, match="valid names: .*bibert.*sign"):
         get_quantizer("xnor")
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, unknown, accepted",
+    [
+        ("bibert", {"axis": 0, "bits": 1}, "bits", "axis"),
+        ("sign", {"num_channels": 8}, "num_channels", "no arguments"),
+        ("elastic_signed", {"num_channels": 8, "bits": 1}, "bits", "num_channels"),
+        ("lsq_unsigned", {"bits": 4, "axis": 0, "signed": True}, "axis, signed", "bits"),
+        ("uniform", {"bits": 4, "num_channels": 3}, "num_channels", "bits, axis"),
+    ],
+)
+def test_registry_refuses_arguments_the_quantizer_does_not_take(name, kwargs, unknown, accepted):
+    with pytest.raises(TypeError) as err:
+        get_quantizer(name, **kwargs)
+    assert str(err.value) == f"quantizer {name!r} does not take {unknown}; it accepts: {accepted}"
+
+
+def test_registry_passes_every_accepted_argument():
+    for name in available_quantizers():
+        assert get_quantizer(name) is not None  # every argument has a default
+    assert quantizer_arguments("sign") == ()
+    assert quantizer_arguments("uniform") == ("bits", "axis")
+    assert get_quantizer("bibert").axis == 0 and get_quantizer("bwn", axis=-1).axis == -1
+    assert get_quantizer("uniform", bits=4, axis=0).bits == 4
+    q = get_quantizer("elastic_unsigned", num_channels=5)
+    assert not q.signed and q.num_channels == 5 and q.beta.shape == [5]
+    q = get_quantizer("lsq_signed", bits=2)
+    assert q.signed and q.bits == 2
+    assert get_quantizer("uniform_clip", bits=2).bits == 2
+    with pytest.raises(ValueError, match="valid names"):
+        quantizer_arguments("xnor")

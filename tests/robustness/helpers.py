@@ -118,7 +118,7 @@ def kill_after_checkpoint(monkeypatch, step: int, only_in: Optional[str] = None)
     """Make training stop like a kill right after ``checkpoint-<step>`` is saved: ``KeyboardInterrupt``
     out of ``BinBertTrainer._save_checkpoint`` (only in runs whose output folder is named ``only_in``,
     if given). ``monkeypatch.undo()`` restores the trainer."""
-    from paddle_binbert.trainer import BinBertTrainer
+    from paddle_binbert.train.trainer import BinBertTrainer
 
     real_save = BinBertTrainer._save_checkpoint
 

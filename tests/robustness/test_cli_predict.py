@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClassification
 
+from paddle_binbert import Taskflow
 from paddle_binbert.cli import main
-from paddle_binbert.taskflow import Taskflow
 from tests.tiny import save_tiny_checkpoint
 
 VOCAB = Path(__file__).resolve().parents[1] / "fixtures" / "vocab.txt"

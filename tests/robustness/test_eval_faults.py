@@ -15,7 +15,7 @@ import pytest
 
 from paddle_binbert.data.squad import SquadFormatError, load_squad_json, read_squad_examples, squad_evaluate
 from paddle_binbert.data.squad.__main__ import main as squad_cli
-from paddle_binbert.evaluate import evaluate_squad
+from paddle_binbert.inference.evaluate import evaluate_squad
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "squad"
 TINY = FIXTURES / "tiny-v1.1.json"

@@ -19,9 +19,8 @@ import paddle
 import pytest
 from paddlenlp.transformers import BertForSequenceClassification, BertModel
 
-from paddle_binbert import load_checkpoint, load_model
+from paddle_binbert import Taskflow, load_checkpoint, load_model
 from paddle_binbert.checkpoints import CheckpointError, check_bert_config
-from paddle_binbert.taskflow import Taskflow
 from tests.tiny import save_tiny_checkpoint, tiny_bert_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -19,7 +19,7 @@ import pytest
 from paddlenlp.transformers import BertForSequenceClassification
 
 from paddle_binbert.distill import task_distill
-from paddle_binbert.trainer import LOSS_TOTALS_FILE, checkpoint_problem, get_last_checkpoint
+from paddle_binbert.train.output_dir import LOSS_TOTALS_FILE, checkpoint_problem, get_last_checkpoint
 from tests.tiny import BIBERT_FLAGS, load_run_glue, save_tiny_bert, save_tiny_checkpoint
 
 from .helpers import FIXTURES, kill_after_checkpoint

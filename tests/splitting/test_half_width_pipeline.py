@@ -10,14 +10,13 @@ import paddle
 import pytest
 from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
 
-from paddle_binbert import load_model, quantize_model
+from paddle_binbert import Taskflow, load_model, quantize_model
 from paddle_binbert.data.glue import load_glue_features
 from paddle_binbert.distill.losses import DistillLossConfig, compute_distill_loss
 from paddle_binbert.distill.pipeline import HALF_WIDTH_PLAN_FILE, run, run_distill_chain
 from paddle_binbert.distill.squad_distill import main as squad_main
 from paddle_binbert.distill.squad_distill import parse_args as squad_args
 from paddle_binbert.distill.task_distill import main, parse_args
-from paddle_binbert.distill.trainer import collect_outputs
 from paddle_binbert.models import latent_fp_model, quant_config_of, set_recording
 from paddle_binbert.splitting import SplitQuantLinear, split_layers_of
 from paddle_binbert.splitting.adaptive import model_size_bytes
@@ -28,9 +27,9 @@ from paddle_binbert.splitting.half_width import (
     teacher_heads_for,
     widen_by_split,
 )
-from paddle_binbert.taskflow import Taskflow
 from paddle_binbert.tasks.glue import GlueTask
 from paddle_binbert.tasks.squad import SquadTask
+from paddle_binbert.train.objectives import collect_outputs
 from tests.distill.test_task_distill import FIXTURES, SST2, common, make_teacher
 from tests.squad.helpers import make_qa_checkpoint, write_squad_files
 from tests.tiny import BIBERT_FLAGS, tiny_bert_config

@@ -48,7 +48,7 @@ def test_end_to_end_outputs_and_best_checkpoint(qa_checkpoint, files, tmp_path):
 
 
 def test_saved_teacher_scores_the_same_with_evaluate_squad(qa_checkpoint, files, tmp_path):
-    from paddle_binbert.evaluate import evaluate_squad
+    from paddle_binbert.inference.evaluate import evaluate_squad
 
     out = tmp_path / "run"
     results = main(common(qa_checkpoint, files, out) + ["--max_steps", "2", "--max_eval_examples", "5"])

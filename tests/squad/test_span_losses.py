@@ -116,7 +116,7 @@ def test_trainer_collects_span_outputs_and_eval_loss():
     from paddlenlp.transformers import BertForQuestionAnswering
 
     from paddle_binbert import quantize_model
-    from paddle_binbert.distill.trainer import DistillationTrainer, collect_outputs
+    from paddle_binbert.train.objectives import collect_outputs, pop_labels
     from tests.tiny import tiny_bert_config
 
     paddle.seed(0)
@@ -127,6 +127,6 @@ def test_trainer_collects_span_outputs_and_eval_loss():
     out = collect_outputs(model, inputs, DistillLossConfig(pred=1.0, hid_mse=1.0))
     assert out.end_logits is not None and out.logits.shape == [2, 5] and out.logit_mask is mask
     assert len(out.hidden_states) == 3
-    labels = DistillationTrainer._pop_labels({**inputs, "start_positions": ids[:, 0], "end_positions": ids[:, 1]})
+    labels = pop_labels({**inputs, "start_positions": ids[:, 0], "end_positions": ids[:, 1]})
     assert isinstance(labels, tuple) and len(labels) == 2
-    assert DistillationTrainer._pop_labels({"labels": ids[:, 0]}) is not None
+    assert pop_labels({"labels": ids[:, 0]}) is not None

@@ -5,7 +5,7 @@ import paddle
 import pytest
 
 from paddle_binbert.train import BertAdam
-from paddle_binbert.trainer import stable_parameter_names
+from paddle_binbert.train.trainer import stable_parameter_names
 
 
 def _np_bertadam(p, grads, lr, b1=0.9, b2=0.999, eps=1e-6, wd=0.0, max_norm=1.0):

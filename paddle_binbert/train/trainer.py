@@ -1,52 +1,57 @@
-"""PaddleNLP ``Trainer`` with length-grouped batches, a configurable no-decay rule and GLUE helpers.
+"""The one training loop of every front end: :class:`BinBertTrainer`, PaddleNLP's ``Trainer`` with a
+loss strategy and task-supplied evaluation.
+
+What a step minimises is an objective of :mod:`paddle_binbert.train.objectives`: the task's own loss
+(``TaskLoss``, teacher fine-tuning), distillation from a teacher (``DistillLoss``), or LengthDrop's
+sandwich around either (``LengthDropLoss``). Evaluation is PaddleNLP's loop scored by the task's
+``compute_metrics`` (GLUE: :func:`~paddle_binbert.tasks.glue.glue_compute_metrics`) or the task's own
+``evaluation`` (SQuAD: :class:`~paddle_binbert.tasks.squad.SquadEvaluation`, span decoding and
+EM / F1). So fine-tuning and distillation, GLUE and SQuAD, with or without LengthDrop are one class.
 
 Checkpoints (``OUTPUT_DIR/checkpoint-N``) are written atomically: into ``OUTPUT_DIR/.partial-checkpoint-N``
 first, then renamed, so a process killed while saving leaves no half-written ``checkpoint-N``.
-:func:`get_last_checkpoint` skips incomplete checkpoints (of older versions, or damaged by hand), and a
-resumed run accepts an ``OUTPUT_DIR`` that was moved or is spelled differently (relative / absolute)
-from the one the checkpoints recorded.
+:func:`~paddle_binbert.train.output_dir.get_last_checkpoint` skips incomplete checkpoints (of older
+versions, or damaged by hand), and a resumed run accepts an ``OUTPUT_DIR`` that was moved or is
+spelled differently (relative / absolute) from the one the checkpoints recorded.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-import re
 import shutil
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import paddle
-from paddlenlp.trainer import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
+from paddlenlp.trainer import Trainer, TrainerCallback, TrainingArguments
 from paddlenlp.trainer.trainer_utils import IntervalStrategy
 from paddlenlp.utils.log import logger
 
-from paddle_binbert.data.metrics import compute_glue_metrics
-from paddle_binbert.data.sampler import LengthGroupedBatchSampler
-from paddle_binbert.io_utils import write_json_atomic
-from paddle_binbert.quant.calibration import calibrate, calibration_batches, data_init_quantizers
-from paddle_binbert.train.curves import CURVE_FILE, LearningCurveCallback
-from paddle_binbert.train.optimizers import OPTIMIZERS, BertAdam
+from ..data.sampler import LengthGroupedBatchSampler
+from ..io_utils import write_json_atomic
+from ..quant.calibration import calibrate, calibration_batches, data_init_quantizers
+from .curves import CURVE_FILE, LearningCurveCallback
+from .objectives import TaskLoss, TrainingObjective
+from .optimizers import OPTIMIZERS, BertAdam
+from .output_dir import (
+    CHECKPOINT_PREFIX,
+    LOSS_TOTALS_FILE,
+    PARTIAL_PREFIX,
+    TRAINER_STATE_FILE,
+    fsync_dir,
+    fsync_tree,
+    get_last_checkpoint,
+    resumed_loss_totals,
+)
 
 __all__ = [
     "NO_DECAY_KEYWORDS",
     "BinBertTrainer",
     "CheckpointPathsCallback",
     "FinalEvaluationCallback",
-    "LOSS_TOTALS_FILE",
-    "PARTIAL_PREFIX",
-    "RESULTS_FILE",
-    "check_output_dir",
-    "checkpoint_problem",
-    "clear_previous_run",
-    "get_last_checkpoint",
-    "glue_compute_metrics",
     "is_no_decay_parameter",
-    "make_training_args",
-    "previous_run_files",
+    "normalise_best_checkpoint",
     "stable_parameter_names",
-    "write_results",
 ]
 
 # Parameter-name fragments (lower case) that get no weight decay: biases, LayerNorm weights
@@ -55,20 +60,6 @@ NO_DECAY_KEYWORDS = ("bias", "norm", "quantizer", "clip")
 # Parameter-name fragment of the learnable quantizer parameters (elastic alpha/beta, LSQ step, clip
 # value): they live in ``*_quantizer`` sublayers and get their own learning rate (``clip_lr``).
 QUANTIZER_KEYWORD = "quantizer"
-
-#: checkpoint folders: ``checkpoint-<global step>`` (PaddleNLP's naming)
-CHECKPOINT_PREFIX = "checkpoint-"
-_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-#: a checkpoint being written is staged in ``.partial-checkpoint-N`` and renamed when complete
-PARTIAL_PREFIX = ".partial-"
-#: in every checkpoint: the sum of the training losses of all steps up to it and how many steps
-#: that sum covers, so that a resumed run reports the mean over all steps (:meth:`BinBertTrainer.log`)
-LOSS_TOTALS_FILE = "loss_totals.json"
-TRAINER_STATE_FILE = "trainer_state.json"
-#: weight files of a checkpoint (one of them must be there) and the other state files checked by
-#: :func:`checkpoint_problem` when present
-WEIGHT_FILES = ("model_state.pdparams", "model_state.pdparams.index.json", "model.safetensors")
-STATE_FILES = ("optimizer.pdopt", "scheduler.pdparams", "rng_state.pth")
 
 _log = logging.getLogger(__name__)
 
@@ -146,10 +137,16 @@ class CheckpointPathsCallback(TrainerCallback):
 
 
 class BinBertTrainer(Trainer):
-    """``paddlenlp.trainer.Trainer`` for BERT fine-tuning / distillation on CPU or GPU.
+    """``paddlenlp.trainer.Trainer`` for BERT fine-tuning and distillation (GLUE, SQuAD, LengthDrop) on CPU or GPU.
 
     Differences from the base class:
 
+    * the loss is the ``objective``'s (:mod:`paddle_binbert.train.objectives`: ``TaskLoss`` by
+      default, ``DistillLoss``, ``LengthDropLoss``) in training and in evaluation, and the parts it
+      reports are logged with ``loss`` (averaged over the logging window and the data-parallel ranks);
+    * :meth:`evaluate` is the task's ``evaluation`` when one is given (SQuAD's span decoding and
+      EM / F1), else PaddleNLP's loop with ``compute_metrics``; :meth:`evaluate_model` evaluates
+      another model (a teacher) the same way;
     * the training dataloader uses :class:`LengthGroupedBatchSampler` (shuffled, examples of
       similar length batched together, deterministic for ``args.seed``, sharded by data-parallel
       rank); pass ``group_by_length=False`` for PaddleNLP's plain random batches;
@@ -161,7 +158,7 @@ class BinBertTrainer(Trainer):
       quantizer and clip parameters by default); override :meth:`no_decay` to change the rule;
     * checkpoints are saved atomically (staged in ``.partial-checkpoint-N``, then renamed) and rotated
       in single-process runs too; a resumed run skips incomplete checkpoints
-      (:func:`get_last_checkpoint`) and accepts a moved or re-spelled ``output_dir``
+      (:func:`~paddle_binbert.train.output_dir.get_last_checkpoint`) and accepts a moved or re-spelled ``output_dir``
       (:class:`CheckpointPathsCallback`);
     * ``train_loss`` (the training metrics and ``TrainOutput.training_loss``) is the mean training
       loss over **all** optimizer steps of the run, those before a resume included (PaddleNLP divides
@@ -172,9 +169,15 @@ class BinBertTrainer(Trainer):
 
     Args:
         *args: positional arguments of ``paddlenlp.trainer.Trainer``.
+        objective: what training minimises (:class:`~paddle_binbert.train.objectives.TrainingObjective`;
+            None: :class:`~paddle_binbert.train.objectives.TaskLoss`, the model's own loss).
+        evaluation: the task's evaluation, an object with ``evaluate(trainer, eval_dataset,
+            metric_key_prefix) -> metrics`` (:class:`~paddle_binbert.tasks.squad.SquadEvaluation`);
+            None: PaddleNLP's evaluation loop and ``compute_metrics``.
         group_by_length: use the length-grouped sampler for training (default True).
         mega_batch_mult: number of batches sorted together by the sampler.
-        train_lengths: optional per-example lengths of ``train_dataset`` (else read from ``input_ids``).
+        train_lengths: optional per-example lengths of ``train_dataset`` (else read from ``input_ids``,
+            a key of feature dicts or an attribute of feature objects).
         eval_logits_only: keep only the first model output (the logits) as predictions in evaluation.
         evaluate_at_end: also evaluate and checkpoint after the last step (see :class:`FinalEvaluationCallback`).
         optimizer_name: ``adamw`` (Paddle's AdamW, global gradient-norm clipping at
@@ -192,6 +195,8 @@ class BinBertTrainer(Trainer):
     def __init__(
         self,
         *args: Any,
+        objective: Optional[TrainingObjective] = None,
+        evaluation: Optional[Any] = None,
         group_by_length: bool = True,
         mega_batch_mult: int = 50,
         train_lengths: Optional[list] = None,
@@ -225,6 +230,9 @@ class BinBertTrainer(Trainer):
         self.group_by_length = group_by_length
         self.mega_batch_mult = mega_batch_mult
         self.train_lengths = train_lengths
+        self.evaluation = evaluation
+        self.objective = objective if objective is not None else TaskLoss()
+        self.objective.setup(self.model, self.args.seed)
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
         """PaddleNLP's ``train`` in a fresh :func:`paddle.utils.unique_name.guard`, so that the optimizer's
@@ -298,14 +306,52 @@ class BinBertTrainer(Trainer):
         return {k: float(v) / world for k, v in zip(keys, tensor.numpy().tolist())}
 
     def log(self, logs: Dict[str, float], **kwargs: Any) -> None:
-        """PaddleNLP's ``log``; in a resumed run, ``train_loss`` (end of training) becomes the mean
-        over all steps of the run (see the class docstring)."""
+        """PaddleNLP's ``log``, the training logs (those with ``loss``) completed with the objective's
+        loss parts (:meth:`mean_over_ranks`, rounded to 6 digits); in a resumed run, ``train_loss``
+        (end of training) becomes the mean over all steps of the run (see the class docstring)."""
+        if "loss" in logs:
+            parts = self.mean_over_ranks(self.objective.pop_logs())
+            logs.update({k: round(v, 6) for k, v in parts.items()})
         if self._resumed and "train_loss" in logs:
             local_steps = max(0, int(self.state.global_step) - self._start_step)
             steps = self._loss_base_steps + local_steps
             if steps > 0:
                 logs["train_loss"] = (self._loss_base_sum + float(self._total_loss_scalar)) / steps
         super().log(logs, **kwargs)
+
+    def compute_loss(self, model: paddle.nn.Layer, inputs: Dict[str, Any], return_outputs: bool = False):
+        """The objective's training loss (``model.training``) or evaluation loss; with
+        ``return_outputs``, ``(loss, outputs)``, ``outputs[1:]`` the logits."""
+        if not model.training:
+            loss, outputs = self.objective.evaluation_loss(model, inputs)
+            return (loss, outputs) if return_outputs else loss
+        loss, logits = self.objective.training_loss(model, inputs)
+        if not return_outputs:
+            return loss
+        return (loss, (loss, *logits)) if isinstance(logits, tuple) else (loss, (loss, logits))
+
+    def evaluate(
+        self,
+        eval_dataset: Optional[Any] = None,
+        ignore_keys: Optional[List[str]] = None,
+        metric_key_prefix: str = "eval",
+    ) -> Dict[str, float]:
+        """Metrics of ``self.model`` on ``eval_dataset`` (default: the trainer's), keyed
+        ``<metric_key_prefix>_<name>``: the task's ``evaluation`` if any, else PaddleNLP's."""
+        if self.evaluation is not None:
+            return self.evaluation.evaluate(self, eval_dataset, metric_key_prefix)
+        return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
+    def evaluate_model(
+        self, model: paddle.nn.Layer, metric_key_prefix: str, eval_dataset: Optional[Any] = None
+    ) -> Dict[str, float]:
+        """:meth:`evaluate` another model (a distillation teacher) through the same loop and metrics."""
+        trained = self.model
+        self.model = model
+        try:
+            return self.evaluate(eval_dataset=eval_dataset, metric_key_prefix=metric_key_prefix)
+        finally:
+            self.model = trained
 
     def calibrate_quantizers(self) -> int:
         """Initialise the model's uninitialised elastic / LSQ quantizers from ``calibration_batches``
@@ -402,7 +448,7 @@ class BinBertTrainer(Trainer):
                 self.state.best_model_checkpoint = final
             self.state.save_to_json(os.path.join(staged, TRAINER_STATE_FILE))
             write_json_atomic(os.path.join(staged, LOSS_TOTALS_FILE), self.loss_totals())
-            _fsync_tree(staged)
+            fsync_tree(staged)
             if os.path.lexists(final):  # an incomplete checkpoint of this step (an interrupted run's)
                 old = os.path.join(run_dir, PARTIAL_PREFIX + name + ".old")
                 shutil.rmtree(old, ignore_errors=True)
@@ -411,7 +457,7 @@ class BinBertTrainer(Trainer):
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(staged, final)
-            _fsync_dir(run_dir)
+            fsync_dir(run_dir)
             shutil.rmtree(staging, ignore_errors=True)
         # PaddleNLP only rotates checkpoints when local_rank == 0, i.e. never in a plain single-process
         # run (local_rank == -1); apply save_total_limit there too (the best checkpoint is always kept).
@@ -481,265 +527,3 @@ class BinBertTrainer(Trainer):
             )
             return self.optimizer
         return super().create_optimizer(lr_scheduler)
-
-
-def make_training_args(
-    output_dir: str,
-    batch_size: int,
-    learning_rate: float,
-    num_train_epochs: float,
-    weight_decay: float = 0.01,
-    seed: int = 42,
-    logging_steps: int = 50,
-    save_steps: Optional[int] = None,
-    eval_steps: Optional[int] = None,
-    max_steps: int = -1,
-    device: str = "cpu",
-    warmup_ratio: float = 0.1,
-    metric_for_best_model: Optional[str] = "acc",
-    **extra: Any,
-) -> TrainingArguments:
-    """Build ``TrainingArguments`` with this project's defaults.
-
-    Evaluation and checkpointing happen every ``eval_steps`` steps (every epoch when ``eval_steps``
-    is None); ``save_steps`` defaults to ``eval_steps`` and must be a multiple of it. The best
-    checkpoint by ``metric_for_best_model`` (a key of the metrics dict, without ``eval_``; None
-    selects by eval loss) is reloaded at the end; at most 2 checkpoints are kept. AdamW with linear
-    warmup (``warmup_ratio``) and linear decay, no VisualDL/W&B reporting, progress bar on,
-    dataloader workers 0. ``extra`` overrides or adds any ``TrainingArguments`` field.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if eval_steps is not None and eval_steps < 1:
-        raise ValueError(f"eval_steps must be positive or None, got {eval_steps}")
-    if eval_steps is None:
-        if save_steps is not None:
-            raise ValueError("save_steps needs eval_steps (without eval_steps, evaluation and saving are per epoch)")
-        strategy: Dict[str, Any] = {"evaluation_strategy": "epoch", "save_strategy": "epoch"}
-    else:
-        save_steps = eval_steps if save_steps is None else save_steps
-        if save_steps < 1 or save_steps % eval_steps != 0:
-            raise ValueError(
-                f"save_steps ({save_steps}) must be a positive multiple of eval_steps ({eval_steps}) "
-                "so that every saved checkpoint has been evaluated"
-            )
-        strategy = {
-            "evaluation_strategy": "steps",
-            "save_strategy": "steps",
-            "eval_steps": eval_steps,
-            "save_steps": save_steps,
-        }
-    greater_is_better = None
-    if metric_for_best_model is None:
-        metric_for_best_model, greater_is_better = "loss", False
-    kwargs: Dict[str, Any] = dict(
-        output_dir=output_dir,
-        do_train=True,
-        do_eval=True,
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size,
-        learning_rate=learning_rate,
-        num_train_epochs=num_train_epochs,
-        max_steps=max_steps,
-        weight_decay=weight_decay,
-        warmup_ratio=warmup_ratio,
-        lr_scheduler_type="linear",
-        seed=seed,
-        logging_steps=logging_steps,
-        logging_strategy="steps",
-        load_best_model_at_end=True,
-        metric_for_best_model=metric_for_best_model,
-        greater_is_better=greater_is_better,
-        save_total_limit=2,
-        disable_tqdm=False,
-        report_to=["none"],
-        dataloader_num_workers=0,
-        device=device,
-        **strategy,
-    )
-    kwargs.update(extra)
-    return TrainingArguments(**kwargs)
-
-
-def glue_compute_metrics(task_name: str) -> Callable[[EvalPrediction], Dict[str, float]]:
-    """``compute_metrics`` function for the Trainer: EvalPrediction (logits, labels) -> GLUE metrics of the task."""
-
-    def compute_metrics(prediction: EvalPrediction) -> Dict[str, float]:
-        logits = prediction.predictions
-        if isinstance(logits, (tuple, list)):
-            logits = logits[0]
-        labels = prediction.label_ids
-        if isinstance(labels, (tuple, list)):
-            labels = labels[0]
-        return compute_glue_metrics(task_name, logits, labels)
-
-    return compute_metrics
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(folder: str) -> None:
-    """Flush the files of a staged checkpoint to disk before it is renamed into place."""
-    for root, _, files in os.walk(folder):
-        for name in files:
-            try:
-                with open(os.path.join(root, name), "rb") as handle:
-                    os.fsync(handle.fileno())
-            except OSError:
-                pass
-        _fsync_dir(root)
-
-
-def _pickle_problem(path: str) -> Optional[str]:
-    """Why a ``paddle.save`` file is unusable: empty, or a pickle cut short (no STOP opcode at its end)."""
-    size = os.path.getsize(path)
-    if size == 0:
-        return f"{os.path.basename(path)} is empty (0 bytes)"
-    with open(path, "rb") as handle:
-        head = handle.read(1)
-        handle.seek(-1, os.SEEK_END)
-        tail = handle.read(1)
-    if head == b"\x80" and tail != b".":  # a pickle (protocol >= 2) always ends with STOP
-        return f"{os.path.basename(path)} is truncated ({size} bytes, no end of pickle)"
-    return None
-
-
-def checkpoint_problem(path: str) -> Optional[str]:
-    """Why the checkpoint folder ``path`` cannot be resumed from, or None when it is complete.
-
-    Complete: ``trainer_state.json`` is there and is valid JSON (PaddleNLP writes it after the
-    weights and the optimizer), a weight file is there, and none of the weight / optimizer /
-    scheduler / RNG files is empty or a truncated pickle."""
-    state = os.path.join(path, TRAINER_STATE_FILE)
-    if not os.path.isfile(state):
-        return f"no {TRAINER_STATE_FILE}"
-    try:
-        with open(state, encoding="utf-8") as handle:
-            json.load(handle)
-    except (OSError, ValueError) as err:
-        return f"{TRAINER_STATE_FILE} is unreadable ({err})"
-    weights = [os.path.join(path, n) for n in WEIGHT_FILES if os.path.isfile(os.path.join(path, n))]
-    if not weights:
-        return f"no weight file ({', '.join(WEIGHT_FILES)})"
-    for file in weights + [os.path.join(path, n) for n in STATE_FILES if os.path.isfile(os.path.join(path, n))]:
-        problem = _pickle_problem(file) if not file.endswith(".json") else None
-        if problem:
-            return problem
-    return None
-
-
-def checkpoint_folders(output_dir: str) -> List[Tuple[int, str]]:
-    """``(step, path)`` of the ``checkpoint-N`` folders in ``output_dir``, newest first."""
-    if not os.path.isdir(output_dir):
-        return []
-    found = []
-    for name in os.listdir(output_dir):
-        match = _CHECKPOINT_RE.match(name)
-        if match and os.path.isdir(os.path.join(output_dir, name)):
-            found.append((int(match.group(1)), os.path.join(output_dir, name)))
-    return sorted(found, reverse=True)
-
-
-def get_last_checkpoint(output_dir: str) -> Optional[str]:
-    """Path of the newest complete ``checkpoint-N`` folder in ``output_dir`` (None if there is none or
-    no folder). Incomplete ones (:func:`checkpoint_problem`: a process killed while saving) are
-    skipped with a warning naming the folder and what is wrong with it."""
-    for _, path in checkpoint_folders(output_dir):
-        problem = checkpoint_problem(path)
-        if problem is None:
-            return path
-        _log.warning("skipping incomplete checkpoint %s: %s", path, problem)
-    return None
-
-
-def resumed_loss_totals(checkpoint: str) -> Tuple[float, int, int]:
-    """``(loss sum, steps it covers, global step)`` of the training before ``checkpoint``.
-
-    From its ``loss_totals.json``; for a checkpoint without one, from the training losses logged in
-    its ``trainer_state.json`` (each the mean over its logging window), covering the steps up to the
-    last log."""
-    state: Dict[str, Any] = {}
-    try:
-        with open(os.path.join(checkpoint, TRAINER_STATE_FILE), encoding="utf-8") as handle:
-            state = json.load(handle)
-    except (OSError, ValueError):
-        pass
-    global_step = int(state.get("global_step") or 0)
-    try:
-        with open(os.path.join(checkpoint, LOSS_TOTALS_FILE), encoding="utf-8") as handle:
-            totals = json.load(handle)
-        if int(totals["global_step"]) == global_step and math.isfinite(float(totals["loss_sum"])):
-            return float(totals["loss_sum"]), int(totals["steps"]), global_step
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    loss_sum, previous = 0.0, 0
-    for entry in state.get("log_history") or []:
-        step = entry.get("step")
-        if "loss" in entry and isinstance(step, int) and previous < step <= global_step:
-            loss_sum += float(entry["loss"]) * (step - previous)
-            previous = step
-    return loss_sum, previous, global_step
-
-
-RESULTS_FILE = "results.json"
-
-
-def previous_run_files(output_dir: str) -> List[str]:
-    """The ``checkpoint-N`` folders, ``results.json`` and, for distillation chains, the ``stage<i>_*``
-    folders and ``chain.json`` a previous run left in ``output_dir``."""
-    if not os.path.isdir(output_dir):
-        return []
-    found = sorted(
-        d
-        for d in os.listdir(output_dir)
-        if d.startswith(CHECKPOINT_PREFIX)
-        or (d.startswith("stage") and os.path.isdir(os.path.join(output_dir, d)))
-        or d.startswith(PARTIAL_PREFIX + CHECKPOINT_PREFIX)
-    )
-    for name in (RESULTS_FILE, "chain.json", CURVE_FILE):
-        if os.path.isfile(os.path.join(output_dir, name)):
-            found.append(name)
-    return found
-
-
-def check_output_dir(output_dir: str, resume: bool, overwrite: bool) -> Optional[str]:
-    """Create ``output_dir`` if needed; return an error message (for ``parser.error``) when it is not
-    a writable folder or holds a previous run and neither ``resume`` nor ``overwrite`` is set."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        return f"--output_dir {output_dir} exists and is not a folder"
-    previous = previous_run_files(output_dir)
-    if previous and not (resume or overwrite):
-        return (
-            f"--output_dir {output_dir} already holds a run ({', '.join(previous[:3])}); "
-            "pass --resume to continue it or --overwrite_output_dir to start over"
-        )
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-    except OSError as err:
-        return f"cannot create --output_dir {output_dir}: {err}"
-    if not os.access(output_dir, os.W_OK):
-        return f"--output_dir {output_dir} is not writable"
-    return None
-
-
-def clear_previous_run(output_dir: str) -> None:
-    """Delete the checkpoints and ``results.json`` of a previous run (``--overwrite_output_dir``)."""
-    for name in previous_run_files(output_dir):
-        path = os.path.join(output_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-
-
-def write_results(output_dir: str, results: Dict[str, Any]) -> str:
-    """Write ``results.json`` atomically (temporary file + rename) and return its path."""
-    return write_json_atomic(os.path.join(output_dir, RESULTS_FILE), results)

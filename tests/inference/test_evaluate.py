@@ -18,11 +18,13 @@ from paddlenlp.transformers import BertForQuestionAnswering, BertForSequenceClas
 from paddle_binbert import load_checkpoint, quantize_model
 from paddle_binbert.data.glue import read_glue_examples
 from paddle_binbert.data.squad import load_squad_json, squad_evaluate
-from paddle_binbert.evaluate import evaluate_glue, evaluate_squad, glue_predictions, load_predictor, main
 from paddle_binbert.export.static import export_static
+from paddle_binbert.inference.cli import eval_main as main
+from paddle_binbert.inference.evaluate import evaluate_glue, evaluate_squad, glue_predictions
+from paddle_binbert.inference.predictor import load_predictor
 from tests.tiny import tiny_bert_config
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SST2 = FIXTURES / "glue" / "SST-2"
 SQUAD = FIXTURES / "squad" / "tiny-v1.1.json"
 SQUAD_KW = dict(max_seq_length=48, doc_stride=16, max_query_length=12)

@@ -15,12 +15,12 @@ import paddle
 import pytest
 from paddlenlp.transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertTokenizer
 
-from paddle_binbert import quantize_model
+from paddle_binbert import Taskflow, quantize_model
 from paddle_binbert.data.squad import tokenize_with_offsets
-from paddle_binbert.taskflow import Taskflow, main
+from paddle_binbert.inference.cli import predict_main as main
 from tests.tiny import tiny_bert_config
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 VOCAB = FIXTURES / "vocab.txt"
 LABELS = {0: "negative", 1: "neutral", 2: "positive"}
 LONG_TEXT = "the film is long and the story goes on and on " * 20
@@ -116,6 +116,17 @@ def test_top_k_and_id2label_override(cls_dirs):
     assert abs(sum(scores) - 1.0) < 1e-6
     assert {p["label"] for p in result["predictions"]} == {"a", "b", "c"}
     assert flow([]) == []
+
+
+def test_settings_set_on_the_taskflow_reach_its_task(cls_dirs):
+    """``flow.top_k = 2`` changes what the next call returns (the setting lives on ``task_instance``)."""
+    flow = Taskflow("text_classification", task_path=str(cls_dirs["fp"]))
+    assert len(flow("some text")[0]["predictions"]) == 1
+    flow.top_k = 2
+    assert flow.task_instance.top_k == 2 and flow.top_k == 2
+    assert len(flow("some text")[0]["predictions"]) == 2
+    flow.note = "kept on the Taskflow"  # not a task setting
+    assert "note" in vars(flow) and not hasattr(flow.task_instance, "note")
 
 
 def test_regression_checkpoint_returns_score(tmp_path):

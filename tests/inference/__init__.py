@@ -1,0 +1,1 @@
+"""Tests of paddle_binbert.inference: the predictor, Taskflow and the evaluators."""
