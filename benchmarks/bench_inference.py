@@ -337,14 +337,11 @@ def _size_mib(path: Path) -> Optional[float]:
     return path.stat().st_size / 2**20 if path.is_file() else None
 
 
-def prepare(name: str, work: Path, vocab: int, notes: Dict[str, str]) -> Dict[str, Any]:
-    """FP32 checkpoint, static graph, ONNX FP32 / INT8, quantized students and packed models."""
-    import numpy as np
+def prepare(name: str, work: Path, vocab: int, notes: Dict[str, str], fp_exports: bool = True) -> Dict[str, Any]:
+    """FP32 checkpoint, static graph, ONNX FP32 / INT8 (unless ``fp_exports`` is False), quantized
+    students and packed models."""
     import paddle
     from paddlenlp.transformers import BertForSequenceClassification
-
-    from paddle_binbert import quantize_model
-    from paddle_binbert.export import pack_model
 
     work.mkdir(parents=True, exist_ok=True)
     spec: Dict[str, Any] = {"vocab_size": vocab, "files": {}, "packed": {}}
@@ -352,6 +349,16 @@ def prepare(name: str, work: Path, vocab: int, notes: Dict[str, str]) -> Dict[st
     paddle.seed(0)
     model = BertForSequenceClassification(config)
     model.eval()
+    if fp_exports:
+        _export_fp(model, work, spec, notes)
+    _pack_students(config, model.state_dict(), work, vocab, spec, notes)
+    return spec
+
+
+def _export_fp(model, work: Path, spec: Dict[str, Any], notes: Dict[str, str]) -> None:
+    """The FP32 baselines' files: checkpoint, static graph, ONNX FP32 and INT8 (paths into ``spec``)."""
+    import paddle
+
     fp_dir = work / "fp32"
     model.save_pretrained(str(fp_dir))
     spec["fp_dir"] = str(fp_dir)
@@ -409,8 +416,17 @@ def prepare(name: str, work: Path, vocab: int, notes: Dict[str, str]) -> Dict[st
         except Exception as err:  # noqa: BLE001
             notes["ort-int8"] = f"quantization failed: {type(err).__name__}: {err}"
 
-    # students (random biases as training would leave them; BiT alphas initialised on a batch) and packs
-    state = model.state_dict()
+
+def _pack_students(config, state, work: Path, vocab: int, spec: Dict[str, Any], notes: Dict[str, str]) -> None:
+    """Students of every engine preset from the FP32 weights ``state`` (random biases as training
+    would leave them; BiT alphas initialised on a batch), packed (paths into ``spec``)."""
+    import numpy as np
+    import paddle
+    from paddlenlp.transformers import BertForSequenceClassification
+
+    from paddle_binbert import quantize_model
+    from paddle_binbert.export import pack_model
+
     rng = np.random.default_rng(1)
     batch = paddle.to_tensor(rng.integers(1, vocab, (4, 32)), dtype="int64")
     for preset in ENGINE_PRESETS:
@@ -442,7 +458,6 @@ def prepare(name: str, work: Path, vocab: int, notes: Dict[str, str]) -> Dict[st
             notes[f"engine-{preset}"] = f"packing failed: {type(err).__name__}: {err}"
             if preset == "bibert":
                 notes["simulated-bibert"] = notes["engine-bibert"]
-    return spec
 
 
 def _run_worker(args: List[str], env: Dict[str, str], timeout: float) -> Dict[str, Any]:
@@ -583,6 +598,27 @@ def render(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_engine_only(results: Dict[str, Any]) -> str:
+    """The ``--engine_only`` table: median ms per call and per sequence of every engine backend and shape."""
+    meta = results["meta"]
+    lines = [
+        f"engine only: {meta['cpu']}, {meta['threads']} threads, load {meta['load_before']} -> {meta['load_after']}",
+        "| model | backend | shape | ms per call | ms per sequence |",
+        "|---|---|---|---:|---:|",
+    ]
+    for model_name, res in results["models"].items():
+        for backend, run in res["runs"].items():
+            if "error" in run:
+                lines.append(f"| {model_name} | {backend} | - | failed: {run['error']} | |")
+                continue
+            for shape, t in run["timings"].items():
+                batch = int(shape.split("x")[0])
+                lines.append(
+                    f"| {model_name} | {backend} | {shape} | {t['median_ms']:.2f} | {t['median_ms'] / batch:.2f} |"
+                )
+    return "\n".join(lines)
+
+
 def chart(results: Dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -680,6 +716,12 @@ def main() -> None:
     )
     parser.add_argument("--headline_rounds", type=int, default=15, help="round-robin rounds at batch 1, length 128")
     parser.add_argument("--quick", action="store_true", help="tiny model, few repetitions (checks the script)")
+    parser.add_argument(
+        "--engine_only",
+        action="store_true",
+        help="only the engine-* backends (no FP exports, no round-robin, no kernel phase): a short before/after "
+        "check of the engine; prints ms per call and per sequence, writes engine_only.json to the work dir",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -700,6 +742,9 @@ def main() -> None:
         args.models, args.reps_small, args.reps_large = "tiny", 3, 1
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     backends = [b for b in args.backends.split(",") if b]
+    if args.engine_only:
+        backends = [b for b in backends if b.startswith("engine-")]
+        args.headline_models = ""
     env = dict(os.environ)
     env.update(
         OMP_NUM_THREADS=str(args.threads),
@@ -746,7 +791,8 @@ def main() -> None:
     for model_name in args.models.split(","):
         print(f"== {model_name}: exporting", flush=True)
         notes: Dict[str, str] = {}
-        spec = prepare(model_name, work_root / model_name, 30522 if model_name != "tiny" else 1000, notes)
+        vocab = 30522 if model_name != "tiny" else 1000
+        spec = prepare(model_name, work_root / model_name, vocab, notes, fp_exports=not args.engine_only)
         spec.update(
             threads=args.threads,
             shapes=[list(s) for s in shapes],
@@ -787,6 +833,11 @@ def main() -> None:
                 head = {"error": f"{type(err).__name__}: {err}"}
             results["models"][model_name]["headline"] = head
             print(f"      {head}", flush=True)
+    if args.engine_only:
+        results["meta"]["load_after"] = " ".join(f"{v:.1f}" for v in os.getloadavg())
+        (work_root / "engine_only.json").write_text(json.dumps(results, indent=2))
+        print(render_engine_only(results))
+        return
     print("== kernel micro-benchmarks", flush=True)
     kspec = work_root / "kernel_spec.json"
     kspec.write_text(json.dumps({"threads": args.threads, "ceiling_iters": 2_000_000 if not args.quick else 200_000}))

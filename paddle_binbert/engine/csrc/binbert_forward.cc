@@ -22,6 +22,8 @@ constexpr int kEmbTensors = 6;
 constexpr int kLayerTensors = 42;
 constexpr int kAttnOff = 30;
 constexpr int kNormOff = 38;
+constexpr int64_t kRowBlock = 128;  // rows per block of the row-local part of a layer
+constexpr int64_t kGroupRows = 512;  // rows (B * L) per group of sequences run through the whole network
 
 inline int64_t words_for(int64_t k) { return (k + 63) / 64; }
 
@@ -77,8 +79,8 @@ T* grow(std::vector<T>& v, int64_t n) {
 }
 
 struct Workspace {
-  std::vector<float> x, x1, qkv, ctx, ao, f2, pooled, restore, logits;
-  std::vector<uint64_t> xb, cb, fb;
+  std::vector<float> x, x1, qkv_beta, ctx, ao, pooled, restore, logits;
+  std::vector<uint64_t> xb, xk, xv, cb, fb, qb;
   std::vector<int32_t> pop;
 };
 
@@ -131,7 +133,10 @@ int checked_isa(int isa) {
 
 int checked_threads(int n) { return n > 0 ? n : bb_max_threads(); }
 
-ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B, int64_t L, const TensorView& mask,
+namespace {
+
+// The network on B sequences at once (every weight matrix sees their B * L rows together).
+ForwardOutputs forward_rows(const int64_t* ids, const int64_t* types, int64_t B, int64_t L, const TensorView& mask,
                             const std::vector<TensorView>& W, const std::vector<int>& icfg,
                             const std::vector<float>& fcfg) {
   check(static_cast<int>(icfg.size()) >= kNumCfg && fcfg.size() >= 3, "binbert_bert_forward: bad config");
@@ -172,33 +177,44 @@ ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B,
 
   thread_local Workspace ws;
   float* X = grow(ws.x, M * H);
-  float* X1 = grow(ws.x1, M * H);
-  float* QKV = grow(ws.qkv, M * 3 * H);
+  const int64_t RB = std::min<int64_t>(M, kRowBlock);  // rows of a block's buffers (see the layer loop)
+  float* X1 = grow(ws.x1, RB * H);
+  const int64_t QW = qkv_mode == 0 ? words_for(3 * H) : 3 * HW;  // words per row of the Q, K, V bits
+  uint64_t* QB = grow(ws.qb, M * QW);
   float* CTX = grow(ws.ctx, M * H);
-  float* AO = grow(ws.ao, M * H);
-  float* F2 = grow(ws.f2, M * H);
+  float* AO = grow(ws.ao, RB * H);  // out-projection, then FFN2 output of a block
   uint64_t* XB = grow(ws.xb, M * HW);
+  // separate input quantizers of Q, K, V (qkv_mode 2): the bits of X for K and V
+  uint64_t* XK = qkv_mode == 2 ? grow(ws.xk, M * HW) : nullptr;
+  uint64_t* XV = qkv_mode == 2 ? grow(ws.xv, M * HW) : nullptr;
   uint64_t* CB = grow(ws.cb, M * HW);
-  uint64_t* FB = grow(ws.fb, M * std::max(HW, IW));
-  int32_t* POP = grow(ws.pop, M);
+  uint64_t* FB = grow(ws.fb, RB * IW);
+  int32_t* POP = grow(ws.pop, RB);
 
   const bool profile = static_cast<int>(icfg.size()) > kProfile && icfg[kProfile] != 0;
-  const auto t_start = std::chrono::steady_clock::now();
   StageTimer tm(profile);
   const int64_t bad = bb_embed(isa, nt, ids, types, B, L, bits_of(W[0]), HW, W[1].as<float>(), vocab,
                                W[2].as<float>(), W[2].dims[0], W[3].as<float>(), W[3].dims[0], H, X);
   check(bad == 0, "binbert_bert_forward: ", bad, " token ids / token type ids out of range (vocab ", vocab,
         ") or sequence longer than max_position_embeddings (", W[2].dims[0], ")");
-  // The input bits of a layer's first projection are packed by the LayerNorm that produces X.
-  auto qkv_input_beta = [&](int li) -> const float* {
-    if (!has_beta) return nullptr;
+  // out = LayerNorm(a + r) over rows [r0, r0 + m) of X, giving the input X of layer li (no layer
+  // when li == layers): the LayerNorm also writes the sign bits of that layer's first projection
+  // (XB), and with separate quantizers per projection (qkv_mode 2) those of K and V (XK, XV).
+  auto layernorm_x = [&](const float* a, const float* r, int64_t r0, int64_t m, int nidx, float eps, float* out,
+                         int li) {
+    uint64_t* bits[3] = {XB + r0 * HW, XK ? XK + r0 * HW : nullptr, XV ? XV + r0 * HW : nullptr};
+    const float* betas[3] = {nullptr, nullptr, nullptr};
+    const int nbits = li >= layers ? 0 : qkv_mode == 2 ? 3 : 1;
     const int base = kEmbTensors + li * kLayerTensors;
-    const int first = qkv_mode == 1 ? base + 10 : base;  // q_proj (or v_proj when only V is used)
-    need(W[first + 3], H, kFloat32, "layer " + std::to_string(li) + " input_beta");
-    return W[first + 3].as<float>();
+    for (int j = 0; j < nbits && has_beta; ++j) {
+      const int first = base + (qkv_mode == 1 ? 10 : 5 * j);  // q_proj, k_proj, v_proj (or v_proj when only V is used)
+      need(W[first + 3], H, kFloat32, "layer " + std::to_string(li) + " input_beta");
+      betas[j] = W[first + 3].as<float>();
+    }
+    bb_add_layernorm_bits(isa, nt, a, H, r, H, m, H, W[nidx].as<float>(), W[nidx + 1].as<float>(), eps, out, H, nbits,
+                          bits, HW, betas);
   };
-  bb_add_layernorm(isa, nt, X, H, nullptr, 0, M, H, W[4].as<float>(), W[5].as<float>(), emb_eps, X, H,
-                   layers > 0 ? XB : nullptr, HW, layers > 0 ? qkv_input_beta(0) : nullptr);
+  layernorm_x(X, nullptr, 0, M, 4, emb_eps, X, 0);
   // current token count, rows and key mask; the original position of every row (Restore)
   int64_t Lc = L, Mc = M;
   std::vector<float> mask_cur;
@@ -215,26 +231,9 @@ ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B,
     const int64_t keep = budgets && icfg[kNumCfg + li] > 0 ? std::min<int64_t>(icfg[kNumCfg + li], Lc) : Lc;
     const bool drop = keep < Lc;
     if (drop) sig.assign(static_cast<size_t>(B * heads * Lc), 0.0);
-    // ---- Q, K, V projections (XB holds the bits of X for the first of them)
-    if (qkv_mode == 0) {  // one GEMM over [q; k; v] rows: the three share the sign quantizer of X
-      const Lin lq = get_lin(W, base, 3 * H, H, false, pre + "qkv");
-      bb_gemm(isa, nt, XB, HW, Mc, lq.w, lq.n, HW, H, 0, nullptr, lq.alpha, lq.bias, QKV, 3 * H);
-    } else if (qkv_mode == 1) {  // only V is needed (all-ones attention)
-      const Lin lv = get_lin(W, base + 10, H, H, has_beta, pre + "v_proj");
-      bb_gemm(isa, nt, XB, HW, Mc, lv.w, lv.n, HW, H, 0, nullptr, lv.alpha, lv.bias, QKV + 2 * H, 3 * H);
-    } else {  // separate input quantizers (BiT: own beta per projection)
-      const char* names[3] = {"q_proj", "k_proj", "v_proj"};
-      for (int j = 0; j < 3; ++j) {
-        const Lin lj = get_lin(W, base + 5 * j, H, H, has_beta, pre + names[j]);
-        if (j > 0) {
-          bb_pack_rows(isa, nt, X, H, Mc, H, lj.beta, 0, 0, 1.f, gelu_thr, XB, HW, nullptr);
-          tm.lap(kPackStage);
-        }
-        bb_gemm(isa, nt, XB, HW, Mc, lj.w, lj.n, HW, H, 0, nullptr, lj.alpha, lj.bias, QKV + j * H, 3 * H);
-      }
-    }
-    tm.lap(kGemmQkv);
-    // ---- attention; with whole bytes per head it writes the out-projection's input bits directly
+    // ---- Q, K, V projections (XB holds the bits of X for the first of them). Attention uses only
+    // the sign bits sgn(q - bq), sgn(k - bk), sgn(v - bv): the GEMM epilogues write those bits
+    // (QB [Mc, QW] words) instead of float Q, K, V.
     const int ab = base + kAttnOff;
     for (int j = 0; j < 4; ++j) need(W[ab + j], 1, kFloat32, pre + "attention scalars");
     const float* bq = nullptr;
@@ -246,11 +245,40 @@ ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B,
       bk = W[ab + 5].as<float>();
       bv = W[ab + 6].as<float>();
     }
+    int64_t qbit = 0, kbit = H, vbit = 2 * H;  // bit offsets of Q, K, V in a row of QB
+    if (qkv_mode == 0) {  // one GEMM over [q; k; v] rows: the three share the sign quantizer of X
+      const Lin lq = get_lin(W, base, 3 * H, H, false, pre + "qkv");
+      const float* qkv_beta = nullptr;
+      if (has_beta) {
+        qkv_beta = grow(ws.qkv_beta, 3 * H);
+        std::copy(bq, bq + H, ws.qkv_beta.begin());
+        std::copy(bk, bk + H, ws.qkv_beta.begin() + H);
+        std::copy(bv, bv + H, ws.qkv_beta.begin() + 2 * H);
+      }
+      bb_gemm_q(isa, nt, XB, HW, Mc, lq.w, lq.n, HW, H, 0, nullptr, lq.alpha, lq.bias, QB, QW, nullptr, qkv_beta, 0, 0,
+                1.f, gelu_thr);
+    } else {  // Q, K, V in words [0, HW), [HW, 2 HW), [2 HW, 3 HW) of a row
+      qbit = 0;
+      kbit = 64 * HW;
+      vbit = 128 * HW;
+      const char* names[3] = {"q_proj", "k_proj", "v_proj"};
+      const float* betas[3] = {bq, bk, bv};
+      // the input bits: qkv_mode 1 (only V, all-ones attention) XB; qkv_mode 2 (BiT: separate input
+      // quantizers) XB, XK, XV, all written by the LayerNorm that produced X
+      const uint64_t* inputs[3] = {XB, qkv_mode == 2 ? XK : XB, qkv_mode == 2 ? XV : XB};
+      for (int j = qkv_mode == 1 ? 2 : 0; j < 3; ++j) {
+        const Lin lj = get_lin(W, base + 5 * j, H, H, has_beta, pre + names[j]);
+        bb_gemm_q(isa, nt, inputs[j], HW, Mc, lj.w, lj.n, HW, H, 0, nullptr, lj.alpha, lj.bias, QB + j * HW, QW,
+                  nullptr, betas[j], 0, 0, 1.f, gelu_thr);
+      }
+    }
+    tm.lap(kGemmQkv);
+    // ---- attention; with whole bytes per head it writes the out-projection's input bits directly
     const Lin lo = get_lin(W, base + 15, H, H, has_beta, pre + "out_proj");
     const bool direct_bits = (H / heads) % 8 == 0;
-    bb_attention(isa, nt, attn, QKV, 3 * H, 0, H, 2 * H, B, Lc, H, heads, maskp, bq, bk, bv, W[ab].as<float>()[0],
-                 W[ab + 2].as<float>()[0], W[ab + 3].as<float>()[0], W[ab + 1].as<float>()[0], CTX, H,
-                 direct_bits ? CB : nullptr, HW, lo.beta, drop ? sig.data() : nullptr);
+    bb_attention_bits(isa, nt, attn, QB, QW, qbit, kbit, vbit, B, Lc, H, heads, maskp, W[ab].as<float>()[0],
+                      W[ab + 2].as<float>()[0], W[ab + 3].as<float>()[0], W[ab + 1].as<float>()[0], CTX, H,
+                      direct_bits ? CB : nullptr, HW, lo.beta, drop ? sig.data() : nullptr);
     tm.lap(kAttention);
     if (!direct_bits) {
       bb_pack_rows(isa, nt, CTX, H, Mc, H, lo.beta, 0, 0, 1.f, gelu_thr, CB, HW, nullptr);
@@ -284,26 +312,36 @@ ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B,
       Mc = B * keep;
       tm.lap(kAttention);
     }
-    // ---- output projection, residual + LayerNorm (+ the bits of FFN1's input)
-    bb_gemm(isa, nt, CB, HW, Mc, lo.w, lo.n, HW, H, 0, nullptr, lo.alpha, lo.bias, AO, H);
-    tm.lap(kGemmOut);
+    // ---- output projection, residual + LayerNorm, FFN, residual + LayerNorm: row-local, so they run
+    // block by block of at most kRowBlock rows (a batch's B * L rows go through each weight matrix
+    // together, while a block's intermediates stay in cache)
     const int nb = base + kNormOff;
     for (int j = 0; j < 4; ++j) need(W[nb + j], H, kFloat32, pre + "LayerNorm parameters");
     const Lin l1 = get_lin(W, base + 20, I, H, has_beta, pre + "linear1");
-    bb_add_layernorm(isa, nt, X, H, AO, H, Mc, H, W[nb].as<float>(), W[nb + 1].as<float>(), enc_eps, X1, H, XB, HW,
-                     l1.beta);
-    tm.lap(kLayerNorm);
-    // ---- FFN: linear1 emits the bits of linear2's input quantizer (activation folded in) directly
     const Lin l2 = get_lin(W, base + 25, H, I, has_beta, pre + "linear2");
-    bb_gemm_q(isa, nt, XB, HW, Mc, l1.w, l1.n, HW, H, 0, nullptr, l1.alpha, l1.bias, FB, IW, q2 ? POP : nullptr, l2.beta,
-              act, q2, l2.in_alpha, gelu_thr);
-    tm.lap(kGemmFfn1);
-    bb_gemm(isa, nt, FB, IW, Mc, l2.w, l2.n, IW, I, q2, POP, l2.alpha, l2.bias, F2, H);
-    tm.lap(kGemmFfn2);
-    const bool last = li + 1 == layers;
-    bb_add_layernorm(isa, nt, X1, H, F2, H, Mc, H, W[nb + 2].as<float>(), W[nb + 3].as<float>(), enc_eps, X, H,
-                     last ? nullptr : XB, HW, last ? nullptr : qkv_input_beta(li + 1));
-    tm.lap(kLayerNorm);
+    const int64_t nblocks = (Mc + kRowBlock - 1) / kRowBlock;
+    // balanced blocks of whole 4-row tiles (at most kRowBlock rows)
+    const int64_t rb = nblocks <= 1 ? Mc : ((Mc + nblocks - 1) / nblocks + 3) / 4 * 4;
+    for (int64_t r0 = 0; r0 < Mc; r0 += rb) {
+      const int64_t mb = std::min<int64_t>(rb, Mc - r0);
+      float* Xr = X + r0 * H;
+      uint64_t* XBr = XB + r0 * HW;
+      bb_gemm(isa, nt, CB + r0 * HW, HW, mb, lo.w, lo.n, HW, H, 0, nullptr, lo.alpha, lo.bias, AO, H);
+      tm.lap(kGemmOut);
+      // X1 = LayerNorm(X + AO), with the bits of FFN1's input
+      bb_add_layernorm(isa, nt, Xr, H, AO, H, mb, H, W[nb].as<float>(), W[nb + 1].as<float>(), enc_eps, X1, H, XBr, HW,
+                       l1.beta);
+      tm.lap(kLayerNorm);
+      // FFN: linear1 emits the bits of linear2's input quantizer (activation folded in) directly
+      bb_gemm_q(isa, nt, XBr, HW, mb, l1.w, l1.n, HW, H, 0, nullptr, l1.alpha, l1.bias, FB, IW, q2 ? POP : nullptr,
+                l2.beta, act, q2, l2.in_alpha, gelu_thr);
+      tm.lap(kGemmFfn1);
+      bb_gemm(isa, nt, FB, IW, mb, l2.w, l2.n, IW, I, q2, POP, l2.alpha, l2.bias, AO, H);
+      tm.lap(kGemmFfn2);
+      // X = LayerNorm(X1 + FFN), with the bits of the next layer's projections
+      layernorm_x(X1, AO, r0, mb, nb + 2, enc_eps, Xr, li + 1);
+      tm.lap(kLayerNorm);
+    }
   }
 
   // ---- head
@@ -348,11 +386,48 @@ ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B,
     }
   }
   tm.lap(kHead);
+  return ForwardOutputs{lg, rows, C, Xf, Lf, H};
+}
+
+}  // namespace
+
+ForwardOutputs bert_forward(const int64_t* ids, const int64_t* types, int64_t B, int64_t L, const TensorView& mask,
+                            const std::vector<TensorView>& W, const std::vector<int>& icfg,
+                            const std::vector<float>& fcfg) {
+  const bool profile = static_cast<int>(icfg.size()) > kProfile && icfg[kProfile] != 0;
+  const auto t_start = std::chrono::steady_clock::now();
+  // Sequences in groups of about kGroupRows rows: each weight matrix is used once per group (not per
+  // sequence), while a group's hidden states stay in cache between layers (a whole batch's would
+  // not: 12.5 MB at BERT-base, batch 32, length 128). Sequences never interact, so the outputs are
+  // those of one call over the whole batch.
+  const int64_t group = L > 0 ? std::max<int64_t>(1, kGroupRows / L) : std::max<int64_t>(B, 1);
+  ForwardOutputs out{};
+  if (B <= group) {
+    out = forward_rows(ids, types, B, L, mask, W, icfg, fcfg);
+  } else {
+    need(mask, B * L, kFloat32, "attention mask");
+    check(ids != nullptr && types != nullptr, "binbert_bert_forward: input_ids / token_type_ids must be [batch, seq_len] int64");
+    thread_local std::vector<float> logits, hidden;  // the whole batch's outputs
+    for (int64_t b0 = 0; b0 < B; b0 += group) {
+      const int64_t g = std::min(group, B - b0);
+      TensorView mv = mask;
+      mv.data = mask.as<float>() + b0 * L;
+      mv.numel = g * L;
+      mv.dims[0] = g;
+      const ForwardOutputs o = forward_rows(ids + b0 * L, types + b0 * L, g, L, mv, W, icfg, fcfg);
+      const int64_t lrows = o.logit_rows / g, hsize = o.hidden_len * o.hidden_size;  // per sequence
+      float* lg = grow(logits, B * lrows * o.num_classes);
+      float* hd = grow(hidden, B * hsize);
+      std::copy(o.logits, o.logits + g * lrows * o.num_classes, lg + b0 * lrows * o.num_classes);
+      std::copy(o.hidden, o.hidden + g * hsize, hd + b0 * hsize);
+      out = ForwardOutputs{lg, B * lrows, o.num_classes, hd, o.hidden_len, o.hidden_size};
+    }
+  }
   if (profile) {
     g_profile[kTotal] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     ++g_profile_calls;
   }
-  return ForwardOutputs{lg, rows, C, Xf, Lf, H};
+  return out;
 }
 
 void profile_read(double* out) {

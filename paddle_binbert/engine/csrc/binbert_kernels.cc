@@ -339,6 +339,10 @@ struct GemmArgs {
   const float* qbeta = nullptr;
   int act = 0, quant = 0;
   float qalpha = 1.f, thr = 0.f;
+  // task order: false = panel-major (a chunk of tasks reuses a weight panel from L1), true =
+  // row-major (a chunk covers whole rows: bit outputs, 8 channels per byte, would otherwise have
+  // threads on different panels writing bytes of the same cache lines)
+  bool row_major = false;
 };
 
 inline float finish(const GemmArgs& a, int64_t row, int64_t col, int64_t pc) {
@@ -439,7 +443,11 @@ BB_AVX2 void gemm_avx2_range(const GemmArgs& a, int64_t t0, int64_t t1) {
 }
 
 // ---- AVX-512 VPOPCNTDQ: 4x6 register tile.
-template <int MR, int MODE>
+// Epilogues of the AVX-512 tile: kFloatOut y = alpha * dot + bias; kSignBits the bits sgn(y - qbeta)
+// (activation identity, signed quantizer: the QKV projections); kQuantBits any quantizer of qbit_scalar.
+enum Epilogue { kFloatOut = 0, kSignBits = 1, kQuantBits = 2 };
+
+template <int MR, int MODE, int EPI>
 BB_AVX512 inline void tile_avx512(const GemmArgs& a, int64_t p, int64_t r0) {
   __m512i acc[MR][6];
 #pragma GCC unroll 4
@@ -494,7 +502,10 @@ BB_AVX512 inline void tile_avx512(const GemmArgs& a, int64_t p, int64_t r0) {
       const __m256i dot = MODE == 0 ? _mm256_sub_epi32(_mm256_set1_epi32(static_cast<int>(a.k)), pc2)
                                     : _mm256_sub_epi32(pc2, _mm256_set1_epi32(a.xpop[r0 + t]));
       const __m256 yv = _mm256_add_ps(_mm256_mul_ps(al, _mm256_cvtepi32_ps(dot)), bi);
-      if (a.ybits) {
+      if (EPI == kSignBits) {
+        const __mmask8 bits = _mm256_cmp_ps_mask(_mm256_sub_ps(yv, qb), _mm256_setzero_ps(), _CMP_GE_OQ) & lm;
+        reinterpret_cast<uint8_t*>(a.ybits + (r0 + t) * a.ldyb)[c0 / 8] = static_cast<uint8_t>(bits);
+      } else if (EPI == kQuantBits) {
         const bool gelu_sign = a.act == 2 && a.quant == 0 && a.qbeta == nullptr;
         const __mmask8 bits = qmask8_avx512(yv, qb, a.act, a.quant, a.qalpha, a.thr, gelu_sign) & lm;
         reinterpret_cast<uint8_t*>(a.ybits + (r0 + t) * a.ldyb)[c0 / 8] = static_cast<uint8_t>(bits);
@@ -505,18 +516,29 @@ BB_AVX512 inline void tile_avx512(const GemmArgs& a, int64_t p, int64_t r0) {
   }
 }
 
-template <int MODE>
-BB_AVX512 void gemm_avx512_range(const GemmArgs& a, int64_t t0, int64_t t1) {
-  const int64_t mtiles = (a.m + 3) / 4;
+template <int MODE, int EPI>
+BB_AVX512 void gemm_avx512_tasks(const GemmArgs& a, int64_t t0, int64_t t1) {
+  const int64_t mtiles = (a.m + 3) / 4, panels = (a.n + kPanel - 1) / kPanel;
   for (int64_t task = t0; task < t1; ++task) {
-    const int64_t p = task / mtiles, r0 = (task % mtiles) * 4;
+    const int64_t p = a.row_major ? task % panels : task / mtiles;
+    const int64_t r0 = (a.row_major ? task / panels : task % mtiles) * 4;
     switch (std::min<int64_t>(4, a.m - r0)) {
-      case 4: tile_avx512<4, MODE>(a, p, r0); break;
-      case 3: tile_avx512<3, MODE>(a, p, r0); break;
-      case 2: tile_avx512<2, MODE>(a, p, r0); break;
-      default: tile_avx512<1, MODE>(a, p, r0); break;
+      case 4: tile_avx512<4, MODE, EPI>(a, p, r0); break;
+      case 3: tile_avx512<3, MODE, EPI>(a, p, r0); break;
+      case 2: tile_avx512<2, MODE, EPI>(a, p, r0); break;
+      default: tile_avx512<1, MODE, EPI>(a, p, r0); break;
     }
   }
+}
+
+template <int MODE>
+BB_AVX512 void gemm_avx512_range(const GemmArgs& a, int64_t t0, int64_t t1) {
+  if (!a.ybits)
+    gemm_avx512_tasks<MODE, kFloatOut>(a, t0, t1);
+  else if (a.act == 0 && a.quant == 0)
+    gemm_avx512_tasks<MODE, kSignBits>(a, t0, t1);
+  else
+    gemm_avx512_tasks<MODE, kQuantBits>(a, t0, t1);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -549,7 +571,21 @@ struct AttnArgs {
   // A = 1, variant 1 adds the softmax probabilities before their quantizer (Drop-and-Restore's
   // token significance, Kim & Cho 2021)
   double* sig;
+  // or, instead of qkv: the sign bits of Q, K, V already quantized (sgn(q - bq) ...) by the QKV
+  // GEMM's epilogue ([B*L, ldb] words; channel c of Q at bit qbit + c of its row, likewise K, V)
+  const uint64_t* bits = nullptr;
+  int64_t ldb = 0, qbit = 0, kbit = 0, vbit = 0;
+  // with several threads: out_bits go first to this head-major scratch ([heads][B*L][d/8] bytes), so
+  // that threads working on different heads of the same rows never write to one cache line
+  uint8_t* head_bytes = nullptr;
 };
+
+// Where the output byte of channels [c0, c0 + 8) of head hh, query row `row`, goes.
+__attribute__((always_inline)) inline uint8_t* out_byte(const AttnArgs& a, int64_t row, int64_t hh, int64_t c0) {
+  const int64_t d = a.h / a.heads;
+  if (a.head_bytes) return a.head_bytes + (hh * a.b * a.l + row) * (d / 8) + c0 / 8;
+  return reinterpret_cast<uint8_t*>(a.out_bits + row * a.ldo) + (hh * d + c0) / 8;
+}
 
 // A key is real (not padding) when its additive mask is above -1 (PaddleNLP pads with -1e4); a query
 // row is real when its own key mask lets it be attended. The model's rule (attention.py).
@@ -599,6 +635,31 @@ void prepare_work(HeadWork& w, int64_t L, int64_t d) {
   w.kreal.assign(lw, 0);
 }
 
+// `n` (<= 64) bits of a packed row starting at bit `start` (LSB first; the bits above n are 0).
+inline uint64_t bits_at(const uint64_t* row, int64_t start, int64_t n) {
+  const int64_t wi = start / 64, sh = start % 64;
+  uint64_t v = row[wi] >> sh;
+  if (sh != 0 && sh + n > 64) v |= row[wi + 1] << (64 - sh);
+  return n < 64 ? v & ((uint64_t{1} << n) - 1) : v;
+}
+
+// The head's Q, K, V bits gathered from the QKV GEMM's quantized output (a.bits): the same words
+// the float path packs from sgn(q - bq), sgn(k - bk), sgn(v - bv).
+void gather_head_bits(const AttnArgs& a, int64_t bb, int64_t hh, HeadWork& w) {
+  const int64_t L = a.l, d = a.h / a.heads, dw = words_for(d), lp = round_up(L, 8), c0 = hh * d;
+  for (int64_t j = 0; j < L; ++j) {
+    const uint64_t* row = a.bits + (bb * L + j) * a.ldb;
+    for (int64_t ww = 0; ww < dw; ++ww) {
+      const int64_t c = c0 + ww * 64, n = std::min<int64_t>(64, d - ww * 64);
+      if (a.variant != 2) {
+        w.qh[j * dw + ww] = bits_at(row, a.qbit + c, n);
+        w.kt[ww * lp + j] = bits_at(row, a.kbit + c, n);
+      }
+      w.vrow[j * dw + ww] = bits_at(row, a.vbit + c, n);
+    }
+  }
+}
+
 // Bits of the real keys of one batch row; returns their count.
 inline int64_t real_key_bits(HeadWork& w, const float* mask, int64_t L) {
   int64_t n = 0;
@@ -635,7 +696,7 @@ inline void store_ctx8_scalar(const AttnArgs& a, int64_t row, int64_t hh, int64_
       const float bo = a.obeta ? a.obeta[hh * d + c0 + c] : 0.f;
       if (v - bo >= 0.f) byte |= static_cast<uint8_t>(1u << c);
     }
-    reinterpret_cast<uint8_t*>(a.out_bits + row * a.ldo)[(hh * d + c0) / 8] = byte;
+    *out_byte(a, row, hh, c0) = byte;
   } else {
     for (int64_t c = 0; c < cend; ++c) a.ctx[row * a.ldc + hh * d + c0 + c] = static_cast<float>(dots[c]) * a.cpv;
   }
@@ -645,7 +706,7 @@ void attention_head_scalar(const AttnArgs& a, int64_t bb, int64_t hh, HeadWork& 
   const int64_t L = a.l, d = a.h / a.heads, dw = words_for(d), lw = words_for(L);
   const int64_t lp = round_up(L, 8), dp = round_up(d, 8);
   prepare_work(w, L, d);
-  for (int64_t j = 0; j < L; ++j) {
+  for (int64_t j = 0; j < (a.bits ? 0 : L); ++j) {
     const float* row = a.qkv + (bb * L + j) * a.ld;
     for (int64_t c = 0; c < d; ++c) {
       const int64_t ch = hh * d + c;
@@ -659,6 +720,7 @@ void attention_head_scalar(const AttnArgs& a, int64_t bb, int64_t hh, HeadWork& 
       if (v >= 0.f) w.vrow[j * dw + c / 64] |= uint64_t{1} << (c % 64);
     }
   }
+  if (a.bits) gather_head_bits(a, bb, hh, w);
   transpose_values(w, d, lw, dp);
   const float* mask = a.mask + bb * L;
   const int64_t nreal = real_key_bits(w, mask, L);
@@ -754,14 +816,14 @@ BB_AVX512 inline void store_ctx8_avx512(const AttnArgs& a, int64_t row, int64_t 
   const __mmask8 lm = static_cast<__mmask8>((1u << n) - 1u);
   if (a.out_bits && !a.obeta && a.cpv > 0.f) {  // sgn(dot * cpv) = sgn(dot): integer compare
     const __mmask8 bits = _mm512_cmpge_epi64_mask(dot, _mm512_setzero_si512()) & lm;
-    reinterpret_cast<uint8_t*>(a.out_bits + row * a.ldo)[(hh * d + c0) / 8] = static_cast<uint8_t>(bits);
+    *out_byte(a, row, hh, c0) = static_cast<uint8_t>(bits);
     return;
   }
   const __m256 v = _mm256_mul_ps(_mm512_cvtepi64_ps(dot), _mm256_set1_ps(a.cpv));
   if (a.out_bits) {
     const __m256 bo = a.obeta ? _mm256_maskz_loadu_ps(lm, a.obeta + hh * d + c0) : _mm256_setzero_ps();
     const __mmask8 bits = _mm256_cmp_ps_mask(_mm256_sub_ps(v, bo), _mm256_setzero_ps(), _CMP_GE_OQ) & lm;
-    reinterpret_cast<uint8_t*>(a.out_bits + row * a.ldo)[(hh * d + c0) / 8] = static_cast<uint8_t>(bits);
+    *out_byte(a, row, hh, c0) = static_cast<uint8_t>(bits);
   } else {
     _mm256_mask_storeu_ps(a.ctx + row * a.ldc + hh * d + c0, lm, v);
   }
@@ -773,7 +835,8 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
   prepare_work(w, L, d);
   const __m512 zero = _mm512_setzero_ps();
   // Q, K, V: rows of d values -> dw words (16 lanes per compare); K stored word-major.
-  for (int64_t j = 0; j < L; ++j) {
+  if (a.bits) gather_head_bits(a, bb, hh, w);
+  for (int64_t j = 0; j < (a.bits ? 0 : L); ++j) {
     const float* row = a.qkv + (bb * L + j) * a.ld;
     for (int64_t ww = 0; ww < dw; ++ww) {
       uint64_t qb = 0, kb = 0, vb = 0;
@@ -810,6 +873,16 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
       for (int64_t ww = 0; ww < lw; ++ww) pc += _mm_popcnt_u64(w.vt[ww * dp + c] & w.kreal[ww]);
       col[c] = 2 * pc - nreal;
     }
+    if (a.out_bits && !a.obeta && a.cpv > 0.f && d <= 64) {  // the same d / 8 bytes in every query row
+      uint64_t sw = 0;
+      for (int64_t c0 = 0; c0 < d; c0 += 8)
+        sw |= static_cast<uint64_t>(_mm512_cmpge_epi64_mask(_mm512_loadu_si512(col.data() + c0), _mm512_setzero_si512()))
+              << c0;
+      const __mmask16 bm = static_cast<__mmask16>((1u << (d / 8)) - 1u);
+      const __m128i v = _mm_cvtsi64_si128(static_cast<long long>(sw));
+      for (int64_t i = 0; i < L; ++i) _mm_mask_storeu_epi8(out_byte(a, bb * L + i, hh, 0), bm, v);
+      return;
+    }
     for (int64_t i = 0; i < L; ++i)
       for (int64_t c0 = 0; c0 < d; c0 += 8)
         store_ctx8_avx512(a, bb * L + i, hh, d, c0,
@@ -819,28 +892,40 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
 
   const int32_t* lim = a.variant == 0 ? a.lim + bb * lp : nullptr;
   uint64_t* arow = w.arow.data();
+  // bit output without a beta and d <= 64 (d % 8 == 0): a query's d / 8 output bytes are gathered in
+  // a register and stored at once (byte stores into the output would alias everything the loops read)
+  const bool sign_word = a.out_bits && !a.obeta && a.cpv > 0.f && d <= 64;
   double* sig = a.sig ? a.sig + (bb * a.heads + hh) * L : nullptr;
   for (int64_t i0 = 0; i0 < L; i0 += 4) {
     const int64_t nq = std::min<int64_t>(4, L - i0);
     std::fill(arow, arow + 4 * lw, 0);
     if (a.variant == 0) {
-      // bool attention, 4 queries x 8 keys per step: A = 1[popcount(q XOR k) <= lim_key]
-      for (int64_t j = 0; j < lp; j += 8) {
-        __m512i pc0 = _mm512_setzero_si512(), pc1 = pc0, pc2 = pc0, pc3 = pc0;
-        for (int64_t ww = 0; ww < dw; ++ww) {
-          const __m512i kv = _mm512_loadu_si512(&w.kt[ww * lp + j]);
-          const uint64_t* qr = &w.qh[i0 * dw + ww];
-          pc0 = _mm512_add_epi64(pc0, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[0]))));
-          pc1 = _mm512_add_epi64(pc1, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[dw]))));
-          pc2 = _mm512_add_epi64(pc2, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[2 * dw]))));
-          pc3 = _mm512_add_epi64(pc3, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[3 * dw]))));
+      // bool attention, 4 queries x 8 keys per step: A = 1[popcount(q XOR k) <= lim_key]; the bits of
+      // a word of 64 keys are gathered in registers
+      for (int64_t jw = 0; jw < lw; ++jw) {
+        uint64_t m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+        const int64_t jend = std::min<int64_t>(lp, jw * 64 + 64);
+        for (int64_t j = jw * 64; j < jend; j += 8) {
+          __m512i pc0 = _mm512_setzero_si512(), pc1 = pc0, pc2 = pc0, pc3 = pc0;
+          for (int64_t ww = 0; ww < dw; ++ww) {
+            const __m512i kv = _mm512_loadu_si512(&w.kt[ww * lp + j]);
+            const uint64_t* qr = &w.qh[i0 * dw + ww];
+            pc0 = _mm512_add_epi64(pc0, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[0]))));
+            pc1 = _mm512_add_epi64(pc1, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[dw]))));
+            pc2 = _mm512_add_epi64(pc2, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[2 * dw]))));
+            pc3 = _mm512_add_epi64(pc3, _mm512_popcnt_epi64(_mm512_xor_si512(kv, _mm512_set1_epi64(qr[3 * dw]))));
+          }
+          const __m512i lv = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lim + j)));
+          const int sh = static_cast<int>(j % 64);
+          m0 |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc0, lv)) << sh;
+          m1 |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc1, lv)) << sh;
+          m2 |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc2, lv)) << sh;
+          m3 |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc3, lv)) << sh;
         }
-        const __m512i lv = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lim + j)));
-        const int sh = static_cast<int>(j % 64);
-        arow[0 * lw + j / 64] |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc0, lv)) << sh;
-        arow[1 * lw + j / 64] |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc1, lv)) << sh;
-        arow[2 * lw + j / 64] |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc2, lv)) << sh;
-        arow[3 * lw + j / 64] |= static_cast<uint64_t>(_mm512_cmple_epi64_mask(pc3, lv)) << sh;
+        arow[0 * lw + jw] = m0;
+        arow[1 * lw + jw] = m1;
+        arow[2 * lw + jw] = m2;
+        arow[3 * lw + jw] = m3;
       }
       if (sig) {
         for (int64_t t = 0; t < nq; ++t) {
@@ -899,19 +984,44 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
           for (int64_t j = 0; j < L; ++j) sig[j] += static_cast<double>(srow[j]);
       }
     }
-    // context of the (up to) 4 queries: dot_c = 2 popcount(A AND V+_c) - popcount(A), 8 channels per step
-    for (int64_t t = 0; t < nq; ++t) {
-      int64_t pa = 0;
-      for (int64_t ww = 0; ww < lw; ++ww) pa += _mm_popcnt_u64(arow[t * lw + ww]);
-      const __m512i vpa = _mm512_set1_epi64(pa);
-      for (int64_t c0 = 0; c0 < dp; c0 += 8) {
-        __m512i pc = _mm512_setzero_si512();
-        for (int64_t ww = 0; ww < lw; ++ww) {
-          const __m512i ab = _mm512_set1_epi64(static_cast<long long>(arow[t * lw + ww]));
-          pc = _mm512_add_epi64(pc, _mm512_popcnt_epi64(_mm512_and_si512(ab, _mm512_loadu_si512(&w.vt[ww * dp + c0]))));
-        }
-        store_ctx8_avx512(a, bb * L + i0 + t, hh, d, c0, _mm512_sub_epi64(_mm512_slli_epi64(pc, 1), vpa));
+    // context of the (up to) 4 queries: dot_c = 2 popcount(A AND V+_c) - popcount(A), 8 channels x
+    // 4 queries per step (rows of arow past nq are 0 and not stored)
+    int64_t pa[4] = {0, 0, 0, 0};
+    for (int t = 0; t < 4; ++t)
+      for (int64_t ww = 0; ww < lw; ++ww) pa[t] += _mm_popcnt_u64(arow[t * lw + ww]);
+    const __m512i vpa0 = _mm512_set1_epi64(pa[0]), vpa1 = _mm512_set1_epi64(pa[1]);
+    const __m512i vpa2 = _mm512_set1_epi64(pa[2]), vpa3 = _mm512_set1_epi64(pa[3]);
+    const __m512i z = _mm512_setzero_si512();
+    uint64_t sw0 = 0, sw1 = 0, sw2 = 0, sw3 = 0;  // sign_word: the bits of the 4 queries
+    for (int64_t c0 = 0; c0 < dp; c0 += 8) {
+      __m512i pc0 = _mm512_setzero_si512(), pc1 = pc0, pc2 = pc0, pc3 = pc0;
+      for (int64_t ww = 0; ww < lw; ++ww) {
+        const __m512i vv = _mm512_loadu_si512(&w.vt[ww * dp + c0]);
+        const uint64_t* ar = arow + ww;
+        pc0 = _mm512_add_epi64(pc0, _mm512_popcnt_epi64(_mm512_and_si512(_mm512_set1_epi64(ar[0]), vv)));
+        pc1 = _mm512_add_epi64(pc1, _mm512_popcnt_epi64(_mm512_and_si512(_mm512_set1_epi64(ar[lw]), vv)));
+        pc2 = _mm512_add_epi64(pc2, _mm512_popcnt_epi64(_mm512_and_si512(_mm512_set1_epi64(ar[2 * lw]), vv)));
+        pc3 = _mm512_add_epi64(pc3, _mm512_popcnt_epi64(_mm512_and_si512(_mm512_set1_epi64(ar[3 * lw]), vv)));
       }
+      const __m512i dot0 = _mm512_sub_epi64(_mm512_slli_epi64(pc0, 1), vpa0);
+      const __m512i dot1 = _mm512_sub_epi64(_mm512_slli_epi64(pc1, 1), vpa1);
+      const __m512i dot2 = _mm512_sub_epi64(_mm512_slli_epi64(pc2, 1), vpa2);
+      const __m512i dot3 = _mm512_sub_epi64(_mm512_slli_epi64(pc3, 1), vpa3);
+      if (sign_word) {  // sgn(dot * cpv) = sgn(dot): integer compare
+        sw0 |= static_cast<uint64_t>(_mm512_cmpge_epi64_mask(dot0, z)) << c0;
+        sw1 |= static_cast<uint64_t>(_mm512_cmpge_epi64_mask(dot1, z)) << c0;
+        sw2 |= static_cast<uint64_t>(_mm512_cmpge_epi64_mask(dot2, z)) << c0;
+        sw3 |= static_cast<uint64_t>(_mm512_cmpge_epi64_mask(dot3, z)) << c0;
+        continue;
+      }
+      const __m512i dots[4] = {dot0, dot1, dot2, dot3};
+      for (int64_t t = 0; t < nq; ++t) store_ctx8_avx512(a, bb * L + i0 + t, hh, d, c0, dots[t]);
+    }
+    if (sign_word) {  // the head's d / 8 bytes of each query row at once
+      const __mmask16 bm = static_cast<__mmask16>((1u << (d / 8)) - 1u);
+      const uint64_t sws[4] = {sw0, sw1, sw2, sw3};
+      for (int64_t t = 0; t < nq; ++t)
+        _mm_mask_storeu_epi8(out_byte(a, bb * L + i0 + t, hh, 0), bm, _mm_cvtsi64_si128(static_cast<long long>(sws[t])));
     }
   }
 }
@@ -919,8 +1029,18 @@ BB_AVX512 void attention_head_avx512(const AttnArgs& a, int64_t bb, int64_t hh, 
 // ------------------------------------------------------------------------------------------
 // LayerNorm: out = (v - mean) / sqrt(var + eps) * gamma + beta, v = a + r (r optional)
 // ------------------------------------------------------------------------------------------
+// Up to kMaxSignOuts sets of sign bits of a LayerNorm's output rows: bits[o] [m, ldb] words of
+// sgn(y - qbeta[o]) (qbeta[o] may be null), e.g. one per input quantizer of BiT's Q, K, V projections.
+constexpr int kMaxSignOuts = 3;
+struct SignOuts {
+  int n = 0;
+  uint64_t* bits[kMaxSignOuts] = {nullptr, nullptr, nullptr};
+  const float* qbeta[kMaxSignOuts] = {nullptr, nullptr, nullptr};
+  int64_t ldb = 0;
+};
+
 void add_layernorm_scalar_row(const float* a, const float* r, int64_t h, const float* g, const float* b, float eps,
-                              float* out, float* tmp, uint64_t* bits, const float* qbeta) {
+                              float* out, float* tmp, const SignOuts& so, int64_t row) {
   double s = 0.0;
   for (int64_t i = 0; i < h; ++i) {
     tmp[i] = r ? a[i] + r[i] : a[i];
@@ -935,51 +1055,107 @@ void add_layernorm_scalar_row(const float* a, const float* r, int64_t h, const f
   const float var = static_cast<float>(v / static_cast<double>(h));
   const float inv = 1.0f / std::sqrt(var + eps);
   for (int64_t i = 0; i < h; ++i) out[i] = (tmp[i] - mean) * inv * g[i] + b[i];
-  if (bits) {
-    const PackArgs pa{out, h, 1, h, qbeta, 0, 0, 1.f, 0.f, bits, words_for(h), nullptr};
+  for (int o = 0; o < so.n; ++o) {
+    const PackArgs pa{out, h, 1, h, so.qbeta[o], 0, 0, 1.f, 0.f, so.bits[o] + row * so.ldb, words_for(h), nullptr};
     pack_range_scalar(pa, 0, 1);
   }
 }
 
-BB_AVX512 void add_layernorm_row_avx512(const float* a, const float* r, int64_t h, const float* g, const float* b,
-                                        float eps, float* out, float* tmp, uint64_t* bits, const float* qbeta) {
-  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+// R rows at once (independent dependency chains interleaved; every row is computed with exactly the
+// operations, in the order, of the one-row formula: float v = a + r, mean and variance accumulated
+// in float64 over 2 x 8 lanes, y = fl(fl(fl(v - mean) * inv) * gamma) + beta). The sign bits of `so`
+// (rows `row`.. of its outputs) are formed from the registers of y (ties to +1).
+template <int R>
+BB_AVX512 void add_layernorm_rows_avx512(const float* a, int64_t lda, const float* r, int64_t ldr, int64_t h,
+                                         const float* g, const float* b, float eps, float* out, int64_t ldo,
+                                         float* tmp, const SignOuts& so, int64_t row) {
   const int64_t h16 = (h + 15) / 16 * 16;
+  __m512d s0[R], s1[R];
+  for (int t = 0; t < R; ++t) s0[t] = s1[t] = _mm512_setzero_pd();
   for (int64_t i = 0; i < h16; i += 16) {
     const int64_t n = std::min<int64_t>(16, h - i);
     const __mmask16 lm = n == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-    __m512 v = _mm512_maskz_loadu_ps(lm, a + i);
-    if (r) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lm, r + i));
-    _mm512_mask_storeu_ps(tmp + i, lm, v);
-    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+    for (int t = 0; t < R; ++t) {
+      __m512 v = _mm512_maskz_loadu_ps(lm, a + t * lda + i);
+      if (r) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lm, r + t * ldr + i));
+      _mm512_mask_storeu_ps(tmp + t * h16 + i, lm, v);
+      s0[t] = _mm512_add_pd(s0[t], _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+      s1[t] = _mm512_add_pd(s1[t], _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+    }
   }
-  const float mean = static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / static_cast<double>(h));
-  const __m512 vm = _mm512_set1_ps(mean);
-  __m512d q0 = _mm512_setzero_pd(), q1 = _mm512_setzero_pd();
+  __m512 vm[R];
+  __m512d q0[R], q1[R];
+  for (int t = 0; t < R; ++t) {
+    vm[t] = _mm512_set1_ps(static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(s0[t], s1[t])) / static_cast<double>(h)));
+    q0[t] = q1[t] = _mm512_setzero_pd();
+  }
   for (int64_t i = 0; i < h16; i += 16) {
     const int64_t n = std::min<int64_t>(16, h - i);
     const __mmask16 lm = n == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-    const __m512 dlt = _mm512_maskz_sub_ps(lm, _mm512_maskz_loadu_ps(lm, tmp + i), vm);
-    const __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(dlt));
-    const __m512d d1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(dlt, 1));
-    q0 = _mm512_fmadd_pd(d0, d0, q0);
-    q1 = _mm512_fmadd_pd(d1, d1, q1);
+    for (int t = 0; t < R; ++t) {
+      const __m512 dlt = _mm512_maskz_sub_ps(lm, _mm512_maskz_loadu_ps(lm, tmp + t * h16 + i), vm[t]);
+      const __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(dlt));
+      const __m512d d1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(dlt, 1));
+      q0[t] = _mm512_fmadd_pd(d0, d0, q0[t]);
+      q1[t] = _mm512_fmadd_pd(d1, d1, q1[t]);
+    }
   }
-  const float var = static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(q0, q1)) / static_cast<double>(h));
-  const __m512 inv = _mm512_set1_ps(1.0f / std::sqrt(var + eps));
+  __m512 inv[R];
+  for (int t = 0; t < R; ++t) {
+    const float var = static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(q0[t], q1[t])) / static_cast<double>(h));
+    inv[t] = _mm512_set1_ps(1.0f / std::sqrt(var + eps));
+  }
+  uint64_t word[kMaxSignOuts][R];
+  for (int o = 0; o < kMaxSignOuts; ++o)
+    for (int t = 0; t < R; ++t) word[o][t] = 0;
   for (int64_t i = 0; i < h16; i += 16) {
     const int64_t n = std::min<int64_t>(16, h - i);
     const __mmask16 lm = n == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-    const __m512 dlt = _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, tmp + i), vm);
-    const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(dlt, inv), _mm512_maskz_loadu_ps(lm, g + i)),
-                                   _mm512_maskz_loadu_ps(lm, b + i));
-    _mm512_mask_storeu_ps(out + i, lm, y);
+    const __m512 gv = _mm512_maskz_loadu_ps(lm, g + i), bv = _mm512_maskz_loadu_ps(lm, b + i);
+    __m512 qb[kMaxSignOuts];
+    for (int o = 0; o < so.n; ++o) qb[o] = so.qbeta[o] ? _mm512_maskz_loadu_ps(lm, so.qbeta[o] + i) : _mm512_setzero_ps();
+    for (int t = 0; t < R; ++t) {
+      const __m512 dlt = _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, tmp + t * h16 + i), vm[t]);
+      const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(dlt, inv[t]), gv), bv);
+      _mm512_mask_storeu_ps(out + t * ldo + i, lm, y);
+      for (int o = 0; o < so.n; ++o) {
+        const __mmask16 mk = _mm512_cmp_ps_mask(_mm512_sub_ps(y, qb[o]), _mm512_setzero_ps(), _CMP_GE_OQ) & lm;
+        word[o][t] |= static_cast<uint64_t>(mk) << (i % 64);
+      }
+    }
+    if ((i + 16) % 64 == 0 || i + 16 >= h16) {  // a word (or the row) is complete
+      for (int o = 0; o < so.n; ++o)
+        for (int t = 0; t < R; ++t) {
+          so.bits[o][(row + t) * so.ldb + i / 64] = word[o][t];
+          word[o][t] = 0;
+        }
+    }
   }
-  if (bits) {  // sign bits of the row for the next binary linear: sgn(y - beta), the row is still in L1
-    const PackArgs pa{out, h, 1, h, qbeta, 0, 0, 1.f, 0.f, bits, words_for(h), nullptr};
-    pack_range_avx512(pa, 0, 1);
-  }
+}
+
+// out = LayerNorm(a + r) ([m, h] rows), and the sign bits of `so`.
+void layernorm_rows(int isa, int nthreads, const float* a, int64_t lda, const float* r, int64_t ldr, int64_t m,
+                    int64_t h, const float* gamma, const float* beta, float eps, float* out, int64_t ldo,
+                    const SignOuts& so) {
+  constexpr int kRows = 4;  // rows per AVX-512 step
+  parallel_for(nthreads, (m + kRows - 1) / kRows, [&](int64_t g0, int64_t g1) {
+    thread_local std::vector<float> tmp;
+    tmp.resize(static_cast<size_t>(kRows * (h + 16)));
+    for (int64_t i = g0 * kRows; i < std::min(m, g1 * kRows);) {
+      const float* ai = a + i * lda;
+      const float* ri = r ? r + i * ldr : nullptr;
+      if (isa >= 2 && m - i >= kRows) {
+        add_layernorm_rows_avx512<kRows>(ai, lda, ri, ldr, h, gamma, beta, eps, out + i * ldo, ldo, tmp.data(), so, i);
+        i += kRows;
+      } else if (isa >= 2) {
+        add_layernorm_rows_avx512<1>(ai, lda, ri, ldr, h, gamma, beta, eps, out + i * ldo, ldo, tmp.data(), so, i);
+        ++i;
+      } else {
+        add_layernorm_scalar_row(ai, ri, h, gamma, beta, eps, out + i * ldo, tmp.data(), so, i);
+        ++i;
+      }
+    }
+  });
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1130,6 +1306,62 @@ BB_AVX512 void embed_row_avx512(const uint64_t* row, float al, const float* pr, 
   }
 }
 
+// Attention of every (batch row, head) of `a` (a.lim and a.sig are set here).
+void run_attention(int isa, int nthreads, AttnArgs a) {
+  const int64_t b = a.b, l = a.l, d = a.h / a.heads, lp = round_up(l, 8);
+  if (a.out_bits && d % 8 != 0) return;  // caller error: bit output needs whole bytes per head (d % 8 == 0)
+  const float* mask = a.mask;
+  // bool attention: per key the largest popcount(q XOR k) with fl(fl((d - 2 pc) * cqk) + m) > 0
+  // (non-increasing in pc, so a bisection finds it; -1 when no pc qualifies, and for masked keys)
+  std::vector<int32_t> lim;
+  if (a.variant == 0) {
+    lim.assign(b * lp, -1);
+    auto positive = [&](int64_t pc, float m) { return static_cast<float>(d - 2 * pc) * a.cqk + m > 0.f; };
+    for (int64_t bb = 0; bb < b; ++bb) {
+      for (int64_t j = 0; j < l; ++j) {
+        const float m = mask[bb * l + j];
+        if (!real_key(mask + bb * l, j) || !positive(0, m)) continue;
+        int64_t lo = 0, hi = d + 1;  // positive(lo) holds; hi is past the end or fails
+        while (hi - lo > 1) {
+          const int64_t mid = (lo + hi) / 2;
+          if (positive(mid, m))
+            lo = mid;
+          else
+            hi = mid;
+        }
+        lim[bb * lp + j] = static_cast<int32_t>(lo);
+      }
+    }
+  }
+  if (a.out_bits) {  // zero the padding bytes of every output row (heads write the bytes of their channels)
+    const int64_t used = a.h / 8, total = a.ldo * 8;
+    for (int64_t r = 0; r < b * l; ++r)
+      std::memset(reinterpret_cast<uint8_t*>(a.out_bits + r * a.ldo) + used, 0, static_cast<size_t>(total - used));
+  }
+  a.lim = a.variant == 0 ? lim.data() : nullptr;
+  if (a.variant == 2) a.sig = nullptr;
+  const int64_t heads = a.heads, rows = b * l, db = d / 8;
+  thread_local std::vector<uint8_t> scratch;
+  if (a.out_bits && nthreads > 1 && b * heads > 1) {
+    scratch.resize(static_cast<size_t>(heads * rows * db));
+    a.head_bytes = scratch.data();
+  }
+  parallel_for(nthreads, b * heads, [&](int64_t t0, int64_t t1) {
+    thread_local HeadWork w;
+    for (int64_t t = t0; t < t1; ++t) {
+      if (isa >= 2)
+        attention_head_avx512(a, t / heads, t % heads, w);
+      else
+        attention_head_scalar(a, t / heads, t % heads, w);
+    }
+  });
+  if (a.head_bytes)  // head-major scratch -> rows
+    for (int64_t r = 0; r < rows; ++r) {
+      uint8_t* dst = reinterpret_cast<uint8_t*>(a.out_bits + r * a.ldo);
+      for (int64_t hh = 0; hh < heads; ++hh) std::memcpy(dst + hh * db, a.head_bytes + (hh * rows + r) * db, db);
+    }
+}
+
 }  // namespace
 
 // ==========================================================================================
@@ -1201,7 +1433,7 @@ void bb_gemm_q(int isa, int nthreads, const uint64_t* x, int64_t ldx, int64_t m,
     bb_pack_rows(isa, nthreads, tmp.data(), n, m, n, qbeta, act, quant, qalpha, thr, ybits, ldyb, ypop);
     return;
   }
-  const int64_t used = (n + 7) / 8, total = ldyb * 8;
+  const int64_t used = (n + 7) / 8, total = words_for(n) * 8;  // this output's words only (ldyb may be wider)
   for (int64_t r = 0; r < m; ++r)
     std::memset(reinterpret_cast<uint8_t*>(ybits + r * ldyb) + used, 0, static_cast<size_t>(total - used));
   GemmArgs a{x, ldx, m, w, n, kw, k, mode, xpop, alpha, bias, nullptr, 0};
@@ -1212,6 +1444,7 @@ void bb_gemm_q(int isa, int nthreads, const uint64_t* x, int64_t ldx, int64_t m,
   a.quant = quant;
   a.qalpha = qalpha;
   a.thr = thr;
+  a.row_major = nthreads > 1;
   const int64_t tasks = ((n + kPanel - 1) / kPanel) * ((m + 3) / 4);
   if (mode == 0)
     parallel_for(nthreads, tasks, [&](int64_t t0, int64_t t1) { gemm_avx512_range<0>(a, t0, t1); });
@@ -1231,47 +1464,24 @@ void bb_attention(int isa, int nthreads, int variant, const float* qkv, int64_t 
                   int64_t voff, int64_t b, int64_t l, int64_t h, int64_t heads, const float* mask, const float* bq,
                   const float* bk, const float* bv, float cqk, float alpha_p, float beta_p, float cpv, float* ctx,
                   int64_t ldc, uint64_t* out_bits, int64_t ldo, const float* obeta, double* sig) {
-  const int64_t d = h / heads, lp = round_up(l, 8);
-  if (out_bits && d % 8 != 0) return;  // caller error: bit output needs whole bytes per head (d % 8 == 0)
-  // bool attention: per key the largest popcount(q XOR k) with fl(fl((d - 2 pc) * cqk) + m) > 0
-  // (non-increasing in pc, so a bisection finds it; -1 when no pc qualifies, and for masked keys)
-  std::vector<int32_t> lim;
-  if (variant == 0) {
-    lim.assign(b * lp, -1);
-    auto positive = [&](int64_t pc, float m) { return static_cast<float>(d - 2 * pc) * cqk + m > 0.f; };
-    for (int64_t bb = 0; bb < b; ++bb) {
-      for (int64_t j = 0; j < l; ++j) {
-        const float m = mask[bb * l + j];
-        if (!real_key(mask + bb * l, j) || !positive(0, m)) continue;
-        int64_t lo = 0, hi = d + 1;  // positive(lo) holds; hi is past the end or fails
-        while (hi - lo > 1) {
-          const int64_t mid = (lo + hi) / 2;
-          if (positive(mid, m))
-            lo = mid;
-          else
-            hi = mid;
-        }
-        lim[bb * lp + j] = static_cast<int32_t>(lo);
-      }
-    }
-  }
-  if (out_bits) {  // zero the padding bytes of every output row (heads write the bytes of their channels)
-    const int64_t used = h / 8, total = ldo * 8;
-    for (int64_t r = 0; r < b * l; ++r)
-      std::memset(reinterpret_cast<uint8_t*>(out_bits + r * ldo) + used, 0, static_cast<size_t>(total - used));
-  }
-  const AttnArgs a{variant, qkv,  ld,    qoff, koff,     voff, b,   l,   h,        heads,
-                   mask,    bq,   bk,    bv,   cqk,      alpha_p, beta_p, cpv, ctx,  ldc,
-                   out_bits, ldo, obeta, variant == 0 ? lim.data() : nullptr, variant == 2 ? nullptr : sig};
-  parallel_for(nthreads, b * heads, [&](int64_t t0, int64_t t1) {
-    thread_local HeadWork w;
-    for (int64_t t = t0; t < t1; ++t) {
-      if (isa >= 2)
-        attention_head_avx512(a, t / heads, t % heads, w);
-      else
-        attention_head_scalar(a, t / heads, t % heads, w);
-    }
-  });
+  run_attention(isa, nthreads, AttnArgs{variant, qkv, ld, qoff, koff, voff, b, l, h, heads, mask, bq, bk, bv, cqk,
+                                        alpha_p, beta_p, cpv, ctx, ldc, out_bits, ldo, obeta, nullptr, sig});
+}
+
+// bb_attention on Q, K, V sign bits already quantized by the QKV GEMM (bb_gemm_q with the betas
+// bq, bk, bv): `bits` [B*L, ldb] words, Q channel c at bit qbit + c of a row, K at kbit + c, V at vbit + c.
+void bb_attention_bits(int isa, int nthreads, int variant, const uint64_t* bits, int64_t ldb, int64_t qbit,
+                       int64_t kbit, int64_t vbit, int64_t b, int64_t l, int64_t h, int64_t heads, const float* mask,
+                       float cqk, float alpha_p, float beta_p, float cpv, float* ctx, int64_t ldc, uint64_t* out_bits,
+                       int64_t ldo, const float* obeta, double* sig) {
+  AttnArgs a{variant, nullptr, 0,   0,    0,        0,   b,     l,       h,      heads,  mask,    nullptr, nullptr,
+             nullptr, cqk,     alpha_p, beta_p, cpv, ctx, ldc, out_bits, ldo, obeta, nullptr, sig};
+  a.bits = bits;
+  a.ldb = ldb;
+  a.qbit = qbit;
+  a.kbit = kbit;
+  a.vbit = vbit;
+  run_attention(isa, nthreads, a);
 }
 
 // out = LayerNorm(a + r); when `bits` is given, also the sign bits sgn(out - qbeta) of every row
@@ -1279,19 +1489,29 @@ void bb_attention(int isa, int nthreads, int variant, const float* qkv, int64_t 
 void bb_add_layernorm(int isa, int nthreads, const float* a, int64_t lda, const float* r, int64_t ldr, int64_t m,
                       int64_t h, const float* gamma, const float* beta, float eps, float* out, int64_t ldo,
                       uint64_t* bits, int64_t ldb, const float* qbeta) {
-  parallel_for(nthreads, m, [&](int64_t i0, int64_t i1) {
-    thread_local std::vector<float> tmp;
-    tmp.resize(h + 16);
-    for (int64_t i = i0; i < i1; ++i) {
-      uint64_t* brow = bits ? bits + i * ldb : nullptr;
-      if (isa >= 2)
-        add_layernorm_row_avx512(a + i * lda, r ? r + i * ldr : nullptr, h, gamma, beta, eps, out + i * ldo,
-                                 tmp.data(), brow, qbeta);
-      else
-        add_layernorm_scalar_row(a + i * lda, r ? r + i * ldr : nullptr, h, gamma, beta, eps, out + i * ldo,
-                                 tmp.data(), brow, qbeta);
-    }
-  });
+  SignOuts so;
+  if (bits) {
+    so.n = 1;
+    so.bits[0] = bits;
+    so.qbeta[0] = qbeta;
+    so.ldb = ldb;
+  }
+  layernorm_rows(isa, nthreads, a, lda, r, ldr, m, h, gamma, beta, eps, out, ldo, so);
+}
+
+// bb_add_layernorm with `nbits` (0..3) sets of sign bits: bits[o] [m, ldb] words of sgn(out - qbeta[o])
+// (qbeta null or qbeta[o] null: no beta), all formed while the row is in registers.
+void bb_add_layernorm_bits(int isa, int nthreads, const float* a, int64_t lda, const float* r, int64_t ldr, int64_t m,
+                           int64_t h, const float* gamma, const float* beta, float eps, float* out, int64_t ldo,
+                           int nbits, uint64_t* const* bits, int64_t ldb, const float* const* qbeta) {
+  SignOuts so;
+  so.n = std::max(0, std::min(nbits, kMaxSignOuts));
+  for (int o = 0; o < so.n; ++o) {
+    so.bits[o] = bits[o];
+    so.qbeta[o] = qbeta ? qbeta[o] : nullptr;
+  }
+  so.ldb = ldb;
+  layernorm_rows(isa, nthreads, a, lda, r, ldr, m, h, gamma, beta, eps, out, ldo, so);
 }
 
 // Word embedding (packed rows, +-alpha) + position + token type, in Paddle's order of addition:

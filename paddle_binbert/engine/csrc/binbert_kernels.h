@@ -25,9 +25,16 @@ void bb_attention(int isa, int nthreads, int variant, const float* qkv, int64_t 
                   int64_t voff, int64_t b, int64_t l, int64_t h, int64_t heads, const float* mask, const float* bq,
                   const float* bk, const float* bv, float cqk, float alpha_p, float beta_p, float cpv, float* ctx,
                   int64_t ldc, uint64_t* out_bits, int64_t ldo, const float* obeta, double* sig);
+void bb_attention_bits(int isa, int nthreads, int variant, const uint64_t* bits, int64_t ldb, int64_t qbit,
+                       int64_t kbit, int64_t vbit, int64_t b, int64_t l, int64_t h, int64_t heads, const float* mask,
+                       float cqk, float alpha_p, float beta_p, float cpv, float* ctx, int64_t ldc, uint64_t* out_bits,
+                       int64_t ldo, const float* obeta, double* sig);
 void bb_add_layernorm(int isa, int nthreads, const float* a, int64_t lda, const float* r, int64_t ldr, int64_t m,
                       int64_t h, const float* gamma, const float* beta, float eps, float* out, int64_t ldo,
                       uint64_t* bits, int64_t ldb, const float* qbeta);
+void bb_add_layernorm_bits(int isa, int nthreads, const float* a, int64_t lda, const float* r, int64_t ldr, int64_t m,
+                           int64_t h, const float* gamma, const float* beta, float eps, float* out, int64_t ldo,
+                           int nbits, uint64_t* const* bits, int64_t ldb, const float* const* qbeta);
 int64_t bb_embed(int isa, int nthreads, const int64_t* ids, const int64_t* types, int64_t b, int64_t l,
                  const uint64_t* wbits, int64_t hw, const float* walpha, int64_t vocab, const float* pos,
                  int64_t npos, const float* temb, int64_t ntype, int64_t h, float* out);
