@@ -24,8 +24,12 @@ setup(
     description="Fully binarized BERT (BiBERT, BiT, BinaryBERT, Dynamic-TinyBERT) on PaddlePaddle/PaddleNLP",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["paddle_binbert", "paddle_binbert.*"]),
+    # the top-level configs/ (method and task YAML) ships inside the wheel as paddle_binbert/bundled_configs,
+    # so a non-editable install finds it (paddle_binbert.train.defaults.config_dir)
+    packages=find_packages(include=["paddle_binbert", "paddle_binbert.*"]) + ["paddle_binbert.bundled_configs"],
+    package_dir={"paddle_binbert.bundled_configs": "configs"},
     package_data={
+        "paddle_binbert.bundled_configs": ["*/*.yaml"],
         "paddle_binbert": [
             "configs/*/*.yaml",
             "engine/csrc/*.cc",

@@ -63,7 +63,7 @@ class ChainStage:
     Attributes:
         bits: ``W-E-A`` bits of the stage's student (``"1-1-2"``; 32 = full precision), applied to
             the method's preset by :func:`with_bits`; None keeps the preset's bits.
-        method: the stage's method (``paddle_binbert.distill.recipes.METHODS``); None = the run's.
+        method: the stage's method (``configs/methods/<name>.yaml``, :func:`~.recipes.get_method`); None = the run's.
         loss: a recipe name (:data:`~.losses.LOSS_RECIPES`) or a mapping of loss weights; None = the run's
             loss flags (or the method's default recipe).
         init: the student's initialisation: ``previous`` (the previous stage's student, or the

@@ -358,8 +358,9 @@ LOSS_RECIPES = (
 
 
 def loss_recipe(name: str, temperature: float = 1.0) -> DistillLossConfig:
-    """The recipe ``name`` (:data:`LOSS_RECIPES`); ``temperature`` reaches the recipes with a
-    prediction term that takes one (BiBERT's is fixed at 1)."""
+    """The recipe ``name`` (:data:`LOSS_RECIPES`); ``temperature`` reaches the recipes whose
+    constructor takes one (``bibert`` keeps T = 1 as a chain stage's loss; a run's ``--temperature``
+    still overrides it through :func:`~.recipes.loss_config_from_flags`)."""
     if name not in LOSS_RECIPES:
         raise ValueError(f"unknown loss recipe {name!r}; valid recipes: {list(LOSS_RECIPES)}")
     recipe = getattr(DistillLossConfig, name)

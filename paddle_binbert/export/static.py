@@ -35,7 +35,7 @@ parameters of the quantized linears and of the word embedding are ``Q_w(W)`` (fl
 ``+-alpha``), computed once, instead of the latent weights re-quantized on every call.
 
 Exactness and oneDNN: with Paddle's native CPU kernels the exported students reproduce the dygraph
-students bit for bit (checked on MiniLM-L6-sized ``bibert`` / ``bit`` / ``binarybert`` students);
+students (tested to 1e-5 on tiny ``fp`` / ``bibert`` / ``bit`` classifiers and a QA model);
 oneDNN rounds differently, which can flip sign bits of binarized students, so
 :class:`StaticPredictor` uses oneDNN only for FP exports unless told otherwise (see there).
 """
@@ -462,7 +462,7 @@ class StaticPredictor:
     kernels (GEMM, GELU, LayerNorm round in another order), which is harmless for FP models but not
     for binarized ones, where a value that rounds to the other side of 0 flips a sign bit and the
     difference propagates through the following layers (no committed measurement of its size or of
-    the speed gained); the native kernels reproduce the student exactly (tested). So quantized
+    the speed gained); the native kernels reproduce the student (tested to 1e-5). So quantized
     exports default to the native kernels; pass ``use_onednn=True`` to opt in.
     """
 

@@ -9,7 +9,9 @@ the user gives always wins; then ``--config``; then the method's per-task value,
 the method's general value (:func:`training_defaults`).
 
 The folder is the repository's top-level ``configs/`` (found next to the package in a source
-checkout or an editable install); ``PADDLE_BINBERT_CONFIGS`` points elsewhere.
+checkout or an editable install; a wheel carries a copy as ``paddle_binbert/bundled_configs``);
+``PADDLE_BINBERT_CONFIGS`` points to another folder, which replaces it (copy every method and task
+file you keep).
 """
 
 from __future__ import annotations
@@ -41,12 +43,15 @@ METHOD_KEYS = ("quant_preset", "loss", "description")
 
 
 def config_dir() -> Path:
-    """The ``configs/`` folder (``$PADDLE_BINBERT_CONFIGS`` or the repository's)."""
-    folder = Path(os.environ.get(CONFIG_DIR_ENV) or Path(__file__).resolve().parents[2] / "configs")
+    """The ``configs/`` folder: ``$PADDLE_BINBERT_CONFIGS``, else the checkout's, else the wheel's copy."""
+    if os.environ.get(CONFIG_DIR_ENV):
+        folder = Path(os.environ[CONFIG_DIR_ENV])
+    else:
+        package = Path(__file__).resolve().parents[1]
+        checkout = package.parent / "configs"
+        folder = checkout if checkout.is_dir() else package / "bundled_configs"
     if not folder.is_dir():
-        raise FileNotFoundError(
-            f"configs folder {folder} not found: run from a source checkout (pip install -e .) or set {CONFIG_DIR_ENV}"
-        )
+        raise FileNotFoundError(f"configs folder {folder} not found: reinstall paddle_binbert or set {CONFIG_DIR_ENV}")
     return folder
 
 
@@ -103,6 +108,8 @@ def method_spec(method: str) -> Dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"unknown --method {method!r}; valid methods: {list(method_names())} (files in {path.parent})")
     data = _read("methods", method, str(folder))
+    if data.get("method", method) != method:
+        raise ValueError(f"{path}: method: {data['method']!r} differs from the file name (expected {method!r})")
     bad = [key for key in METHOD_KEYS if not isinstance(data.get(key), str) or not data.get(key)]
     if bad:
         raise ValueError(f"{path}: {bad} must be set (non-empty strings): {', '.join(METHOD_KEYS)}")

@@ -41,7 +41,7 @@ def test_methods_keep_their_presets_and_losses(name, preset, weights):
 
 def test_temperature_reaches_the_recipes_that_take_one():
     assert loss_recipe("bit", 3.0).temperature == 3.0 and loss_recipe("tinybert", 2.0).temperature == 2.0
-    assert loss_recipe("bibert", 3.0).temperature == 1.0  # BiBERT's SCE is fixed at T = 1
+    assert loss_recipe("bibert", 3.0).temperature == 1.0  # as a chain stage's loss: the release's T = 1
     assert loss_recipe("binarybert_stage1").lr_multiplier == 2.5
     with pytest.raises(ValueError, match=r"unknown loss recipe 'nope'; valid recipes: \['tinybert'"):
         loss_recipe("nope")
@@ -64,8 +64,11 @@ def test_bad_method_files_are_refused_naming_the_file(tmp_path, monkeypatch):
         badpreset="quant_preset: bogus\nloss: bit\ndescription: x\n",
         badloss="quant_preset: bit\nloss: bogus\ndescription: x\n",
         mine="quant_preset: bit\nloss: tinybert\ndescription: my own recipe\nbatch_size: 8\n",
+        renamed="method: bit\nquant_preset: bit\nloss: bit\ndescription: x\n",
     )
-    assert method_names() == ("badloss", "badpreset", "mine", "nopreset")
+    assert method_names() == ("badloss", "badpreset", "mine", "nopreset", "renamed")
+    with pytest.raises(ValueError, match=r"renamed\.yaml: method: 'bit' differs from the file name"):
+        get_method("renamed")
     with pytest.raises(ValueError, match=r"nopreset\.yaml: \['quant_preset'\] must be set"):
         get_method("nopreset")
     with pytest.raises(ValueError, match=r"badpreset\.yaml: unknown quantization preset 'bogus'"):
