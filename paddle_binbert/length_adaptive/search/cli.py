@@ -12,8 +12,8 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, Dict, List, Optional
+from dataclasses import MISSING, field, fields, make_dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 from ...engine.layout import parse_length_config
 from ...train import run_setup
@@ -187,44 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@dataclass
-class SearchArguments(Arguments):
-    """The flags of ``paddle-binbert search-length`` as one flat dataclass (field names = flag names,
-    defaults = the flags' defaults, see ``--help``); :func:`validate_args` checks and completes them,
-    :func:`settings_from_args` turns them into the library's :class:`~.run.SearchSettings`."""
+def _flat_fields() -> List[Tuple[str, Any, Any]]:
+    """Every field of :class:`SearchSettings` (its ``dev`` and ``evolution`` replaced by the fields of
+    :class:`DevSetConfig` and :class:`EvolutionConfig`), each with its default ("" when required)."""
+    out = []
+    for cls, nested in ((SearchSettings, ("dev", "evolution")), (DevSetConfig, ()), (EvolutionConfig, ())):
+        for f in fields(cls):
+            if f.name not in nested:
+                out.append((f.name, f.type, field(default="" if f.default is MISSING else f.default)))
+    return out
 
-    checkpoint: str = ""
-    task_name: str = ""
-    data_dir: Optional[str] = None
-    output_dir: str = ""
-    max_seq_length: Optional[int] = None
-    batch_size: int = DEV["batch_size"]
-    max_eval_examples: Optional[int] = None
-    subset: str = DEV["subset"]
-    population_size: int = EVO["population_size"]
-    evo_iter: int = EVO["evo_iter"]
-    mutation_size: int = EVO["mutation_size"]
-    crossover_size: int = EVO["crossover_size"]
-    mutation_prob: float = EVO["mutation_prob"]
-    min_length: int = EVO["min_length"]
-    min_cost_ratio: float = EVO["min_cost_ratio"]
-    max_cost_ratio: float = EVO["max_cost_ratio"]
-    cost: str = EVO["cost"]
-    tolerance: Optional[float] = None
-    latency_batch_size: int = RUN["latency_batch_size"]
-    latency_repeats: int = RUN["latency_repeats"]
-    seed: int = EVO["seed"]
-    overwrite: bool = False
-    measure: bool = False
-    length_config: Any = None
-    evaluate: bool = False
-    measure_backend: str = RUN["measure_backend"]
-    measure_examples: int = RUN["measure_examples"]
-    predict_file: Optional[str] = None
-    doc_stride: int = DEV["doc_stride"]
-    max_query_length: int = DEV["max_query_length"]
-    n_best_size: int = DEV["n_best_size"]
-    max_answer_length: int = DEV["max_answer_length"]
+
+#: The flags of ``paddle-binbert search-length`` as one flat dataclass (field names = flag names,
+#: defaults = the flags' defaults), derived from the library's settings so the two cannot drift;
+#: :func:`validate_args` checks and completes it, :func:`settings_from_args` nests it again.
+SearchArguments = make_dataclass("SearchArguments", _flat_fields(), bases=(Arguments,))
+SearchArguments.__module__ = __name__
+SearchArguments.__doc__ = "The flags of ``paddle-binbert search-length`` (see ``--help``), flat."
 
 
 def validate_args(args: SearchArguments) -> None:
