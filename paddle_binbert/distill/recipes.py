@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Dict
 
 from ..train.defaults import config_dir, method_names, method_spec
@@ -34,7 +35,7 @@ class Method:
 def _method(name: str, folder: str) -> Method:
     from ..quant.config import QuantConfig
 
-    method = Method(name=name, **method_spec(name))
+    method = Method(name=name, **method_spec(name, Path(folder)))
     try:  # a bad preset or recipe name fails here, naming the file and the valid names
         QuantConfig.from_preset(method.quant_preset)
         loss_recipe(method.loss)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
@@ -100,10 +100,11 @@ def method_names() -> Tuple[str, ...]:
     return tuple(sorted(p.stem for p in (config_dir() / "methods").glob("*.yaml")))
 
 
-def method_spec(method: str) -> Dict[str, Any]:
-    """``{quant_preset, loss, description}`` of ``configs/methods/<method>.yaml``; ``ValueError``
-    naming the file when one is missing or not a string, or when the method has no file."""
-    folder = config_dir()
+def method_spec(method: str, folder: Optional[Path] = None) -> Dict[str, Any]:
+    """``{quant_preset, loss, description}`` of ``<folder>/methods/<method>.yaml`` (default folder:
+    :func:`config_dir`); ``ValueError`` naming the file when one is missing or not a string, or when
+    the method has no file."""
+    folder = config_dir() if folder is None else Path(folder)
     path = folder / "methods" / f"{method}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown --method {method!r}; valid methods: {list(method_names())} (files in {path.parent})")
