@@ -270,20 +270,6 @@ BB_AVX512 inline __mmask16 qmask16_avx512(__m512 v, __m512 b, int act, int quant
   return _mm512_cmp_ps_mask(_mm512_add_ps(c, _mm512_set1_ps(0.5f)), _mm512_set1_ps(1.0f), _CMP_GE_OQ);
 }
 
-BB_AVX512 inline __mmask8 qmask8_avx512(__m256 v, __m256 b, int act, int quant, float qalpha, float thr,
-                                        bool gelu_sign) {
-  const __m256 zero = _mm256_setzero_ps();
-  if (gelu_sign) {
-    return _mm256_cmp_ps_mask(v, zero, _CMP_GE_OQ) | _mm256_cmp_ps_mask(v, _mm256_set1_ps(thr), _CMP_LE_OQ);
-  }
-  if (act == 1) v = _mm256_max_ps(v, zero);
-  const __m256 s = _mm256_sub_ps(v, b);
-  if (quant == 0) return _mm256_cmp_ps_mask(s, zero, _CMP_GE_OQ);
-  const __m256 u = _mm256_div_ps(s, _mm256_set1_ps(qalpha));
-  const __m256 c = _mm256_min_ps(_mm256_max_ps(u, zero), _mm256_set1_ps(1.0f));
-  return _mm256_cmp_ps_mask(_mm256_add_ps(c, _mm256_set1_ps(0.5f)), _mm256_set1_ps(1.0f), _CMP_GE_OQ);
-}
-
 BB_AVX512 void pack_range_avx512(const PackArgs& a, int64_t r0, int64_t r1) {
   if (a.act == 2 && !(a.quant == 0 && a.beta == nullptr)) {  // the gelu value itself is needed: scalar erf
     pack_range_scalar(a, r0, r1);
@@ -485,33 +471,44 @@ BB_AVX512 inline void tile_avx512(const GemmArgs& a, int64_t p, int64_t r0) {
       }
     }
   }
-  // epilogue: dot -> alpha * dot + bias, 8 output channels per accumulator
+  // epilogue: dot -> alpha * dot + bias, 16 output channels per step: the accumulators of channel
+  // groups g and g + 1 are merged into one vector of int32 lanes (the low halves of their int64
+  // lanes; a popcount sum is at most K < 2^31), so that the conversion, scaling and store run once
+  // per 16 channels instead of once per 8
   const int64_t n0 = p * kPanel;
-#pragma GCC unroll 6
-  for (int g = 0; g < 6; ++g) {
-    const int64_t c0 = n0 + 8 * g;
+  const __m512i lo32 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#pragma GCC unroll 3
+  for (int gp = 0; gp < 3; ++gp) {
+    const int64_t c0 = n0 + 16 * gp;
     if (c0 >= a.n) break;
-    const int64_t cnt = std::min<int64_t>(8, a.n - c0);
-    const __mmask8 lm = static_cast<__mmask8>((1u << cnt) - 1u);
-    const __m256 al = _mm256_maskz_loadu_ps(lm, a.alpha + c0);
-    const __m256 bi = _mm256_maskz_loadu_ps(lm, a.bias + c0);
-    const __m256 qb = a.qbeta ? _mm256_maskz_loadu_ps(lm, a.qbeta + c0) : _mm256_setzero_ps();
+    const int64_t cnt = std::min<int64_t>(16, a.n - c0);
+    const __mmask16 lm = cnt == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << cnt) - 1u);
+    const __m512 al = _mm512_maskz_loadu_ps(lm, a.alpha + c0);
+    const __m512 bi = _mm512_maskz_loadu_ps(lm, a.bias + c0);
+    const __m512 qb = a.qbeta ? _mm512_maskz_loadu_ps(lm, a.qbeta + c0) : _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (int t = 0; t < MR; ++t) {
-      const __m256i pc2 = _mm256_slli_epi32(_mm512_cvtepi64_epi32(acc[t][g]), 1);
-      const __m256i dot = MODE == 0 ? _mm256_sub_epi32(_mm256_set1_epi32(static_cast<int>(a.k)), pc2)
-                                    : _mm256_sub_epi32(pc2, _mm256_set1_epi32(a.xpop[r0 + t]));
-      const __m256 yv = _mm256_add_ps(_mm256_mul_ps(al, _mm256_cvtepi32_ps(dot)), bi);
-      if (EPI == kSignBits) {
-        const __mmask8 bits = _mm256_cmp_ps_mask(_mm256_sub_ps(yv, qb), _mm256_setzero_ps(), _CMP_GE_OQ) & lm;
-        reinterpret_cast<uint8_t*>(a.ybits + (r0 + t) * a.ldyb)[c0 / 8] = static_cast<uint8_t>(bits);
-      } else if (EPI == kQuantBits) {
-        const bool gelu_sign = a.act == 2 && a.quant == 0 && a.qbeta == nullptr;
-        const __mmask8 bits = qmask8_avx512(yv, qb, a.act, a.quant, a.qalpha, a.thr, gelu_sign) & lm;
-        reinterpret_cast<uint8_t*>(a.ybits + (r0 + t) * a.ldyb)[c0 / 8] = static_cast<uint8_t>(bits);
-      } else {
-        _mm256_mask_storeu_ps(a.y + (r0 + t) * a.ldy + c0, lm, yv);
+      const __m512i pc = _mm512_permutex2var_epi32(acc[t][2 * gp], lo32, acc[t][2 * gp + 1]);
+      const __m512i pc2 = _mm512_slli_epi32(pc, 1);
+      const __m512i dot = MODE == 0 ? _mm512_sub_epi32(_mm512_set1_epi32(static_cast<int>(a.k)), pc2)
+                                    : _mm512_sub_epi32(pc2, _mm512_set1_epi32(a.xpop[r0 + t]));
+      const __m512 yv = _mm512_add_ps(_mm512_mul_ps(al, _mm512_cvtepi32_ps(dot)), bi);
+      if (EPI == kFloatOut) {
+        _mm512_mask_storeu_ps(a.y + (r0 + t) * a.ldy + c0, lm, yv);
+        continue;
       }
+      __mmask16 bits;
+      if (EPI == kSignBits) {
+        bits = _mm512_cmp_ps_mask(_mm512_sub_ps(yv, qb), _mm512_setzero_ps(), _CMP_GE_OQ) & lm;
+      } else {
+        const bool gelu_sign = a.act == 2 && a.quant == 0 && a.qbeta == nullptr;
+        bits = qmask16_avx512(yv, qb, a.act, a.quant, _mm512_set1_ps(a.qalpha), _mm512_set1_ps(a.thr), gelu_sign) & lm;
+      }
+      // one byte per 8 channels; the second byte only when it holds channels of this GEMM (it may
+      // otherwise be the first byte of another output sharing the row, e.g. K after Q)
+      uint8_t* dst = reinterpret_cast<uint8_t*>(a.ybits + (r0 + t) * a.ldyb) + c0 / 8;
+      dst[0] = static_cast<uint8_t>(bits);
+      if (cnt > 8) dst[1] = static_cast<uint8_t>(bits >> 8);
     }
   }
 }
