@@ -77,7 +77,11 @@ class ThreadPool {
     ensure_workers(nthreads - 1);
     fn_ = &fn;
     ntasks_ = ntasks;
-    grain_ = std::max<int64_t>(1, ntasks / (static_cast<int64_t>(nthreads) * 8));
+    // guided chunks: half of what is left over the threads, at least ntasks / (32 nthreads), so
+    // that the last chunks (those the caller may wait for) are small
+    threads_ = nthreads;
+    grain_ = std::max<int64_t>(1, ntasks / (static_cast<int64_t>(nthreads) * 32));
+    chunks_.store(0);
     helpers_ = nthreads - 1;
     next_.store(0);
     remaining_.store(ntasks);
@@ -96,7 +100,7 @@ class ThreadPool {
     stats_[0] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     stats_[1] += 1.0;
     stats_[2] += static_cast<double>(helper_chunks_.exchange(0));
-    stats_[3] += static_cast<double>((ntasks + grain_ - 1) / grain_);
+    stats_[3] += static_cast<double>(chunks_.load());
   }
 
   // [seconds the caller waited for helpers, jobs, chunks run by helpers, chunks], then reset
@@ -125,9 +129,13 @@ class ThreadPool {
   int64_t work() {  // returns the number of chunks this thread ran
     int64_t chunks = 0;
     for (;;) {
-      const int64_t begin = next_.fetch_add(grain_);
-      if (begin >= ntasks_) return chunks;
-      const int64_t end = std::min(ntasks_, begin + grain_);
+      int64_t begin = next_.load(), size = 0;
+      do {
+        if (begin >= ntasks_) return chunks;
+        size = std::max(grain_, (ntasks_ - begin) / (2 * threads_));
+      } while (!next_.compare_exchange_weak(begin, begin + size));
+      const int64_t end = std::min(ntasks_, begin + size);
+      chunks_.fetch_add(1);
       (*fn_)(begin, end);
       remaining_.fetch_sub(end - begin);
       ++chunks;
@@ -177,9 +185,9 @@ class ThreadPool {
   std::condition_variable sleep_cv_;
   std::vector<std::thread> workers_;
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t ntasks_ = 0, grain_ = 1;
+  int64_t ntasks_ = 0, grain_ = 1, threads_ = 1;
   std::atomic<int> helpers_{0}, inside_{0}, sleepers_{0};
-  std::atomic<int64_t> next_{0}, remaining_{0};
+  std::atomic<int64_t> next_{0}, remaining_{0}, chunks_{0};
   std::atomic<bool> retired_{true};
   std::atomic<uint64_t> generation_{0};
   std::atomic<int64_t> helper_chunks_{0};
