@@ -106,6 +106,13 @@ def main() -> int:
     shutil.rmtree(staging)
     results_path = os.path.join(a.student, "results.json")
     results = json.load(open(results_path, encoding="utf-8")) if os.path.isfile(results_path) else {}
+    # a checkpoint folder of a run in progress has no results.json: its trainer_state.json says how far it got
+    state_path = os.path.join(a.student, "trainer_state.json")
+    state = json.load(open(state_path, encoding="utf-8")) if os.path.isfile(state_path) else {}
+    teacher_acc = results.get("teacher", {}).get("acc")
+    teacher_text = f"{100 * teacher_acc:.2f}" if teacher_acc is not None else "not recorded in a checkpoint folder"
+    steps = results.get("global_steps", state.get("global_step", "?"))
+    epochs = results.get("epochs", f"{state['epoch']:.3f}" if "epoch" in state else "?")
     lines = [
         "# The shipped 1-bit SST-2 model (`examples/models/sst2-1bit`)",
         "",
@@ -114,8 +121,8 @@ def main() -> int:
         "| field | value |",
         "|---|---|",
         f"| source run | `{a.student}` ({preset} preset, bits {quant_config_of(student).bits_str}) |",
-        f"| teacher dev acc (recorded by the run) | {100 * results.get('teacher', {}).get('acc', float('nan')):.2f} |",
-        f"| steps / epochs trained | {results.get('global_steps', '?')} / {results.get('epochs', '?')} |",
+        f"| teacher dev acc (recorded by the run) | {teacher_text} |",
+        f"| steps / epochs trained | {steps} / {epochs} |",
         f"| weights shipped | {best_checkpoint(a.student)} |",
         f"| packed folder | {size:.2f} MiB (FP islands {fp}) |",
         f"| dev acc, student in Paddle (simulated) | {acc_sim:.2f} |",
