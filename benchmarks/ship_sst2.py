@@ -32,14 +32,19 @@ def folder_mib(path: str) -> float:
     return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)) / 2**20
 
 
-def best_checkpoint(run_dir: str) -> str:
-    """The checkpoint the run saved as its best (its trainer_state.json), or "the run folder"."""
-    path = os.path.join(run_dir, "trainer_state.json")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            best = json.load(f).get("best_model_checkpoint")
-        if best:
-            return f"best dev checkpoint, `{os.path.basename(best)}`"
+def read_json(path: str) -> dict:
+    """The JSON object in ``path``, or {} when the file does not exist."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def best_checkpoint(trainer_state: dict) -> str:
+    """The checkpoint the run saved as its best (from its trainer_state.json), or "the run folder"."""
+    best = trainer_state.get("best_model_checkpoint")
+    if best:
+        return f"best dev checkpoint, `{os.path.basename(best)}`"
     return "the run folder's model"
 
 
@@ -104,11 +109,9 @@ def main() -> int:
     fp = json.load(open(os.path.join(candidate, "config.json"), encoding="utf-8"))["binbert_packed"]["fp_dtype"]
     pack_model(student, a.out, tokenizer=tokenizer, fp_dtype=fp, source=a.student)  # the verified bytes again
     shutil.rmtree(staging)
-    results_path = os.path.join(a.student, "results.json")
-    results = json.load(open(results_path, encoding="utf-8")) if os.path.isfile(results_path) else {}
+    results = read_json(os.path.join(a.student, "results.json"))
     # a checkpoint folder of a run in progress has no results.json: its trainer_state.json says how far it got
-    state_path = os.path.join(a.student, "trainer_state.json")
-    state = json.load(open(state_path, encoding="utf-8")) if os.path.isfile(state_path) else {}
+    state = read_json(os.path.join(a.student, "trainer_state.json"))
     teacher_acc = results.get("teacher", {}).get("acc")
     teacher_text = f"{100 * teacher_acc:.2f}" if teacher_acc is not None else "not recorded in a checkpoint folder"
     steps = results.get("global_steps", state.get("global_step", "?"))
@@ -123,7 +126,7 @@ def main() -> int:
         f"| source run | `{a.student}` ({preset} preset, bits {quant_config_of(student).bits_str}) |",
         f"| teacher dev acc (recorded by the run) | {teacher_text} |",
         f"| steps / epochs trained | {steps} / {epochs} |",
-        f"| weights shipped | {best_checkpoint(a.student)} |",
+        f"| weights shipped | {best_checkpoint(state)} |",
         f"| packed folder | {size:.2f} MiB (FP islands {fp}) |",
         f"| dev acc, student in Paddle (simulated) | {acc_sim:.2f} |",
         f"| dev acc, packed native engine | {acc_eng:.2f} |",
