@@ -655,12 +655,17 @@ def chart(results: Dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+ENCODER_LINEARS = ("encoder.qkv", "encoder.attn_out", "encoder.ffn1", "encoder.ffn2")
+
+
 def binary_gemm_macs(model_name: str, seq_len: int) -> int:
     """Binary multiply-accumulates of one sequence's encoder GEMMs (Q, K, V, out-projection, FFN1,
-    FFN2 of every layer; the pooler's single row is left out): L * layers * H * (4 H + 2 I)."""
-    cfg = MODELS[model_name]
-    h, inter = cfg["hidden_size"], cfg["intermediate_size"]
-    return seq_len * cfg["num_hidden_layers"] * h * (4 * h + 2 * inter)
+    FFN2 of every layer; the pooler's single row is left out), from the MAC counts of
+    :func:`paddle_binbert.accounting.flops_breakdown`."""
+    from paddle_binbert.accounting import flops_breakdown
+
+    arch = dict(MODELS[model_name], vocab_size=30522, max_position_embeddings=512, type_vocab_size=2)
+    return sum(row.count for row in flops_breakdown(arch, "1-1-1", seq_len) if row.name in ENCODER_LINEARS)
 
 
 def targets(results: Dict[str, Any]) -> List[List[str]]:
