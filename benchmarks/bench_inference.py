@@ -56,6 +56,7 @@ LABELS = {
     "engine-bibert-1t": "binbert engine, BiBERT, 1 thread",
     "engine-bit": "binbert engine, BiT 1-1-1",
     "engine-bwn": "binbert engine, BWN 1-1-1",
+    "ceiling": "popcount ceiling: the encoder GEMMs' time at the rate measured in the same turn",
 }
 
 
@@ -138,6 +139,23 @@ def _make_runner(backend: str, spec: Dict[str, Any]):
             session.run(None, dict(zip(names, (ids, types))))
 
         return run
+    if backend == "ceiling":
+        # Not a model: the register-only popcount ceiling, timed in the round-robin so that it sees the
+        # same minutes of the host as the engine (the VM's speed varies by up to 1.6x between minutes).
+        # Each call returns the seconds the model's binary GEMMs would take at the rate just measured.
+        import paddle
+
+        from paddle_binbert.engine import cpu_info, load_ops
+
+        if cpu_info()["best_isa"] < 2:
+            raise RuntimeError("no AVX-512 VPOPCNTDQ: ceiling not measured")
+        ops, x = load_ops(), paddle.zeros([1])
+
+        def run(ids, types):
+            rate = float(ops.binbert_ceiling(x, threads, spec["ceiling_iters_round_robin"], 0).numpy()[0])
+            return spec["gemm_macs"] / rate
+
+        return run
     if backend.startswith("engine-"):
         from paddle_binbert import engine
 
@@ -213,8 +231,8 @@ def serve_worker(backend: str, spec: Dict[str, Any]) -> None:
         times = []
         for _ in range(int(words[1])):
             start = time.perf_counter()
-            run(ids, types)
-            times.append(time.perf_counter() - start)
+            value = run(ids, types)
+            times.append(value if backend == "ceiling" else time.perf_counter() - start)
         print(" ".join(f"{t:.9f}" for t in times), flush=True)
 
 
@@ -251,13 +269,13 @@ def headline(spec_path: Path, spec: Dict[str, Any], env: Dict[str, str]) -> Dict
             else:
                 errors[backend] = "server failed to start"
                 proc.kill()
-        times: Dict[str, List[float]] = {b: [] for b in servers}
+        per_round: Dict[str, List[List[float]]] = {b: [] for b in servers}
         for _ in range(spec["headline_rounds"]):
             for backend, proc in servers.items():
                 time.sleep(spec.get("headline_pause", 0.3))
                 proc.stdin.write(f"run {spec.get('headline_calls', 3)}\n")
                 proc.stdin.flush()
-                times[backend].extend(float(v) for v in proc.stdout.readline().split())
+                per_round[backend].append([float(v) for v in proc.stdout.readline().split()])
     finally:
         for proc in servers.values():
             try:
@@ -266,13 +284,23 @@ def headline(spec_path: Path, spec: Dict[str, Any], env: Dict[str, str]) -> Dict
                 proc.wait(timeout=30)
             except Exception:  # noqa: BLE001
                 proc.kill()
-    return {
+    times = {b: [t for one in rounds for t in one] for b, rounds in per_round.items()}
+    out = {
         "shape": spec["headline_shape"],
         "rounds": spec["headline_rounds"],
         "median_ms": {b: 1e3 * statistics.median(t) for b, t in times.items()},
         "min_ms": {b: 1e3 * min(t) for b, t in times.items()},
         "errors": errors,
     }
+    if "ceiling" in per_round:  # engine time over the ceiling's GEMM time of the same round, per round
+        out["ceiling_ratio"] = {
+            b: statistics.median(
+                statistics.median(mine) / statistics.median(ceil) for mine, ceil in zip(rounds, per_round["ceiling"])
+            )
+            for b, rounds in per_round.items()
+            if b.startswith("engine-")
+        }
+    return out
 
 
 def kernel_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -535,8 +563,14 @@ def render(results: Dict[str, Any]) -> str:
                 "|---|---|---|---|",
             ]
             for b, v in head["median_ms"].items():
-                sp = f"{pi_h / v:.1f}x" if pi_h else ""
+                sp = f"{pi_h / v:.1f}x" if pi_h and b != "ceiling" else ""
                 lines.append(f"| {LABELS.get(b, b)} | {_fmt(v)} | {_fmt(head['min_ms'][b])} | {sp} |")
+            for b, ratio in head.get("ceiling_ratio", {}).items():
+                lines += [
+                    "",
+                    f"{LABELS.get(b, b)} over the ceiling's GEMM time of the same round (median over rounds): "
+                    f"{ratio:.2f}x",
+                ]
         elif head:
             lines += ["", f"Round-robin phase failed: {head.get('error')}"]
         lines += ["", "| file | MiB |", "|---|---|"]
@@ -706,14 +740,28 @@ def targets(results: Dict[str, Any]) -> List[List[str]]:
                     ]
                 )
             ceiling = kern.get(f"ceiling_measured_{th}t")
+            same_round = res.get("headline", {}).get("ceiling_ratio", {}).get("engine-bibert")
+            if eng and same_round:
+                # the ceiling timed in the same round-robin turns as the engine: the host's slow and fast
+                # minutes cancel out of the ratio
+                ceil_ms = head["ceiling"]
+                ratio = same_round
+                rows.append(
+                    [
+                        f"bert-base b1 L128: engine <= 1.5x its GEMMs' time at the {th}-thread popcount ceiling "
+                        "measured in the same round-robin rounds (median over rounds of the per-round ratio)",
+                        f"{ratio:.2f}x (medians {eng:.2f} / {ceil_ms:.2f} ms)",
+                        "yes" if ratio <= 1.5 else "no",
+                    ]
+                )
             if eng and ceiling:
                 limit_ms = 1e3 * binary_gemm_macs(model_name, 128) / ceiling
                 rows.append(
                     [
-                        f"bert-base b1 L128: engine <= 1.5x its GEMMs' time at the measured {th}-thread popcount "
-                        f"ceiling ({ceiling / 1e12:.2f} T MAC/s: {limit_ms:.2f} ms)",
+                        f"bert-base b1 L128: engine ({source} median) over its GEMMs' time at the best "
+                        f"{th}-thread ceiling of the kernel phase ({ceiling / 1e12:.2f} T MAC/s: {limit_ms:.2f} ms)",
                         f"{eng / limit_ms:.2f}x ({eng:.2f} ms)",
-                        "yes" if eng <= 1.5 * limit_ms else "no",
+                        "-" if same_round else ("yes" if eng <= 1.5 * limit_ms else "no"),
                     ]
                 )
             b1, b32 = lat("engine-bibert"), lat("engine-bibert", "32x128")
@@ -764,7 +812,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per backend process")
     parser.add_argument("--headline_models", default="bert-base,tiny", help="models with a round-robin phase")
     parser.add_argument(
-        "--headline_backends", default="paddle-inference-fp32,ort-fp32,ort-int8,engine-bibert", help="round-robin set"
+        "--headline_backends",
+        default="paddle-inference-fp32,ort-fp32,ort-int8,engine-bibert,ceiling",
+        help="round-robin set ('ceiling': the register-only popcount ceiling, timed alongside the engine)",
     )
     parser.add_argument("--headline_rounds", type=int, default=15, help="round-robin rounds at batch 1, length 128")
     parser.add_argument("--quick", action="store_true", help="tiny model, few repetitions (checks the script)")
@@ -876,6 +926,8 @@ def main() -> None:
         if model_name in args.headline_models.split(","):
             print(f"   round-robin {args.headline_backends} ...", flush=True)
             spec.update(
+                gemm_macs=binary_gemm_macs(model_name, 128),
+                ceiling_iters_round_robin=300_000,  # about 3 ms per call at this machine's ~1.2 T MAC/s per core
                 headline_shape=[1, 128],
                 headline_rounds=args.headline_rounds,
                 headline_backends=[b for b in args.headline_backends.split(",") if b not in notes],
