@@ -29,7 +29,7 @@ case "$TASK" in
   # STS-B: 5,749 sentence pairs (regression, Pearson/Spearman); max length 128 as the releases. The
   # releases train 20 epochs per stage; 2 CPU cores afford a few (EPOCHS, default 3).
   STS-B) PREFIX=stsb; LEN=128; TEACHER_EPOCHS=3; TEACHER_EVAL=100; STUDENT_EVAL=120; DEFAULT_EPOCHS=3
-         STUDENTS="bit_multistep bibert" ;;
+         STUDENTS="bit_multistep bibert bit_multistep_a" ;;
   *) echo "glue_students: TASK must be SST-2 or STS-B, got '$TASK'" >&2; exit 2 ;;
 esac
 EPOCHS=${EPOCHS:-$DEFAULT_EPOCHS}
@@ -90,6 +90,16 @@ run_one() {
                         --eval_steps 300 ;;
     STS-B:bit_multistep) student bit_multistep --method bit --distill_chain 32-32-32,1-1-2,1-1-1 \
                            --optimizer bertadam --batch_size 16 --learning_rate 5e-4 ;;
+    # STS-B diagnostics (240 steps from the FP-ReLU stage, lr 5e-4): 1-32-32 0.479, 1-1-32 0.432,
+    # 1-1-2 0.112 (stsb_students/diagnostics/): the 2-bit activations, not the 1-bit weights and
+    # embeddings, lose STS-B. So this chain binarizes weights and embeddings first with FP
+    # activations, then goes through 4-bit activations (the spec's other intermediate) to 1-1-1,
+    # starting from the bit_multistep run's FP-ReLU stage.
+    STS-B:bit_multistep_a) student bit_multistep_a \
+                             --teacher_path "$RUNS/stsb_bit_multistep/stage1_32-32-32" \
+                             --student_model_name_or_path "$RUNS/stsb_bit_multistep/stage1_32-32-32" \
+                             --method bit --distill_chain 1-1-32,1-1-4,1-1-1 --optimizer bertadam \
+                             --batch_size 16 --learning_rate 5e-4 ;;
     *) echo "glue_students: unknown label '$1' for $TASK (teacher, $STUDENTS)" >&2; return 2 ;;
   esac
 }
