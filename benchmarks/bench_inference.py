@@ -152,7 +152,10 @@ def _make_runner(backend: str, spec: Dict[str, Any]):
         ops, x = load_ops(), paddle.zeros([1])
 
         def run(ids, types):
-            rate = float(ops.binbert_ceiling(x, threads, spec["ceiling_iters_round_robin"], 0).numpy()[0])
+            # best of 3 (interference only lowers a ceiling, as in the kernel phase); each run starts
+            # its helper threads anew, so a single short run can catch a helper scheduled late
+            iters = spec["ceiling_iters_round_robin"]
+            rate = max(float(ops.binbert_ceiling(x, threads, iters, 0).numpy()[0]) for _ in range(3))
             return spec["gemm_macs"] / rate
 
         return run
@@ -810,7 +813,11 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/paddle_binbert_bench", help="exported models go here")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per backend process")
-    parser.add_argument("--headline_models", default="bert-base,tiny", help="models with a round-robin phase")
+    parser.add_argument(
+        "--headline_models",
+        default="bert-base,minilm-l6,tiny",
+        help="models (of --models) with a round-robin phase; the targets use its medians where it ran",
+    )
     parser.add_argument(
         "--headline_backends",
         default="paddle-inference-fp32,ort-fp32,ort-int8,engine-bibert,ceiling",
@@ -927,7 +934,7 @@ def main() -> None:
             print(f"   round-robin {args.headline_backends} ...", flush=True)
             spec.update(
                 gemm_macs=binary_gemm_macs(model_name, 128),
-                ceiling_iters_round_robin=300_000,  # about 3 ms per call at this machine's ~1.2 T MAC/s per core
+                ceiling_iters_round_robin=1_000_000,  # about 10 ms per run at this machine's ~1.2 T MAC/s per core
                 headline_shape=[1, 128],
                 headline_rounds=args.headline_rounds,
                 headline_backends=[b for b in args.headline_backends.split(",") if b not in notes],
