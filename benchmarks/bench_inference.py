@@ -12,6 +12,8 @@ peak memory is per backend) one after the other:
 - ``ort-int8``              the same after ONNX Runtime constant folding + ``quantize_dynamic`` (QInt8)
 - ``simulated-bibert``      the fake-quant BiBERT student in PaddleNLP dygraph
 - ``engine-<preset>``       the packed model run by ``paddle_binbert.engine`` (bibert, also bit / bwn)
+- ``runtime-<preset>``      the same packed model run by ``paddle_binbert.runtime`` (no Paddle import;
+                            opt-in through --backends / --headline_backends)
 
 Models with random weights: BERT-base shape (12 x 768, FFN 3072, vocab 30522) and MiniLM-L6 shape
 (6 x 384, FFN 1536). Median latency at batch 1 and 32, length 128 and 64; peak RSS of the backend's
@@ -58,6 +60,7 @@ LABELS = {
     "engine-bibert-1t": "binbert engine, BiBERT, 1 thread",
     "engine-bit": "binbert engine, BiT 1-1-1",
     "engine-bwn": "binbert engine, BWN 1-1-1",
+    "runtime-bibert": "paddle_binbert.runtime (no Paddle), BiBERT 1-1-1",
     "ceiling": "popcount ceiling: the encoder GEMMs' time at the rate measured in the same turn",
 }
 
@@ -161,6 +164,15 @@ def _make_runner(backend: str, spec: Dict[str, Any]):
             return spec["gemm_macs"] / rate
 
         return run
+    if backend.startswith("runtime-"):  # the same kernels without Paddle (what a deployment runs)
+        from paddle_binbert import runtime
+
+        model = runtime.load(spec["packed"][backend.split("-")[1]], num_threads=threads)
+
+        def run(ids, types):
+            model(ids, types)
+
+        return run
     if backend.startswith("engine-"):
         from paddle_binbert import engine
 
@@ -193,7 +205,7 @@ def worker(backend: str, spec: Dict[str, Any]) -> Dict[str, Any]:
         ids = rng.integers(1, spec["vocab_size"], (batch, seq)).astype("int64")
         types = np.zeros_like(ids)
         reps = spec["reps_small"] if batch == 1 else spec["reps_large"]
-        fast = backend.startswith("engine") or backend.startswith("ort-int8")
+        fast = backend.startswith(("engine", "runtime", "ort-int8"))
         if batch > 1 and fast:
             reps = max(reps, spec["reps_large_fast"])
         timings[f"{batch}x{seq}"] = _time_calls(
