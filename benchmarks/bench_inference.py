@@ -89,7 +89,8 @@ def _time_calls(fn, reps: int, warmup: int) -> Dict[str, float]:
 
 
 def _make_runner(backend: str, spec: Dict[str, Any]):
-    """Load one backend; returns run(ids, types) -> None."""
+    """Load one backend; returns run(ids, types) -> None (the caller times it), or -> seconds for a
+    runner that times itself (the popcount ceiling)."""
     threads = spec["threads"]
     if backend in ("paddlenlp-fp32", "simulated-bibert"):
         import paddle
@@ -156,10 +157,11 @@ def _make_runner(backend: str, spec: Dict[str, Any]):
             raise RuntimeError("no AVX-512 VPOPCNTDQ: ceiling not measured")
         ops, x = load_ops(), paddle.zeros([1])
 
+        iters = spec["ceiling_iters_round_robin"]
+
         def run(ids, types):
             # best of 3 (interference only lowers a ceiling, as in the kernel phase); each run starts
             # its helper threads anew, so a single short run can catch a helper scheduled late
-            iters = spec["ceiling_iters_round_robin"]
             rate = max(float(ops.binbert_ceiling(x, threads, iters, 0).numpy()[0]) for _ in range(3))
             return spec["gemm_macs"] / rate
 
@@ -248,8 +250,8 @@ def serve_worker(backend: str, spec: Dict[str, Any]) -> None:
         times = []
         for _ in range(int(words[1])):
             start = time.perf_counter()
-            value = run(ids, types)
-            times.append(value if backend == "ceiling" else time.perf_counter() - start)
+            reported = run(ids, types)  # a runner that is not a model (the ceiling) reports its own seconds
+            times.append(time.perf_counter() - start if reported is None else reported)
         print(" ".join(f"{t:.9f}" for t in times), flush=True)
 
 
