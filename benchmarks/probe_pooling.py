@@ -11,7 +11,7 @@ is scored too. A diagnostic for issue 23 (all-MiniLM-L6-v2 was trained with mean
         --max_seq_length 128 --model teacher=../runs/stsb_teacher --model stage2=../runs/... \
         --out benchmarks/results/stsb_students/diagnostics/pooling_probe.md
 
-scikit-learn fits the probes (a test dependency already); scipy gives Pearson.
+scikit-learn fits the probes (a test dependency already); the metrics are the project's GLUE metrics.
 """
 
 from __future__ import annotations
@@ -19,31 +19,28 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List
 
 import numpy as np
 
 
-def encode(model, tokenizer, pairs: List[Tuple[str, str]], max_len: int, batch: int) -> Dict[str, np.ndarray]:
-    """The checkpoint's own outputs and the [CLS] / masked-mean pooled last hidden states."""
+def encode(model, tokenizer, features: List[Dict[str, Any]], batch: int) -> Dict[str, np.ndarray]:
+    """The checkpoint's own outputs and the [CLS] / masked-mean pooled last hidden states of GLUE
+    ``features`` (:func:`paddle_binbert.data.glue.convert_examples_to_features`), padded per batch by
+    the project's GLUE collator."""
     import paddle
 
+    from paddle_binbert.data.glue import glue_collator
+
+    collate = glue_collator(tokenizer)
     cls, mean, head = [], [], []
     with paddle.no_grad():
-        for i in range(0, len(pairs), batch):
-            chunk = pairs[i : i + batch]
-            enc = tokenizer(
-                [a for a, _ in chunk],
-                [b for _, b in chunk] if chunk[0][1] is not None else None,
-                max_length=max_len,
-                truncation=True,
-                padding=True,
-                return_attention_mask=True,
+        for i in range(0, len(features), batch):
+            enc = collate([{k: f[k] for k in ("input_ids", "token_type_ids")} for f in features[i : i + batch]])
+            mask = enc["attention_mask"].astype("float32")
+            out = model(
+                enc["input_ids"], token_type_ids=enc["token_type_ids"], attention_mask=mask, output_hidden_states=True
             )
-            ids = paddle.to_tensor(enc["input_ids"], dtype="int64")
-            types = paddle.to_tensor(enc["token_type_ids"], dtype="int64")
-            mask = paddle.to_tensor(enc["attention_mask"], dtype="float32")
-            out = model(ids, token_type_ids=types, attention_mask=mask, output_hidden_states=True)
             logits, hidden = out[0], out[1][-1]
             m = mask.unsqueeze(-1)
             cls.append(hidden[:, 0].numpy())
@@ -54,18 +51,19 @@ def encode(model, tokenizer, pairs: List[Tuple[str, str]], max_len: int, batch: 
 
 def probe(features: np.ndarray, labels: np.ndarray, regression: bool) -> float:
     """5-fold cross-validated Pearson (regression) or accuracy of a linear probe on ``features``."""
-    from scipy.stats import pearsonr
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.model_selection import KFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from paddle_binbert.data.metrics import accuracy, pearson_correlation
+
     folds = KFold(5, shuffle=True, random_state=0)
     if regression:
         est = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
-        return float(pearsonr(cross_val_predict(est, features, labels, cv=folds), labels)[0])
+        return pearson_correlation(cross_val_predict(est, features, labels, cv=folds), labels)
     est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return float((cross_val_predict(est, features, labels, cv=folds) == labels).mean())
+    return accuracy(cross_val_predict(est, features, labels, cv=folds), labels)
 
 
 def main() -> None:
@@ -82,14 +80,10 @@ def main() -> None:
     from paddlenlp.transformers import BertTokenizer
 
     from paddle_binbert.checkpoints import load_model
-    from paddle_binbert.data.glue import read_glue_examples
+    from paddle_binbert.data.glue import get_task_spec, load_glue_features
+    from paddle_binbert.data.metrics import compute_glue_metrics
 
-    examples = read_glue_examples(args.data_dir, args.task_name, "dev")
-    if args.max_examples:
-        examples = examples[: args.max_examples]
-    regression = args.task_name.upper() == "STS-B"
-    pairs = [(e.text_a, e.text_b) for e in examples]
-    labels = np.array([float(e.label) if regression else int(e.label) for e in examples])
+    regression = get_task_spec(args.task_name).is_regression
     metric = "Pearson" if regression else "accuracy"
     rows = []
     for spec in args.model:
@@ -98,13 +92,12 @@ def main() -> None:
         model = load_model(path)
         model.eval()
         tokenizer = BertTokenizer.from_pretrained(path)
-        enc = encode(model, tokenizer, pairs, args.max_seq_length, args.batch_size)
-        if regression:
-            from scipy.stats import pearsonr
-
-            own = float(pearsonr(enc["head"].reshape(-1), labels)[0])
-        else:
-            own = float((enc["head"].argmax(-1) == labels).mean())
+        features = load_glue_features(
+            args.data_dir, args.task_name, "dev", tokenizer, args.max_seq_length, args.max_examples or None
+        )
+        labels = np.array([f["labels"] for f in features])
+        enc = encode(model, tokenizer, features, args.batch_size)
+        own = compute_glue_metrics(args.task_name, enc["head"], labels)["pearson" if regression else "acc"]
         rows.append((label, path, own, probe(enc["cls"], labels, regression), probe(enc["mean"], labels, regression)))
         print(
             f"{label}: own head {own:.4f}, [CLS] probe {rows[-1][3]:.4f}, mean probe {rows[-1][4]:.4f} "
@@ -112,7 +105,7 @@ def main() -> None:
             flush=True,
         )
     lines = [
-        f"# Linear probes of the last hidden state, {args.task_name} dev ({len(examples)} examples)",
+        f"# Linear probes of the last hidden state, {args.task_name} dev ({len(labels)} examples)",
         "",
         "Command: `python benchmarks/probe_pooling.py "
         + " ".join(f"--model {m}" for m in args.model)

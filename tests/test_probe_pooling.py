@@ -6,6 +6,7 @@ import numpy as np
 import paddle
 from paddlenlp.transformers import BertForSequenceClassification, BertTokenizer
 
+from paddle_binbert.data.glue import GlueExample, convert_examples_to_features
 from tests.tiny import load_script, save_tiny_checkpoint
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -28,10 +29,12 @@ def test_encode_pools_cls_and_the_mean_over_real_tokens(tmp_path):
     model = save_tiny_checkpoint(tmp_path / "m", FIXTURES / "vocab.txt", BertForSequenceClassification, num_labels=2)
     model.eval()
     tok = BertTokenizer.from_pretrained(str(tmp_path / "m"))
-    pairs = [("a good film", None), ("bad", None), ("not a good film at all", None)]
-    out = encode(model, tok, pairs, max_len=16, batch=2)  # two batches, padded differently
+    texts = ["a good film", "bad", "not a good film at all"]
+    examples = [GlueExample(f"dev-{i}", text, None, 0) for i, text in enumerate(texts)]
+    features = convert_examples_to_features(examples, tok, 16, "SST-2")
+    out = encode(model, tok, features, batch=2)  # two batches, padded differently
     assert out["cls"].shape == out["mean"].shape == (3, 32) and out["head"].shape == (3, 2)
-    for i, (text, _) in enumerate(pairs):  # each sentence alone: no padding at all
+    for i, text in enumerate(texts):  # each sentence alone: no padding at all
         enc = tok(text, max_length=16, truncation=True)
         with paddle.no_grad():
             logits, hidden = model(
