@@ -24,12 +24,15 @@ DATA="$GLUE/$TASK"
 case "$TASK" in
   # SST-2: 67,349 short sentences; the release's max length 64. One epoch per student (2,105 steps
   # at batch 32, 4,210 at batch 16).
+  # CHAIN: the optimisation flags of the task's multi-step chains (bit_multistep, bit_multistep_a).
   SST-2) PREFIX=sst2; LEN=64; TEACHER_EPOCHS=1; TEACHER_EVAL=300; STUDENT_EVAL=500; DEFAULT_EPOCHS=1
-         STUDENTS="bit bibert bwn bit_multistep bit_epoch2 bit_stage4 bit_multistep_a" ;;
+         STUDENTS="bit bibert bwn bit_multistep bit_epoch2 bit_stage4 bit_multistep_a"
+         CHAIN="--optimizer bertadam --batch_size 32 --learning_rate 2e-4 --eval_steps 300" ;;
   # STS-B: 5,749 sentence pairs (regression, Pearson/Spearman); max length 128 as the releases. The
   # releases train 20 epochs per stage; 2 CPU cores afford a few (EPOCHS, default 3).
   STS-B) PREFIX=stsb; LEN=128; TEACHER_EPOCHS=3; TEACHER_EVAL=100; STUDENT_EVAL=120; DEFAULT_EPOCHS=3
-         STUDENTS="bit_multistep bibert bit_multistep_a" ;;
+         STUDENTS="bit_multistep bibert bit_multistep_a"
+         CHAIN="--optimizer bertadam --batch_size 16 --learning_rate 5e-4" ;;
   *) echo "glue_students: TASK must be SST-2 or STS-B, got '$TASK'" >&2; exit 2 ;;
 esac
 EPOCHS=${EPOCHS:-$DEFAULT_EPOCHS}
@@ -69,11 +72,11 @@ run_one() {
                 --intermediate_distill --optimizer bertadam --batch_size 16 --learning_rate 1e-4 ;;
     # BWN 1-1-1 (BinaryBERT's baseline) at BiBERT's budget, for the BiBERT-vs-BWN comparison.
     SST-2:bwn) student bwn --method bwn --optimizer bertadam --batch_size 16 --learning_rate 1e-4 ;;
-    # BiT multi-step: FP(ReLU) -> 1-1-2 -> 1-1-1, EPOCHS per stage. SST-2 at the one-step run's
-    # setting (batch 32, lr 2e-4, dev every 300 steps) so that the two differ only in the chain; the
-    # BiT release's 5e-4 on the small tasks (configs/methods/bit.yaml).
-    SST-2:bit_multistep) student bit_multistep --method bit --distill_chain 32-32-32,1-1-2,1-1-1 \
-                           --optimizer bertadam --batch_size 32 --learning_rate 2e-4 --eval_steps 300 ;;
+    # BiT multi-step: FP(ReLU) -> 1-1-2 -> 1-1-1, EPOCHS per stage, with the task's CHAIN flags: SST-2
+    # at the one-step run's setting (batch 32, lr 2e-4, dev every 300 steps) so that the two differ
+    # only in the chain; STS-B at batch 16 and the BiT release's 5e-4 on the small tasks
+    # (configs/methods/bit.yaml).
+    *:bit_multistep) student bit_multistep --method bit --distill_chain 32-32-32,1-1-2,1-1-1 $CHAIN ;;
     # A second epoch for the one-step BiT student: its best checkpoint ($RUNS/sst2_bit, step 900) is
     # the initial student (latent weights and quantizer parameters), with a fresh warmup + decay at
     # half the learning rate (a one-stage chain: initialised from the folder, not re-quantized).
@@ -88,25 +91,16 @@ run_one() {
                         --student_model_name_or_path "$RUNS/sst2_bit_multistep/stage3_1-1-1" --method bit \
                         --distill_chain 1-1-1 --optimizer bertadam --batch_size 32 --learning_rate 5e-5 \
                         --eval_steps 300 ;;
-    # The activation-last chain of STS-B's bit_multistep_a (below) on SST-2, from the chain's FP-ReLU
-    # stage: the 1-1-2 stage is where SST-2 loses its 8 points too.
-    SST-2:bit_multistep_a) student bit_multistep_a \
-                             --teacher_path "$RUNS/sst2_bit_multistep/stage1_32-32-32" \
-                             --student_model_name_or_path "$RUNS/sst2_bit_multistep/stage1_32-32-32" \
-                             --method bit --distill_chain 1-1-32,1-1-4,1-1-1 --optimizer bertadam \
-                             --batch_size 32 --learning_rate 2e-4 --eval_steps 300 ;;
-    STS-B:bit_multistep) student bit_multistep --method bit --distill_chain 32-32-32,1-1-2,1-1-1 \
-                           --optimizer bertadam --batch_size 16 --learning_rate 5e-4 ;;
     # STS-B diagnostics (240 steps from the FP-ReLU stage, lr 5e-4): 1-32-32 0.479, 1-1-32 0.432,
     # 1-1-2 0.112 (stsb_students/diagnostics/): the 2-bit activations, not the 1-bit weights and
     # embeddings, lose STS-B. So this chain binarizes weights and embeddings first with FP
     # activations, then goes through 4-bit activations (the spec's other intermediate) to 1-1-1,
-    # starting from the bit_multistep run's FP-ReLU stage.
-    STS-B:bit_multistep_a) student bit_multistep_a \
-                             --teacher_path "$RUNS/stsb_bit_multistep/stage1_32-32-32" \
-                             --student_model_name_or_path "$RUNS/stsb_bit_multistep/stage1_32-32-32" \
-                             --method bit --distill_chain 1-1-32,1-1-4,1-1-1 --optimizer bertadam \
-                             --batch_size 16 --learning_rate 5e-4 ;;
+    # starting from the task's bit_multistep run's FP-ReLU stage (on SST-2 too: its 1-1-2 stage is
+    # where it loses its 8 points).
+    *:bit_multistep_a) student bit_multistep_a \
+                         --teacher_path "$RUNS/${PREFIX}_bit_multistep/stage1_32-32-32" \
+                         --student_model_name_or_path "$RUNS/${PREFIX}_bit_multistep/stage1_32-32-32" \
+                         --method bit --distill_chain 1-1-32,1-1-4,1-1-1 $CHAIN ;;
     *) echo "glue_students: unknown label '$1' for $TASK (teacher, $STUDENTS)" >&2; return 2 ;;
   esac
 }
