@@ -821,19 +821,22 @@ def targets(results: Dict[str, Any]) -> List[List[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="math threads of every backend")
     parser.add_argument("--models", default="bert-base,minilm-l6", help=f"comma list of {sorted(MODELS)}")
     parser.add_argument(
         "--backends",
         default=",".join(
             FP_BACKENDS + ["engine-bibert", "engine-bibert-1t", "engine-bit", "engine-bwn", "runtime-bibert"]
         ),
+        help="sequential-phase backends, comma separated (see the list above; engine-<preset>-1t: one thread)",
     )
     parser.add_argument("--shapes", default="1x128,32x128,1x64,32x64", help="batch x length, comma separated")
     parser.add_argument("--reps_small", type=int, default=20, help="timed calls at batch 1")
     parser.add_argument("--reps_large", type=int, default=3, help="timed calls at batch > 1 (FP backends)")
     parser.add_argument("--workdir", default="/tmp/paddle_binbert_bench", help="exported models go here")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument(
+        "--out", default=str(ROOT / "benchmarks" / "results"), help="where inference.md and inference.png go"
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per backend process")
     parser.add_argument(
         "--headline_models",
