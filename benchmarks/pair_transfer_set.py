@@ -4,8 +4,8 @@ students short of data?).
 
 TinyBERT's augmentation (``paddle_binbert.data.augment``) needs a masked-LM head and GloVe vectors,
 neither of which exists here (all-MiniLM-L6-v2 ships no MLM head). This script makes new *pairs* of
-natural sentences instead: every distinct training sentence is paired with its ``--neighbours``
-nearest other training sentences by cosine similarity of TF-IDF vectors (word uni- and bigrams,
+natural sentences instead: every distinct training sentence is paired with up to ``--neighbours`` of
+its ``--neighbours + 3`` nearest other training sentences by cosine similarity of TF-IDF vectors (word uni- and bigrams,
 sublinear tf; scikit-learn), skipping itself, sentences with the same words, case-insensitive duplicates and the pairs
 already in the training file; unordered duplicates are dropped. Each new pair's label is the teacher's
 prediction, clipped to the task's range ([0, 5] for STS-B): distillation learns from the teacher's
@@ -13,8 +13,10 @@ outputs anyway, and the label column keeps the file readable by ``read_glue_exam
 
 Writes ``OUT/train.tsv`` and ``OUT/dev.tsv`` (copies) and ``OUT/train_aug.tsv`` (the training rows,
 then the new rows, in train.tsv's columns), so that ``task_distill.py --data_dir OUT --aug_train``
-trains on it. The teacher's scores are written first (``OUT/transfer_scores.json``), so an
-interrupted run does not score again.
+trains on it. The teacher's scores are kept in ``OUT/transfer_scores.json`` (with the pairs, the
+teacher folder, its weights' size and modification time, and the input length): a rerun with the same
+inputs writes the TSV without scoring again (scoring itself is not resumable; it takes about 20
+minutes on one core for STS-B).
 
     python benchmarks/pair_transfer_set.py --task_name STS-B --data_dir ../shared/data/glue/STS-B \
         --teacher ../runs/stsb_teacher --out ../runs/stsb_transfer --neighbours 3
@@ -42,7 +44,7 @@ Pair = Tuple[str, str]
 
 
 def neighbour_pairs(sentences: Sequence[str], existing: Set[Pair], k: int) -> List[Pair]:
-    """Each sentence with its ``k`` nearest others by TF-IDF cosine similarity (word 1-2 grams,
+    """Each sentence with up to ``k`` of its ``k + 3`` nearest others by TF-IDF cosine similarity (word 1-2 grams,
     sublinear tf), without itself, sentences with the same TF-IDF vector (the same words), case-insensitive
     duplicates and the ``existing`` pairs (either order); each unordered pair once, sorted."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -116,32 +118,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max_seq_length", type=int, default=128, help="teacher input length (default 128)")
     args = parser.parse_args(argv)
 
-    spec = get_task_spec(args.task_name)
+    try:
+        spec = get_task_spec(args.task_name)
+    except (KeyError, ValueError) as err:
+        parser.error(str(err))
     if not spec.is_regression or not spec.is_pair:
         parser.error(f"--task_name {args.task_name}: this script makes scored pairs for a regression pair task")
+    if args.neighbours < 1:
+        parser.error(f"--neighbours must be at least 1, got {args.neighbours}")
+    if os.path.abspath(args.out) == os.path.abspath(args.data_dir):
+        parser.error("--out must differ from --data_dir (the copies of train.tsv and dev.tsv go to --out)")
     train = os.path.join(args.data_dir, "train.tsv")
     with open(train, encoding="utf-8", newline="") as f:  # GLUE's TSVs have no quoting (data/glue.py)
-        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        rows = [r for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if r != [] and r != [""]]
+    if len(rows) < 2:
+        parser.error(f"{train}: expected a header and at least one row")
     header, rows = rows[0], rows[1:]
     a_col, b_col = (header.index(c) for c in spec.text_columns)
     existing = {(r[a_col], r[b_col]) for r in rows}
     pairs = neighbour_pairs([r[a_col] for r in rows] + [r[b_col] for r in rows], existing, args.neighbours)
     print(f"{len(rows)} training pairs, {len(pairs)} new neighbour pairs", flush=True)
 
+    if not pairs:
+        parser.error(f"{train}: no new pairs (every neighbour is a duplicate or already a training pair)")
+
     os.makedirs(args.out, exist_ok=True)
     cache = os.path.join(args.out, "transfer_scores.json")
-    cached = json.load(open(cache, encoding="utf-8")) if os.path.isfile(cache) else {}
-    if cached.get("pairs") == [list(p) for p in pairs] and cached.get("teacher") == os.path.abspath(args.teacher):
+    weights = os.path.join(args.teacher, "model_state.pdparams")
+    key = {
+        "teacher": os.path.abspath(args.teacher),
+        "teacher_weights": [os.path.getsize(weights), os.path.getmtime(weights)] if os.path.isfile(weights) else None,
+        "max_seq_length": args.max_seq_length,
+        "pairs": [list(p) for p in pairs],
+    }
+    cached = {}
+    if os.path.isfile(cache):
+        with open(cache, encoding="utf-8") as f:
+            cached = json.load(f)
+    if (
+        cached
+        and all(cached.get(k) == v for k, v in key.items() if k != "teacher_weights")
+        and (key["teacher_weights"] is None or cached.get("teacher_weights") == key["teacher_weights"])
+    ):
         scores = np.asarray(cached["scores"], dtype=np.float32)
     else:
         scores = teacher_scores(args.teacher, pairs, args.max_seq_length)
-        write_json_atomic(
-            cache,
-            {"teacher": os.path.abspath(args.teacher), "pairs": [list(p) for p in pairs], "scores": scores.tolist()},
-        )
-    print(
-        "teacher scores, quantiles 0 / 10 / 50 / 90 / 100 %:", np.round(np.quantile(scores, [0, 0.1, 0.5, 0.9, 1]), 3)
-    )
+        write_json_atomic(cache, dict(key, scores=scores.tolist()))
+    quantiles = np.round(np.quantile(scores, [0, 0.1, 0.5, 0.9, 1]), 3)
+    print("teacher scores, quantiles 0 / 10 / 50 / 90 / 100 %:", quantiles)
 
     label = header.index(spec.label_column)
     lines = ["\t".join(header)] + ["\t".join(r) for r in rows]
@@ -150,8 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         row[0] = str(len(rows) + n)
         row[a_col], row[b_col], row[label] = a, b, f"{min(5.0, max(0.0, float(s))):.3f}"
         lines.append("\t".join(row))
-    for name in ("train.tsv", "dev.tsv"):
-        shutil.copy(os.path.join(args.data_dir, name), os.path.join(args.out, name))
+    for name in ("train.tsv", "dev.tsv"):  # contents only: the source may be read-only
+        shutil.copyfile(os.path.join(args.data_dir, name), os.path.join(args.out, name))
     write_text_atomic(os.path.join(args.out, "train_aug.tsv"), "\n".join(lines) + "\n")
     print(f"wrote {os.path.join(args.out, 'train_aug.tsv')}: {len(lines) - 1} rows", flush=True)
     return 0
