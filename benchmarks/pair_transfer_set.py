@@ -155,11 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.path.isfile(cache):
         with open(cache, encoding="utf-8") as f:
             cached = json.load(f)
-    if (
-        cached
-        and all(cached.get(k) == v for k, v in key.items() if k != "teacher_weights")
-        and (key["teacher_weights"] is None or cached.get("teacher_weights") == key["teacher_weights"])
-    ):
+    if {k: cached.get(k) for k in key} == key:
         scores = np.asarray(cached["scores"], dtype=np.float32)
     else:
         scores = teacher_scores(args.teacher, pairs, args.max_seq_length)
@@ -169,10 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     label = header.index(spec.label_column)
     lines = ["\t".join(header)] + ["\t".join(r) for r in rows]
-    for n, ((a, b), s) in enumerate(zip(pairs, scores)):
+    for n, ((a, b), s) in enumerate(zip(pairs, np.clip(scores, 0.0, 5.0))):  # STS-B's score range
         row = ["none"] * len(header)
         row[0] = str(len(rows) + n)
-        row[a_col], row[b_col], row[label] = a, b, f"{min(5.0, max(0.0, float(s))):.3f}"
+        row[a_col], row[b_col], row[label] = a, b, f"{float(s):.3f}"
         lines.append("\t".join(row))
     for name in ("train.tsv", "dev.tsv"):  # contents only: the source may be read-only
         shutil.copyfile(os.path.join(args.data_dir, name), os.path.join(args.out, name))
