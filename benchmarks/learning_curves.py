@@ -12,6 +12,13 @@ examples, wall minutes, the task's main metric); ``OUT/<task>.png`` plots the ma
 ``--x`` for every run, with horizontal lines for the teacher (``--teacher``: its ``results.json``,
 else the students' recorded teacher metric) and the majority class of the dev set. Runs still in
 progress can be collected at any time: the files are rewritten atomically.
+
+A run that starts from another run's student (a chain continued from a saved stage, a second
+epoch) is laid after it with ``--lineage FILE``, a YAML mapping ``LABEL: {from: PARENT[/STAGE],
+at_step: N}``: the run's steps, examples and minutes then count from the parent's evaluation at
+stage step N (default: the parent's first best evaluation, the checkpoint its trainer keeps), and
+its line starts at that point of the parent's. Without it such a run would be drawn from zero, as if
+it had learned from the teacher alone.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import sys
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
+import yaml
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from paddle_binbert.data.glue import get_task_spec, read_glue_examples  # noqa: E402
@@ -32,7 +41,8 @@ from paddle_binbert.data.metrics import main_metric_name  # noqa: E402
 from paddle_binbert.io_utils import write_text_atomic  # noqa: E402
 from paddle_binbert.train.curves import CURVE_FILE, read_curve  # noqa: E402
 
-COLUMNS = ("run", "stage", "step", "examples", "wall_minutes", "metric", "value")
+COLUMNS = ("run", "stage", "stage_step", "step", "examples", "wall_minutes", "metric", "value")
+AXES = ("step", "examples", "wall_minutes")
 
 
 def stage_folders(run_dir: str) -> List[Tuple[str, str]]:
@@ -57,6 +67,7 @@ def collect_run(label: str, run_dir: str, metric: str) -> List[Dict[str, object]
                 {
                     "run": label,
                     "stage": stage,
+                    "stage_step": int(r["step"]),
                     "step": offset["step"] + int(r["step"]),
                     "examples": offset["examples"] + int(r["examples"]),
                     "wall_minutes": round(offset["wall_minutes"] + float(r["wall_minutes"]), 3),
@@ -72,6 +83,82 @@ def collect_run(label: str, run_dir: str, metric: str) -> List[Dict[str, object]
                 "wall_minutes": offset["wall_minutes"] + float(last["wall_minutes"]),
             }
     return rows
+
+
+class LineageError(ValueError):
+    """A lineage file that names an unknown run or stage, a missing step, or a cycle."""
+
+
+def read_lineage(path: str) -> Dict[str, Dict[str, object]]:
+    """``{label: {"from": "PARENT[/STAGE]", "at_step": int or None}}`` from a lineage YAML file."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as err:
+            raise LineageError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise LineageError(f"{path}: expected a mapping LABEL: {{from: PARENT[/STAGE], at_step: N}}")
+    lineage = {}
+    for label, entry in data.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("from"), str) or not entry["from"]:
+            raise LineageError(f"{path}: {label}: expected {{from: PARENT[/STAGE], at_step: N}}, got {entry!r}")
+        unknown = sorted(set(entry) - {"from", "at_step"})
+        if unknown:
+            raise LineageError(f"{path}: {label}: unknown field(s) {unknown}; valid: from, at_step")
+        step = entry.get("at_step")
+        if step is not None and (not isinstance(step, int) or isinstance(step, bool) or step <= 0):
+            raise LineageError(f"{path}: {label}: at_step must be a positive integer, got {step!r}")
+        lineage[str(label)] = {"from": entry["from"], "at_step": step}
+    return lineage
+
+
+def start_point(rows: List[Dict[str, object]], label: str, source: str, at_step: Optional[int]) -> Dict[str, object]:
+    """The parent's row a run starts from: ``source`` is ``PARENT[/STAGE]`` (default: its last
+    stage), ``at_step`` a step of that stage (default: its first best evaluation)."""
+    parent, _, stage = source.partition("/")
+    candidates = [r for r in rows if r["run"] == parent]
+    if not candidates:
+        raise LineageError(f"{label}: starts from {parent!r}, which is not among the runs")
+    stage = stage or str(candidates[-1]["stage"])
+    candidates = [r for r in candidates if r["stage"] == stage]
+    if not candidates:
+        raise LineageError(f"{label}: run {parent!r} has no evaluated stage {stage!r}")
+    if at_step is None:
+        best = max(float(r["value"]) for r in candidates)
+        return next(r for r in candidates if float(r["value"]) == best)
+    for r in candidates:
+        if r["stage_step"] == at_step:
+            return r
+    steps = [r["stage_step"] for r in candidates]
+    raise LineageError(f"{label}: {source} has no evaluation at step {at_step} (evaluated at {steps})")
+
+
+def apply_lineage(rows: List[Dict[str, object]], lineage: Dict[str, Dict[str, object]]):
+    """Shift every run named in ``lineage`` to start where its parent's student was saved (parents
+    first, so chains of runs add up). Returns the shifted rows and ``{label: start row}``."""
+    labels = list(dict.fromkeys(r["run"] for r in rows))
+    starts: Dict[str, Dict[str, object]] = {}
+    done: set = set()
+
+    def place(label: str, path: Tuple[str, ...]) -> None:
+        if label in done or label not in lineage:
+            return
+        if label in path:
+            raise LineageError(f"lineage cycle: {' -> '.join(path + (label,))}")
+        parent = str(lineage[label]["from"]).partition("/")[0]
+        place(parent, path + (label,))
+        start = start_point(rows, label, str(lineage[label]["from"]), lineage[label]["at_step"])
+        for r in rows:
+            if r["run"] == label:
+                for key in AXES:
+                    r[key] = round(r[key] + start[key], 3) if key == "wall_minutes" else r[key] + start[key]
+        starts[label] = dict(start)
+        done.add(label)
+
+    for label in lineage:
+        if label in labels:
+            place(label, ())
+    return rows, starts
 
 
 def teacher_metric(teacher_dir: Optional[str], run_dirs: List[str], metric: str) -> Optional[float]:
@@ -119,7 +206,17 @@ def write_csv(path: str, rows: List[Dict[str, object]]) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
-def plot(path: str, rows, task: str, metric: str, x: str, teacher: Optional[float], majority: Optional[float]) -> None:
+def plot(
+    path: str,
+    rows,
+    task: str,
+    metric: str,
+    x: str,
+    teacher: Optional[float],
+    majority: Optional[float],
+    starts: Optional[Dict[str, Dict[str, object]]] = None,
+) -> None:
+    """One line per run (metric against ``x``); a run with a start row begins at that point."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,6 +225,8 @@ def plot(path: str, rows, task: str, metric: str, x: str, teacher: Optional[floa
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for label in dict.fromkeys(r["run"] for r in rows):
         pts = [(r[x], r["value"]) for r in rows if r["run"] == label]
+        if starts and label in starts:
+            pts.insert(0, (starts[label][x], starts[label]["value"]))
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=label)
     if teacher is not None:
         ax.axhline(teacher, color="black", linestyle="--", linewidth=1, label=f"teacher ({teacher:.3f})")
@@ -161,12 +260,26 @@ def main(argv=None) -> int:
     p.add_argument("--run", action="append", type=parse_run, required=True, help="LABEL=RUN_DIR, repeatable")
     p.add_argument("--teacher", default=None, help="teacher run folder (its results.json gives the teacher line)")
     p.add_argument("--out", default="benchmarks/results/curves", help="output folder")
-    p.add_argument("--x", default="examples", choices=["examples", "step", "wall_minutes"], help="x axis of the plot")
+    p.add_argument("--x", default="examples", choices=list(AXES), help="x axis of the plot")
+    p.add_argument(
+        "--lineage",
+        default=None,
+        help="YAML file LABEL: {from: PARENT[/STAGE], at_step: N}: runs that start from another run's\n"
+        "student are laid after it (steps, examples, minutes counted from there)",
+    )
     a = p.parse_args(argv)
     metric = main_metric_name(a.task_name)
     rows = [r for label, folder in a.run for r in collect_run(label, folder, metric)]
     if not rows:
         p.error(f"no evaluation with {metric!r} in any {CURVE_FILE} of the runs")
+    starts: Dict[str, Dict[str, object]] = {}
+    if a.lineage:
+        if not os.path.isfile(a.lineage):
+            p.error(f"--lineage {a.lineage!r} is not a file")
+        try:
+            rows, starts = apply_lineage(rows, read_lineage(a.lineage))
+        except LineageError as err:
+            p.error(str(err))
     os.makedirs(a.out, exist_ok=True)
     name = get_task_spec(a.task_name).name.lower().replace("-", "")
     write_csv(os.path.join(a.out, f"{name}.csv"), rows)
@@ -179,6 +292,7 @@ def main(argv=None) -> int:
         a.x,
         teacher,
         majority_rate(a.data_dir, a.task_name),
+        starts,
     )
     print(f"{len(rows)} points of {len(a.run)} runs -> {a.out}/{name}.csv, {name}.png")
     return 0

@@ -2,8 +2,10 @@
 # Keep the committed record of long runs current: every $EVERY seconds (default 300), copy each
 # run's learning_curve.csv (and results.json once finished; per stage for multi-stage runs) from
 # $RUNS/<prefix>_<label> into benchmarks/results/<name>/<label>/, redraw the task's curves with
-# benchmarks/learning_curves.py and commit exactly those files (nothing else in the work tree).
-# A run folder lost between sessions then leaves its curve up to its last evaluation in git.
+# benchmarks/learning_curves.py from every run recorded there (run folder present or not; runs that
+# start from another run's student are laid after it by <name>/lineage.yaml) and commit exactly
+# those files (nothing else in the work tree). A run folder lost between sessions then leaves its
+# curve up to its last evaluation in git, and in the task's plot.
 #
 #   RUNS=../runs [TEACHER=DIR] PY=.venv/bin/python bash benchmarks/sync_curves.sh SST-2 sst2 sst2_students [--once]
 #
@@ -34,23 +36,27 @@ sync_once() {
   for run in "$RUNS/${PREFIX}"_*; do
     [ -d "$run" ] || continue
     local label=${run##*/${PREFIX}_}
-    local found=0
     while IFS= read -r curve; do
       local rel=${curve#"$run"/}
       mkdir -p "$DEST/$label/$(dirname "$rel")"
       cp "$curve" "$DEST/$label/$rel"
       local res="$(dirname "$curve")/results.json"
       [ -f "$res" ] && cp "$res" "$DEST/$label/$(dirname "$rel")/results.json"
-      found=1
     done < <(find "$run" -maxdepth 2 -name learning_curve.csv -not -path "*/checkpoint-*" | sort)
     if [ -f "$run/results.json" ]; then
       mkdir -p "$DEST/$label" && cp "$run/results.json" "$DEST/$label/results.json"
-      [ "$label" = teacher ] && teacher_arg=(--teacher "$DEST/$label")
     fi
-    if [ "$found" = 1 ] && [ "$label" != teacher ]; then
+  done
+  # the plot: every run recorded under $DEST, not only those whose folders are here now
+  [ -d "$DEST/teacher" ] && teacher_arg=(--teacher "$DEST/teacher")
+  for recorded in "$DEST"/*/; do
+    local label=${recorded%/}; label=${label##*/}
+    [ "$label" = teacher ] && continue
+    if [ -n "$(find "$recorded" -maxdepth 2 -name learning_curve.csv -print -quit)" ]; then
       args+=(--run "$label=$DEST/$label")
     fi
   done
+  [ -f "$DEST/lineage.yaml" ] && args+=(--lineage "$DEST/lineage.yaml")
   if [ ${#args[@]} -gt 0 ]; then
     "$PY" benchmarks/learning_curves.py --task_name "$TASK" --data_dir "$GLUE/$TASK" "${args[@]}" \
       "${teacher_arg[@]}" --out "$DEST" > /dev/null || echo "sync_curves: plotting failed" >&2
