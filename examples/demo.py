@@ -58,7 +58,7 @@ def median_ms(fn, inputs, repeats: int = 1) -> float:
     return 1000 * float(np.median(times))
 
 
-def shipped_model_part(model_dir: str, timing_sentences: int) -> None:
+def shipped_model_part(model_dir: str, timing_sentences: int, threads: int) -> None:
     import paddle
     from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
@@ -95,8 +95,8 @@ def shipped_model_part(model_dir: str, timing_sentences: int) -> None:
     inputs = [
         (np.array([e["input_ids"]], dtype="int64"), np.array([e["token_type_ids"]], dtype="int64")) for e in encoded
     ]
-    native = engine.load(model_dir)
-    simulated = engine.load(model_dir, backend="simulated")
+    native = engine.load(model_dir, num_threads=threads)
+    simulated = engine.load(model_dir, backend="simulated")  # Paddle ops: OMP_NUM_THREADS (set in main)
     fp32 = BertForSequenceClassification(BertConfig(**{k: v for k, v in config.items() if k != "architectures"}))
     fp32.eval()
 
@@ -111,7 +111,7 @@ def shipped_model_part(model_dir: str, timing_sentences: int) -> None:
     ]
     print(
         f"latency per sentence, batch 1, median over the first {len(inputs)} dev sentences "
-        f"({paddle.get_num_threads() if hasattr(paddle, 'get_num_threads') else os.cpu_count()} threads):"
+        f"({threads} threads for each):"
     )
     for i, (name, ms) in enumerate(rows):
         print(f"  {name:<52} {ms:8.2f} ms" + (f"  ({ms / rows[0][1]:.0f}x the engine's time)" if i else ""))
@@ -202,13 +202,25 @@ def main() -> None:
     parser.add_argument("--skip_shipped", action="store_true", help="skip part 1")
     parser.add_argument("--output_dir", default="runs/demo", help="part 2: where the teacher and student go")
     parser.add_argument("--student_epochs", type=float, default=3, help="part 2: BiT distillation epochs")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="math threads of the engine, of Paddle and of the training runs (default: OMP_NUM_THREADS if\n"
+        "set, else every CPU this process may run on; Paddle alone would use one)",
+    )
     args = parser.parse_args()
     if args.timing_sentences < 1:
         parser.error("--timing_sentences must be positive")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be positive")
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    threads = args.threads or (int(omp) if omp.isdigit() and int(omp) > 0 else len(os.sched_getaffinity(0)))
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by Paddle at import, and by the training subprocesses
     if not args.skip_shipped:
         if not os.path.isfile(os.path.join(args.model, "config.json")):
             parser.error(f"--model {args.model}: no packed model (config.json) there")
-        shipped_model_part(args.model, args.timing_sentences)
+        shipped_model_part(args.model, args.timing_sentences, threads)
     if args.train:
         training_part(args.output_dir, args.student_epochs)
     elif not args.skip_shipped:
