@@ -20,6 +20,8 @@ GLUE=${GLUE:-../shared/data/glue}
 RUNS=${RUNS:-../runs}
 TASK=${TASK:-SST-2}
 export OMP_NUM_THREADS=${THREADS:-1}
+# training only: Paddle's MKL on its AVX2 kernels on AMD CPUs (paddle_binbert/cpu_tuning.py; docs/training.md)
+export PADDLE_BINBERT_MKL_AVX2=${PADDLE_BINBERT_MKL_AVX2:-1}
 DATA="$GLUE/$TASK"
 case "$TASK" in
   # SST-2: 67,349 short sentences; the release's max length 64. One epoch per student (2,105 steps
