@@ -32,13 +32,11 @@ import sys
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
-import yaml
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from paddle_binbert.data.glue import get_task_spec, read_glue_examples  # noqa: E402
 from paddle_binbert.data.metrics import main_metric_name  # noqa: E402
-from paddle_binbert.io_utils import write_text_atomic  # noqa: E402
+from paddle_binbert.io_utils import read_yaml_mapping, write_text_atomic  # noqa: E402
 from paddle_binbert.train.curves import CURVE_FILE, read_curve  # noqa: E402
 
 COLUMNS = ("run", "stage", "stage_step", "step", "examples", "wall_minutes", "metric", "value")
@@ -91,13 +89,7 @@ class LineageError(ValueError):
 
 def read_lineage(path: str) -> Dict[str, Dict[str, object]]:
     """``{label: {"from": "PARENT[/STAGE]", "at_step": int or None}}`` from a lineage YAML file."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = yaml.safe_load(f) or {}
-        except yaml.YAMLError as err:
-            raise LineageError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise LineageError(f"{path}: expected a mapping LABEL: {{from: PARENT[/STAGE], at_step: N}}")
+    data = read_yaml_mapping(path, LineageError)
     lineage = {}
     for label, entry in data.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("from"), str) or not entry["from"]:

@@ -2,7 +2,7 @@
 
 Paddle's CPU wheels bundle an MKL (``libmklml_intel``) that picks its kernels by CPU vendor: on AMD
 processors it falls back to a generic code path, and a float32 matmul runs at a quarter of the
-speed the same core reaches with AVX2 kernels (measured on a 2-core AMD EPYC with AVX-512, one
+speed the same core reaches with AVX2 kernels (measured on a 2-core AMD EPYC with AVX2, one
 1024 x 1024 x 1024 matmul per call, one thread: 15-17.5 GFLOP/s by default, 53-63 GFLOP/s with
 ``MKL_DEBUG_CPU_TYPE=5``; numbers in docs/training.md). That MKL honours ``MKL_DEBUG_CPU_TYPE=5``,
 which selects the AVX2 kernels whatever the vendor. The variable is read at MKL's first call, so

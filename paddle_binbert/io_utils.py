@@ -9,7 +9,7 @@ import os
 import tempfile
 from typing import Any, Type, Union
 
-__all__ = ["decode_utf8", "parse_json", "sha256_file", "write_json_atomic", "write_text_atomic"]
+__all__ = ["decode_utf8", "parse_json", "read_yaml_mapping", "sha256_file", "write_json_atomic", "write_text_atomic"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -67,3 +67,20 @@ def parse_json(text: str, label: str, error: Type[Exception] = ValueError) -> An
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise error(f"{label}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+
+
+def read_yaml_mapping(path: PathLike, error: Type[Exception] = ValueError) -> dict:
+    """The YAML file ``path`` as a dict (an empty file gives ``{}``); invalid YAML or another top-level
+    type raises ``error`` naming the file (and, for YAML errors, the line and column)."""
+    import yaml  # here, not at the top: the runtime without Paddle imports this module and needs no YAML
+
+    with open(path, encoding="utf-8") as fh:
+        try:
+            data = yaml.safe_load(fh)
+        except yaml.YAMLError as err:
+            raise error(f"{path}: invalid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data

@@ -29,6 +29,7 @@ import yaml
 
 from ..data.glue import GLUE_TASKS
 from ..data.squad import is_squad_task
+from ..io_utils import read_yaml_mapping
 from ..length_adaptive.cli import add_length_drop_args
 from ..tasks.base import DistillTask
 from ..tasks.glue import GlueTask
@@ -281,12 +282,9 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Optional[List[str]]
         if not os.path.isfile(args.config):
             parser.error(f"--config {args.config} does not exist")
         try:
-            with open(args.config, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh) or {}
-        except yaml.YAMLError as err:
-            parser.error(f"--config {args.config}: invalid YAML: {err}")
-        if not isinstance(data, dict):
-            parser.error(f"--config {args.config}: expected a mapping at the top level")
+            data = read_yaml_mapping(args.config)
+        except ValueError as err:
+            parser.error(f"--config {err}")
         quant, loss = data.pop("quant", {}) or {}, data.pop("loss", {}) or {}
         known = {a.dest for a in parser._actions}
         unknown = sorted(set(data) - known)

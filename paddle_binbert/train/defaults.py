@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-import yaml
+from ..io_utils import read_yaml_mapping
 
 __all__ = [
     "CONFIG_DIR_ENV",
@@ -64,13 +64,7 @@ def _read(kind: str, name: str, folder: str) -> Dict[str, Any]:
     path = Path(folder) / kind / f"{_file_key(name) if kind == 'tasks' else name}.yaml"
     if not path.is_file():
         return {}
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = yaml.safe_load(f) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path}: invalid YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+    data = read_yaml_mapping(path)
     allowed = set(TRAINING_KEYS) | {"task", "method", "tasks"} | (set(METHOD_KEYS) if kind == "methods" else set())
     unknown = sorted(set(data) - allowed)
     if unknown:
