@@ -2,7 +2,8 @@
 student, in one run, on random data: MiniLM-L6 shape (6 layers, hidden 384, 12 heads, FFN 1536),
 batch 32, length 64 by default.
 
-    python benchmarks/bench_train_step.py [--steps 10] [--batch_size 32] [--seq_len 64]
+    [OMP_NUM_THREADS=2] [PADDLE_BINBERT_MKL_AVX2=1] python benchmarks/bench_train_step.py [--steps 10] \
+        [--batch_size 32] [--seq_len 64] [--out benchmarks/results/train_step.md]
 
 Prints a markdown table (median and min step time, ratio to FP) and writes it to
 benchmarks/results/train_step.md. Presets are measured round-robin, one step each per round,
@@ -21,6 +22,7 @@ import paddle.nn.functional as F
 from paddlenlp.transformers import BertConfig, BertForSequenceClassification
 
 from paddle_binbert import QuantConfig, available_presets, quantize_model
+from paddle_binbert.machine import cpu_name
 
 
 def build(preset: str, config: BertConfig) -> tuple:
@@ -73,7 +75,10 @@ def main() -> None:
     base = statistics.median(times["fp-paddlenlp"])
     lines = [
         f"Training step (forward + backward + AdamW), MiniLM-L6 shape, batch {args.batch_size}, "
-        f"length {args.seq_len}, {args.steps} steps each, threads: {os.cpu_count()} CPUs visible.",
+        f"length {args.seq_len}, {args.steps} steps each; {os.cpu_count()} CPUs visible ({cpu_name()}); "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset (Paddle uses 1 thread)')}; MKL kernels: "
+        + ("AVX2 (MKL_DEBUG_CPU_TYPE=5)" if os.environ.get("MKL_DEBUG_CPU_TYPE") == "5" else "MKL's own choice")
+        + ".",
         "",
         "| model | bits W-E-A | median step (s) | min step (s) | ratio to FP |",
         "|---|---|---|---|---|",

@@ -27,6 +27,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import sys
 from collections import Counter
@@ -110,14 +111,17 @@ def start_point(rows: List[Dict[str, object]], label: str, source: str, at_step:
     parent, _, stage = source.partition("/")
     candidates = [r for r in rows if r["run"] == parent]
     if not candidates:
-        raise LineageError(f"{label}: starts from {parent!r}, which is not among the runs")
+        raise LineageError(f"{label}: starts from {parent!r}, which is not among the runs or has no evaluation yet")
     stage = stage or str(candidates[-1]["stage"])
     candidates = [r for r in candidates if r["stage"] == stage]
     if not candidates:
         raise LineageError(f"{label}: run {parent!r} has no evaluated stage {stage!r}")
     if at_step is None:
-        best = max(float(r["value"]) for r in candidates)
-        return next(r for r in candidates if float(r["value"]) == best)
+        scored = [r for r in candidates if not math.isnan(float(r["value"]))]
+        if not scored:
+            raise LineageError(f"{label}: every evaluation of {source} is NaN; give its at_step")
+        best = max(float(r["value"]) for r in scored)
+        return next(r for r in scored if float(r["value"]) == best)
     for r in candidates:
         if r["stage_step"] == at_step:
             return r
@@ -150,6 +154,8 @@ def apply_lineage(rows: List[Dict[str, object]], lineage: Dict[str, Dict[str, ob
     for label in lineage:
         if label in labels:
             place(label, ())
+        else:  # a typo would otherwise leave its run drawn from zero without a word
+            print(f"learning_curves: lineage names {label!r}, which is not among the runs", file=sys.stderr)
     return rows, starts
 
 

@@ -50,14 +50,15 @@ sync_once() {
   # the plot: every run recorded under $DEST, not only those whose folders are here now
   [ -d "$DEST/teacher" ] && teacher_arg=(--teacher "$DEST/teacher")
   for recorded in "$DEST"/*/; do
+    [ -d "$recorded" ] || continue # no folder matched: the pattern itself
     local label=${recorded%/}; label=${label##*/}
     [ "$label" = teacher ] && continue
     if [ -n "$(find "$recorded" -maxdepth 2 -name learning_curve.csv -print -quit)" ]; then
       args+=(--run "$label=$DEST/$label")
     fi
   done
-  [ -f "$DEST/lineage.yaml" ] && args+=(--lineage "$DEST/lineage.yaml")
   if [ ${#args[@]} -gt 0 ]; then
+    [ -f "$DEST/lineage.yaml" ] && args+=(--lineage "$DEST/lineage.yaml")
     "$PY" benchmarks/learning_curves.py --task_name "$TASK" --data_dir "$GLUE/$TASK" "${args[@]}" \
       "${teacher_arg[@]}" --out "$DEST" > /dev/null || echo "sync_curves: plotting failed" >&2
   fi

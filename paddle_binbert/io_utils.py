@@ -79,6 +79,8 @@ def read_yaml_mapping(path: PathLike, error: Type[Exception] = ValueError) -> di
             data = yaml.safe_load(fh)
         except yaml.YAMLError as err:
             raise error(f"{path}: invalid YAML: {err}") from None
+        except UnicodeDecodeError as err:
+            raise error(f"{path}: not UTF-8 text (byte offset {err.start})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -84,6 +84,7 @@ def test_a_continued_run_starts_where_its_parent_kept_its_student(runs, tmp_path
         ("cont: {from: chain, step: 3}\n", "unknown field"),
         ("cont: chain\n", "expected {from"),
         ("[1, 2]\n", "expected a mapping"),
+        ("cont: {from: [unclosed\n", "invalid YAML"),
     ],
 )
 def test_bad_lineage_files_are_refused_with_the_reason(runs, tmp_path, text, message):
@@ -93,6 +94,25 @@ def test_bad_lineage_files_are_refused_with_the_reason(runs, tmp_path, text, mes
     path.write_text(text)
     with pytest.raises(s.LineageError, match=message):
         s.apply_lineage(rows, s.read_lineage(str(path)))
+
+
+def test_nan_evaluations_are_not_a_best_start_and_unknown_labels_are_reported(runs, tmp_path, capsys):
+    s = _script()
+    _curve(tmp_path / "collapsed", [(10, float("nan")), (20, 0.4), (30, 0.3)])
+    rows = [r for label in ("collapsed", "cont") for r in s.collect_run(label, str(tmp_path / label), "acc")]
+    path = tmp_path / "lineage.yaml"
+    path.write_text("cont: {from: collapsed}\ntypo: {from: collapsed}\n")
+    rows, starts = s.apply_lineage(rows, s.read_lineage(str(path)))
+    assert starts["cont"]["stage_step"] == 20  # the best real value, not the NaN at step 10
+    assert "'typo', which is not among the runs" in capsys.readouterr().err
+    _curve(tmp_path / "all_nan", [(10, float("nan"))])
+    rows = [r for label in ("all_nan", "cont") for r in s.collect_run(label, str(tmp_path / label), "acc")]
+    path.write_text("cont: {from: all_nan}\n")
+    with pytest.raises(s.LineageError, match="NaN"):
+        s.apply_lineage(rows, s.read_lineage(str(path)))
+    path.write_bytes(b"cont: {from: \xff}\n")
+    with pytest.raises(s.LineageError, match="not UTF-8 text"):
+        s.read_lineage(str(path))
 
 
 def test_cli_writes_the_csv_and_plot_and_refuses_a_bad_lineage(runs, tmp_path, capsys):
