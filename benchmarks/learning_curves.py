@@ -132,12 +132,11 @@ def start_point(rows: List[Dict[str, object]], label: str, source: str, at_step:
 def apply_lineage(rows: List[Dict[str, object]], lineage: Dict[str, Dict[str, object]]):
     """Shift every run named in ``lineage`` to start where its parent's student was saved (parents
     first, so chains of runs add up). Returns the shifted rows and ``{label: start row}``."""
-    labels = list(dict.fromkeys(r["run"] for r in rows))
-    starts: Dict[str, Dict[str, object]] = {}
-    done: set = set()
+    labels = {r["run"] for r in rows}
+    starts: Dict[str, Dict[str, object]] = {}  # also the runs already placed
 
     def place(label: str, path: Tuple[str, ...]) -> None:
-        if label in done or label not in lineage:
+        if label in starts or label not in lineage:
             return
         if label in path:
             raise LineageError(f"lineage cycle: {' -> '.join(path + (label,))}")
@@ -149,7 +148,6 @@ def apply_lineage(rows: List[Dict[str, object]], lineage: Dict[str, Dict[str, ob
                 for key in AXES:
                     r[key] = round(r[key] + start[key], 3) if key == "wall_minutes" else r[key] + start[key]
         starts[label] = dict(start)
-        done.add(label)
 
     for label in lineage:
         if label in labels:

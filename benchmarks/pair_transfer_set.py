@@ -25,7 +25,6 @@ minutes on one core for STS-B).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -37,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from paddle_binbert.data.glue import get_task_spec  # noqa: E402
+from paddle_binbert.data.glue import STSB_MAX_SCORE, STSB_MIN_SCORE, get_task_spec, read_tsv_rows  # noqa: E402
 from paddle_binbert.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 
 Pair = Tuple[str, str]
@@ -129,8 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.path.abspath(args.out) == os.path.abspath(args.data_dir):
         parser.error("--out must differ from --data_dir (the copies of train.tsv and dev.tsv go to --out)")
     train = os.path.join(args.data_dir, "train.tsv")
-    with open(train, encoding="utf-8", newline="") as f:  # GLUE's TSVs have no quoting (data/glue.py)
-        rows = [r for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if r != [] and r != [""]]
+    rows = read_tsv_rows(train)
     if len(rows) < 2:
         parser.error(f"{train}: expected a header and at least one row")
     header, rows = rows[0], rows[1:]
@@ -165,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     label = header.index(spec.label_column)
     lines = ["\t".join(header)] + ["\t".join(r) for r in rows]
-    for n, ((a, b), s) in enumerate(zip(pairs, np.clip(scores, 0.0, 5.0))):  # STS-B's score range
+    for n, ((a, b), s) in enumerate(zip(pairs, np.clip(scores, STSB_MIN_SCORE, STSB_MAX_SCORE))):
         row = ["none"] * len(header)
         row[0] = str(len(rows) + n)
         row[a_col], row[b_col], row[label] = a, b, f"{float(s):.3f}"

@@ -117,14 +117,6 @@ def shipped_model_part(model_dir: str, timing_sentences: int, threads: int) -> N
         print(f"  {name:<52} {ms:8.2f} ms" + (f"  ({ms / rows[0][1]:.0f}x the engine's time)" if i else ""))
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on (all of them where the OS cannot say)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def run(script: str, args: list) -> None:
     cmd = [sys.executable, os.path.join(HERE, script), *args]
     print("\n$ " + " ".join(cmd), flush=True)
@@ -222,12 +214,15 @@ def main() -> None:
         parser.error("--timing_sentences must be positive")
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be positive")
+    # Paddle's MKL on AVX2 kernels on AMD CPUs (paddle_binbert.cpu_tuning): faster training, and a fair
+    # float32 baseline in part 1; harmless there, since part 1's accuracy comes from the packed engine.
+    # Set before the first paddle_binbert import, which applies it.
+    os.environ.setdefault("PADDLE_BINBERT_MKL_AVX2", "1")
+    from paddle_binbert.machine import usable_cpus  # no Paddle import: OMP_NUM_THREADS is set before Paddle's
+
     omp = os.environ.get("OMP_NUM_THREADS", "")
     threads = args.threads or (int(omp) if omp.isdigit() and int(omp) > 0 else usable_cpus())
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read by Paddle at import, and by the training subprocesses
-    # Paddle's MKL on AVX2 kernels on AMD CPUs (paddle_binbert.cpu_tuning): faster training, and a fair
-    # float32 baseline in part 1; harmless there, since part 1's accuracy comes from the packed engine
-    os.environ.setdefault("PADDLE_BINBERT_MKL_AVX2", "1")
     if not args.skip_shipped:
         if not os.path.isfile(os.path.join(args.model, "config.json")):
             parser.error(f"--model {args.model}: no packed model (config.json) there")

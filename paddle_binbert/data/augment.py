@@ -28,9 +28,7 @@ batching, and an interrupted run resumes from its partial file with an identical
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -40,7 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .glue import get_task_spec, read_glue_examples
+from .glue import get_task_spec, read_glue_examples, read_tsv_rows
 
 logger = logging.getLogger(__name__)
 
@@ -493,13 +491,6 @@ class AugmentStats:
         return self.rows_written / max(self.examples, 1)
 
 
-def _raw_rows(path: str) -> List[List[str]]:
-    with open(path, "rb") as handle:
-        text = handle.read().decode("utf-8-sig")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE, strict=False)
-    return [row for row in reader if row and not (len(row) == 1 and not row[0].strip())]
-
-
 def _text_columns(spec: Any, header: Optional[List[str]]) -> List[int]:
     if header is None:
         return list(spec.positions[0])
@@ -551,7 +542,7 @@ def augment_glue_file(
         raise ValueError(f"N must be >= 0, got {n_aug}")
     train_path = os.path.join(glue_dir, "train.tsv")
     examples = read_glue_examples(glue_dir, spec.name, "train")  # validates the file (line-numbered errors)
-    rows = _raw_rows(train_path)
+    rows = read_tsv_rows(train_path)
     header = rows.pop(0) if spec.has_header else None
     if len(rows) != len(examples):
         raise ValueError(f"{train_path}: {len(rows)} rows but {len(examples)} examples; cannot align the file")

@@ -45,6 +45,7 @@ __all__ = [
     "load_glue_features",
     "normalize_task_name",
     "read_glue_examples",
+    "read_tsv_rows",
 ]
 
 
@@ -376,6 +377,14 @@ def _tsv_rows(text: str) -> Iterator[Tuple[int, List[str]]]:
         elif line.endswith(("\n", "\r")):
             line = line[:-1]
         yield number, line.split("\t")
+
+
+def read_tsv_rows(path: str) -> List[List[str]]:
+    """The non-blank rows of a GLUE TSV file, header included, as read by :func:`read_glue_examples`
+    (UTF-8 with an optional BOM, no quoting); for tools that rewrite a file in its own columns."""
+    with open(path, "rb") as handle:
+        text = _decode(path, handle.read())
+    return [row for _, row in _tsv_rows(text) if row and not (len(row) == 1 and not row[0].strip())]
 
 
 def _parse_label(spec: GlueTaskSpec, path: str, line: int, value: str) -> Union[int, float]:

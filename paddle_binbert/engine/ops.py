@@ -33,6 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable, Dict, Iterator, Optional, Union
 
+from ..machine import usable_cpus
 from . import buildcache
 from .buildcache import BUILD_LOG_NAME, RECORD_NAME, find_compiler
 
@@ -313,7 +314,4 @@ def resolve_threads(num_threads: Optional[int] = None) -> int:
     """Thread count: ``num_threads``, else the CPUs this process may run on."""
     if num_threads is not None and int(num_threads) > 0:
         return int(num_threads)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()

@@ -18,6 +18,7 @@ import os
 import sys
 from typing import List, Optional
 
+from ..machine import usable_cpus
 from .app import CONFIG_ENV, NAME_PATTERN, ServeConfig, build_app, load_predictor
 
 __all__ = ["build_parser", "main"]
@@ -92,13 +93,6 @@ def _config(args: argparse.Namespace) -> ServeConfig:
     return ServeConfig(**{k: v for k, v in vars(args).items() if k in keys})
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.request_timeout_s > 0:
@@ -109,7 +103,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(levelname)s: %(message)s")
     config = _config(args)
     if config.num_threads is None and args.workers > 1:
-        config.num_threads = max(1, _cpus() // args.workers)
+        config.num_threads = max(1, usable_cpus() // args.workers)
     try:  # load once here: a bad folder fails now, and the runtime library is built before the workers start
         predictor = load_predictor(config)
     except Exception as err:  # noqa: BLE001 - a clear message, not a traceback
